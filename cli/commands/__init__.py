@@ -1,0 +1,1 @@
+"""Subcommands of the listing-audit CLI: each module defines register(subparsers)."""

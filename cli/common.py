@@ -1,0 +1,75 @@
+"""Helpers shared by CLI subcommands: the --db option, opening the database, output, progress bars."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.engine import default_db_path, make_engine, make_session_factory
+
+
+class CliError(Exception):
+    """A user-facing error: printed as `error: <message>` with exit status 2."""
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", type=Path, default=None,
+        help="SQLite database file (default: $LISTING_AUDIT_DB or data/listing-audit.db)",
+    )
+
+
+def add_format_option(parser: argparse.ArgumentParser, choices: Iterable[str] = ("text", "json")) -> None:
+    choices = list(choices)
+    parser.add_argument("--format", choices=choices, default=choices[0], help="output format")
+
+
+def open_db(args: argparse.Namespace) -> sessionmaker[Session]:
+    """Session factory for the database named by --db (or the default)."""
+    return make_session_factory(make_engine(args.db or default_db_path()))
+
+
+def print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def print_csv(rows: list[dict], columns: list[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+class ProgressBar:
+    """A one-line terminal progress bar on stderr, silent when stderr is not a terminal."""
+
+    def __init__(self, label: str, *, stream=None, min_interval_s: float = 0.1):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.min_interval_s = min_interval_s
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if not self.enabled or (now - self._last < self.min_interval_s and fraction < 1.0):
+            return
+        self._last = now
+        width = 30
+        filled = int(round(max(0.0, min(1.0, fraction)) * width))
+        bar = "#" * filled + "-" * (width - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {fraction * 100:5.1f}% {message[:60]:<60}")
+        if fraction >= 1.0:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def close(self, message: Optional[str] = None) -> None:
+        if self.enabled:
+            self.stream.write("\n" if message is None else f"\r{message}\n")
+            self.stream.flush()

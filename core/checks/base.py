@@ -1,0 +1,103 @@
+"""The audit check interface and registry.
+
+A check looks at the audited samples and returns a per-sample table:
+`is_<name>_issue` (bool), `<name>_score` (float in [0, 1], lower is worse), and
+the evidence columns `suggested_label`, `group`, `reason`, `evidence` (dict),
+plus a summary dict. Checks are looked up by name in REGISTRY.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional, Protocol
+
+import numpy as np
+import pandas as pd
+
+ProgressCallback = Callable[[float, str], None]
+EVIDENCE_COLUMNS = ["suggested_label", "group", "reason", "evidence"]
+
+
+class EmbeddingStore(Protocol):
+    """Cache of image embeddings keyed by (content hash, backbone name)."""
+
+    def get_many(self, content_hashes: list[str], backbone: str) -> dict[str, np.ndarray]: ...
+
+    def put_many(self, vectors: dict[str, np.ndarray], backbone: str) -> None: ...
+
+
+@dataclass
+class AuditContext:
+    """What every check gets.
+
+    samples: one row per audited sample, indexed by sample id, with the columns
+    of db.queries.SAMPLE_COLUMNS; `label` is the sample's CURRENT label (after
+    corrections) and `folder_label` the class of its folder. Deleted and missing
+    samples are not in it. classes: sorted class names, the order of every
+    probability column. root: the dataset folder. params: the audit's options.
+    """
+
+    samples: pd.DataFrame
+    classes: list[str]
+    root: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressCallback = lambda fraction, message: None
+    embeddings: Optional[EmbeddingStore] = None
+    #: results of checks that already ran in this audit, by name (e.g. price uses mislabel's)
+    earlier: dict[str, "CheckResult"] = field(default_factory=dict)
+
+    def label_indices(self) -> np.ndarray:
+        """Current labels as integer indices into `classes`, shape (N,)."""
+        lookup = {name: index for index, name in enumerate(self.classes)}
+        return self.samples["label"].map(lookup).to_numpy(dtype=np.int64)
+
+
+@dataclass
+class CheckResult:
+    """issues: indexed by sample id (every audited sample the check looked at), with columns
+    is_<name>_issue, <name>_score and EVIDENCE_COLUMNS. summary: small JSON-able dict."""
+
+    name: str
+    issues: pd.DataFrame
+    summary: dict[str, Any]
+
+    def flagged(self) -> pd.DataFrame:
+        """Only the rows that are issues, worst first."""
+        table = self.issues[self.issues[f"is_{self.name}_issue"]]
+        return table.sort_values(f"{self.name}_score", kind="stable")
+
+
+class Check(ABC):
+    """One kind of issue. Subclasses set `name` and implement `find_issues`."""
+
+    name: ClassVar[str]
+    #: a check that needs readable pixels skips unreadable samples
+    needs_readable: ClassVar[bool] = True
+
+    @abstractmethod
+    def find_issues(self, context: AuditContext) -> CheckResult:
+        ...
+
+    def result(self, issues: pd.DataFrame, summary: dict[str, Any]) -> CheckResult:
+        """Fill missing evidence columns with empty values and wrap the table."""
+        for column in EVIDENCE_COLUMNS:
+            if column not in issues.columns:
+                issues[column] = [{} for _ in range(len(issues))] if column == "evidence" else None
+        return CheckResult(self.name, issues, summary)
+
+
+REGISTRY: dict[str, type[Check]] = {}
+
+
+def register(check_class: type[Check]) -> type[Check]:
+    """Class decorator: make a check available by its name."""
+    REGISTRY[check_class.name] = check_class
+    return check_class
+
+
+def get_check(name: str, **options) -> Check:
+    """An instance of the check called `name`; ValueError listing the valid names otherwise."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown check {name!r}; checks are: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**options)

@@ -1,0 +1,224 @@
+"""Create, spawn, run, cancel and watch jobs. A job's state lives in the `jobs` table.
+
+Life cycle: queued -> running -> succeeded | failed | cancelled. The worker
+process writes progress and a heartbeat; readers call `reap_dead_jobs` so that a
+killed worker's job becomes `failed` instead of staying `running` forever.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Job
+
+log = logging.getLogger(__name__)
+
+#: kind -> "module:function"; the function is called as fn(factory, job_id, reporter) -> result dict.
+JOB_KINDS = {
+    "scan": "jobs.scan:run_scan_job",
+}
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
+#: A running job whose heartbeat is older than this is presumed dead even if its pid exists.
+HEARTBEAT_TIMEOUT = timedelta(minutes=10)
+LOG_DIR = Path("data") / "logs"
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when cancellation was requested; the job ends as `cancelled`."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: Optional[datetime]) -> Optional[datetime]:
+    """SQLite returns naive datetimes; ours are all UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def create_job(session: Session, dataset_id: int, kind: str, params: dict[str, Any]) -> Job:
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; kinds are: {', '.join(sorted(JOB_KINDS))}")
+    job = Job(dataset_id=dataset_id, kind=kind, params_json=json.dumps(params), status="queued")
+    session.add(job)
+    session.flush()
+    return job
+
+
+def job_params(job: Job) -> dict[str, Any]:
+    return json.loads(job.params_json or "{}")
+
+
+def job_result(job: Job) -> Optional[dict[str, Any]]:
+    return json.loads(job.result_json) if job.result_json else None
+
+
+class JobReporter:
+    """Progress reporting from inside a job: throttled writes of progress, message and heartbeat.
+
+    Calling the reporter also checks for a cancel request and raises JobCancelled.
+    `echo` (optional) receives every update too, e.g. a terminal progress bar.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], job_id: int, *,
+                 echo: Optional[Callable[[float, str], None]] = None, min_interval_s: float = 0.5):
+        self.factory = factory
+        self.job_id = job_id
+        self.echo = echo
+        self.min_interval_s = min_interval_s
+        self._last_write = 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        if self.echo:
+            self.echo(fraction, message)
+        now = time.monotonic()
+        if now - self._last_write < self.min_interval_s and fraction < 1.0:
+            return
+        self._last_write = now
+        with self.factory.begin() as session:
+            job = session.get(Job, self.job_id)
+            job.progress = float(max(0.0, min(1.0, fraction)))
+            job.message = message
+            job.heartbeat_at = utcnow()
+            cancel = job.cancel_requested
+        if cancel:
+            raise JobCancelled()
+
+
+def _job_function(kind: str) -> Callable:
+    module_name, function_name = JOB_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _finish(factory: sessionmaker[Session], job_id: int, status: str, *, result=None, error=None) -> None:
+    with factory.begin() as session:
+        job = session.get(Job, job_id)
+        job.status = status
+        job.finished_at = utcnow()
+        job.heartbeat_at = job.finished_at
+        if result is not None:
+            job.result_json = json.dumps(result, default=str)
+            job.progress = 1.0
+        job.error = error
+
+
+def run_job(factory: sessionmaker[Session], job_id: int, *,
+            echo: Optional[Callable[[float, str], None]] = None) -> Job:
+    """Run a queued job in this process to its end and return it. Exceptions are recorded, not raised."""
+    with factory.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise ValueError(f"no job with id {job_id}")
+        if job.status != "queued":
+            raise ValueError(f"job {job_id} is {job.status}, not queued")
+        if job.cancel_requested:
+            job.status, job.finished_at = "cancelled", utcnow()
+            return job
+        job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
+        job.pid, job.host = os.getpid(), socket.gethostname()
+        kind = job.kind
+    reporter = JobReporter(factory, job_id, echo=echo)
+    try:
+        result = _job_function(kind)(factory, job_id, reporter)
+    except JobCancelled:
+        _finish(factory, job_id, "cancelled", error="cancelled on request")
+    except BaseException as error:  # a failed job records why, whatever it was
+        log.exception("job %s failed", job_id)
+        _finish(factory, job_id, "failed", error=_error_text(error))
+        if not isinstance(error, Exception):
+            raise
+    else:
+        _finish(factory, job_id, "succeeded", result=result or {})
+    with factory() as session:
+        return session.get(Job, job_id)
+
+
+def _error_text(error: BaseException) -> str:
+    summary = f"{type(error).__name__}: {error}"
+    trace = "".join(traceback.format_exception(error)[-6:])
+    return f"{summary}\n\n{trace}"
+
+
+def spawn_job(db_path: str | os.PathLike, job_id: int, *, log_dir: Path = LOG_DIR) -> int:
+    """Start `listing-audit worker JOB_ID` as a detached process; returns its pid.
+
+    The worker outlives the app process that started it (new session), and its
+    output goes to <log_dir>/job-<id>.log.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"job-{job_id}.log", "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", str(job_id), "--db", str(db_path)],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
+        )
+    return process.pid
+
+
+def request_cancel(session: Session, job_id: int) -> None:
+    """Ask a job to stop; a queued job is cancelled at once, a running one at its next progress report."""
+    job = session.get(Job, job_id)
+    if job is None or job.status in FINISHED:
+        return
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status, job.finished_at = "cancelled", utcnow()
+
+
+def process_alive(pid: Optional[int]) -> bool:
+    """Whether process `pid` exists on this machine and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def reap_dead_jobs(session: Session) -> list[int]:
+    """Mark running jobs whose worker is gone as failed. Returns their ids."""
+    host = socket.gethostname()
+    now = utcnow()
+    dead = []
+    for job in session.scalars(select(Job).where(Job.status == "running")):
+        heartbeat = _aware(job.heartbeat_at) or _aware(job.started_at) or now
+        gone = job.host == host and not process_alive(job.pid)
+        if gone or now - heartbeat > HEARTBEAT_TIMEOUT:
+            dead.append(job.id)
+    if dead:
+        session.execute(
+            update(Job).where(Job.id.in_(dead)).values(
+                status="failed", finished_at=now,
+                error="the worker process stopped without finishing (killed or crashed)",
+            )
+        )
+    return dead
+
+
+def latest_job(session: Session, dataset_id: int, kind: str) -> Optional[Job]:
+    return session.scalars(
+        select(Job).where(Job.dataset_id == dataset_id, Job.kind == kind).order_by(Job.id.desc()).limit(1)
+    ).one_or_none()

@@ -1,0 +1,133 @@
+"""Scan a dataset folder into the database: new and changed files inspected, vanished ones marked missing.
+
+Identity is (dataset, relative path): a rescan updates rows in place, so every
+correction stays attached. Unchanged files (same size and mtime) are not re-read.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.dataset import FileEntry, discover, read_listings
+from core.imaging import ImageInfo
+from core.scan import ProgressCallback, inspect_files
+from db.models import Dataset, Job, Sample, utcnow
+from db.queries import apply_listings, get_or_create_dataset, known_files, mark_missing, store_dataset_scan
+from jobs.runner import job_params
+
+INSPECT_SHARE = 0.9  # of the progress bar
+
+
+def _sample_values(entry: FileEntry, info: ImageInfo) -> dict:
+    stats = info.stats
+    return {
+        "path": entry.path, "label": entry.label, "file_size": entry.size, "mtime_ns": entry.mtime_ns,
+        "content_hash": info.content_hash, "phash": info.phash, "width": info.width, "height": info.height,
+        "mode": info.mode, "readable": info.error is None, "error": info.error,
+        "brightness": stats.brightness if stats else None, "contrast": stats.contrast if stats else None,
+        "sharpness": stats.sharpness if stats else None, "entropy": stats.entropy if stats else None,
+        "colorfulness": stats.colorfulness if stats else None,
+        "missing": False, "scanned_at": utcnow(),
+    }
+
+
+def _needs_inspection(entry: FileEntry, known: Optional[tuple[int, int, int]]) -> bool:
+    return known is None or entry.stat_error is not None or (known[1], known[2]) != (entry.size, entry.mtime_ns)
+
+
+def _store_inspected(session: Session, dataset_id: int, entries: list[FileEntry], infos: list[ImageInfo],
+                     known: dict[str, tuple[int, int, int]]) -> tuple[int, int]:
+    """Insert new samples, update changed ones in place. Returns (new, updated)."""
+    inserts, updates = [], []
+    for entry, info in zip(entries, infos):
+        values = _sample_values(entry, info)
+        if entry.path in known:
+            updates.append({"id": known[entry.path][0], **values})
+        else:
+            inserts.append({"dataset_id": dataset_id, "first_seen_at": utcnow(), **values})
+    if inserts:
+        session.execute(insert(Sample), inserts)
+    if updates:
+        session.execute(update(Sample), updates)
+    return len(inserts), len(updates)
+
+
+def summarise(session: Session, dataset: Dataset, classes: list[str], listings_paths: set[str],
+              problems: list[str]) -> dict:
+    """The scan summary: counts per class, unreadable files, listing join counts (see the scan command)."""
+    rows = session.execute(
+        select(Sample.path, Sample.label, Sample.readable, Sample.error, Sample.listing_id, Sample.price,
+               Sample.title)
+        .where(Sample.dataset_id == dataset.id, Sample.missing.is_(False))
+        .order_by(Sample.path)
+    ).all()
+    per_class = {label: 0 for label in classes}
+    unreadable = []
+    image_paths = set()
+    without_listing = 0
+    for path, label, readable, error, listing_id, price, title in rows:
+        per_class[label] = per_class.get(label, 0) + 1
+        image_paths.add(path)
+        if not readable:
+            unreadable.append({"path": path, "reason": error})
+        if path not in listings_paths:
+            without_listing += 1
+    return {
+        "dataset_id": dataset.id,
+        "root": dataset.root,
+        "images": len(rows),
+        "classes": per_class,
+        "empty_classes": [c for c, n in per_class.items() if n == 0],
+        "unreadable": unreadable,
+        "unmatched_listings": len(listings_paths - image_paths),
+        "images_without_listing": without_listing,
+        "listings_problems": problems,
+    }
+
+
+def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int] = None,
+                 progress: Optional[ProgressCallback] = None) -> dict:
+    """Scan `root` into the database and return the summary dict (also stored on the dataset).
+
+    Summary keys: dataset_id, root, images, classes (name -> count), empty_classes,
+    unreadable [{path, reason}], unmatched_listings, images_without_listing,
+    listings_problems, new, updated, unchanged, missing, seconds.
+    """
+    started = time.perf_counter()
+    report = progress or (lambda fraction, message: None)
+    report(0.0, "listing files")
+    files = discover(root)
+    listings = read_listings(files.root)
+    with factory.begin() as session:
+        dataset_id = get_or_create_dataset(session, files.root).id
+        known = known_files(session, dataset_id)
+    to_inspect = [e for e in files.files if _needs_inspection(e, known.get(e.path))]
+    infos = inspect_files(
+        files.root, to_inspect,
+        workers=workers, progress=lambda f, m: report(f * INSPECT_SHARE, m),
+    )
+    report(INSPECT_SHARE, "saving")
+    with factory.begin() as session:
+        dataset = session.get(Dataset, dataset_id)
+        new, updated = _store_inspected(session, dataset_id, to_inspect, infos, known)
+        missing = mark_missing(session, dataset_id, {e.path for e in files.files})
+        apply_listings(session, dataset_id, listings.table)
+        summary = summarise(session, dataset, files.classes, set(listings.table["path"]), listings.problems)
+        summary.update(
+            new=new, updated=updated, unchanged=len(files.files) - len(to_inspect), missing=missing,
+            listings_file=listings.present, seconds=round(time.perf_counter() - started, 3),
+        )
+        store_dataset_scan(session, dataset, summary)
+    report(1.0, f"scanned {summary['images']} images")
+    return summary
+
+
+def run_scan_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict:
+    """Job entry point: params {"root": str, "workers": int | None}."""
+    with factory() as session:
+        params = job_params(session.get(Job, job_id))
+    return scan_dataset(factory, params["root"], workers=params.get("workers"), progress=reporter)
