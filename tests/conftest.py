@@ -1,0 +1,69 @@
+"""Shared test fixtures: tiny real images on disk and a session factory on a temporary SQLite file."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from db.engine import make_engine, make_session_factory
+
+
+def make_image(
+    path: str | Path,
+    size: tuple[int, int] = (32, 32),
+    color: Optional[tuple[int, ...]] = None,
+    mode: str = "RGB",
+    **save_options,
+) -> Path:
+    """Write a small real image to `path` (format from its suffix) and return the path.
+
+    size: (width, height) in pixels. color: a solid fill (one value per band of
+    `mode`); None draws a smooth random texture seeded by the file name, so
+    differently named images get different pHashes and the same name the same
+    image. mode: any PIL mode, e.g. "RGB", "L", "RGBA", "P", "CMYK", "I;16".
+    save_options go to `Image.save` (quality, exif, ...). Parent folders are created.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if color is not None:
+        image = Image.new(mode, size, color)
+    else:
+        image = _texture(size, seed=path.name)
+        if mode != "RGB":
+            image = _texture_in_mode(image, mode)
+    image.save(path, **save_options)
+    return path
+
+
+def _texture(size: tuple[int, int], *, seed: str) -> Image.Image:
+    """A smooth RGB texture: 4x4 random blocks upscaled, so its pHash is stable under small changes."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "little"))
+    blocks = rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8)
+    return Image.fromarray(blocks).resize(size, Image.Resampling.BILINEAR)
+
+
+def _texture_in_mode(rgb: Image.Image, mode: str) -> Image.Image:
+    if mode.startswith("I;16"):
+        luma = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257
+        return Image.fromarray(luma)
+    if mode == "P":
+        return rgb.quantize(16)
+    return rgb.convert(mode)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    """A fresh SQLite database file path (tables are created by the `factory` fixture)."""
+    return tmp_path / "listing-audit.db"
+
+
+@pytest.fixture
+def factory(db_path):
+    """A session factory on a new SQLite file in tmp_path, tables created."""
+    engine = make_engine(db_path)
+    yield make_session_factory(engine)
+    engine.dispose()
