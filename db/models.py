@@ -116,7 +116,10 @@ class Correction(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     previous_id: Mapped[int] = mapped_column(Integer, default=0)  # the sample's latest correction before this, 0 if none
     reverts_id: Mapped[Optional[int]] = mapped_column(ForeignKey("corrections.id"))
-    flag_id: Mapped[Optional[int]] = mapped_column(ForeignKey("flags.id", ondelete="SET NULL"))
+    flag_id: Mapped[Optional[int]] = mapped_column(ForeignKey("flags.id", ondelete="SET NULL"), index=True)
+    # Decisions made by one action (a bulk accept, "keep one, delete the rest", an import)
+    # share a batch id, so "undo my last decision" reverts the whole action.
+    batch_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
