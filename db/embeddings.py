@@ -1,0 +1,78 @@
+"""The embedding cache in the `embeddings` table: one float32 vector per (content hash, backbone key).
+
+`load_embeddings` / `save_embeddings` take the caller's session; `DbEmbeddingStore`
+wraps a session factory into the `EmbeddingStore` protocol the audit checks use.
+Identical files share one row whatever dataset or path they come from.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Embedding
+
+#: Rows per IN (...) query and per INSERT batch; well under SQLite's bound-parameter limit.
+BATCH_SIZE = 500
+
+
+def _batches(items: Sequence, size: int = BATCH_SIZE) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def load_embeddings(session: Session, content_hashes: Iterable[str], backbone: str) -> dict[str, np.ndarray]:
+    """Cached vectors of the given content hashes for `backbone`: hash -> float32 array, shape (D,).
+
+    Hashes without a cached vector are absent from the result.
+    """
+    wanted = sorted(set(content_hashes))
+    found: dict[str, np.ndarray] = {}
+    for batch in _batches(wanted):
+        rows = session.execute(
+            select(Embedding.content_hash, Embedding.dim, Embedding.vector)
+            .where(Embedding.backbone == backbone, Embedding.content_hash.in_(batch))
+        )
+        for content_hash, dim, vector in rows:
+            array = np.frombuffer(vector, dtype=np.float32)
+            if array.shape != (dim,):
+                raise ValueError(f"embedding of {content_hash} for {backbone} holds {array.size} values, not {dim}")
+            found[content_hash] = array
+    return found
+
+
+def save_embeddings(session: Session, vectors: dict[str, np.ndarray], backbone: str) -> int:
+    """Store vectors (hash -> array of shape (D,)) for `backbone`; existing rows are kept. Returns rows offered."""
+    rows = []
+    for content_hash, vector in vectors.items():
+        array = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+        rows.append({"content_hash": content_hash, "backbone": backbone, "dim": array.size, "vector": array.tobytes()})
+    for batch in _batches(rows):
+        statement = insert(Embedding).values(list(batch)).on_conflict_do_nothing(
+            index_elements=["content_hash", "backbone"]
+        )
+        session.execute(statement)
+    return len(rows)
+
+
+def count_embeddings(session: Session, backbone: str) -> int:
+    """How many vectors are cached for `backbone`."""
+    return session.scalar(select(func.count(Embedding.id)).where(Embedding.backbone == backbone)) or 0
+
+
+class DbEmbeddingStore:
+    """`EmbeddingStore` backed by the database: each call runs in its own short transaction."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def get_many(self, content_hashes: list[str], backbone: str) -> dict[str, np.ndarray]:
+        with self._factory.begin() as session:
+            return load_embeddings(session, content_hashes, backbone)
+
+    def put_many(self, vectors: dict[str, np.ndarray], backbone: str) -> None:
+        with self._factory.begin() as session:
+            save_embeddings(session, vectors, backbone)
