@@ -1,12 +1,14 @@
-"""Shared Streamlit plumbing: the cached engine, the selected dataset, a live job-progress panel.
+"""Shared Streamlit plumbing: the cached engine, the selected dataset, the reviewer, a live job-progress panel.
 
-Pages call `session_factory()` and `selected_dataset()`; nothing here computes:
-it only reads the database and renders.
+Pages call `session_factory()`, `selected_dataset()` and `reviewer_name()`;
+nothing here computes: it only reads the database and renders. The sidebar
+choices keep their values across pages (`persist_state="session"`).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -16,11 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.engine import default_db_path, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
-from jobs.runner import reap_dead_jobs
+from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
 
 #: Set by scripts/run.sh: the dataset the app opens on first.
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
 DATASET_KEY = "dataset_id"
+REVIEWER_KEY = "reviewer"
 
 
 @dataclass(frozen=True)
@@ -32,18 +35,42 @@ class DatasetRef:
     name: str
 
 
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job's state as read once from the database (plain values, safe after the session closes)."""
+
+    id: int
+    kind: str
+    status: str  # queued | running | succeeded | failed | cancelled
+    progress: float  # 0..1
+    message: str
+    error: Optional[str]
+    cancel_requested: bool
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
 def db_path() -> Path:
     return default_db_path().resolve()
 
 
 @st.cache_resource
-def _factory_for(path: str) -> sessionmaker[Session]:
+def factory_for(path: str) -> sessionmaker[Session]:
+    """The session factory of the database file at `path` (one engine per file, shared by all sessions).
+
+    Cached functions take the database path as an argument and call this, so
+    that their cache is keyed by database as well as by their other arguments.
+    """
     return make_session_factory(make_engine(path))
 
 
 def session_factory() -> sessionmaker[Session]:
     """The app's session factory for $LISTING_AUDIT_DB (one engine per database file)."""
-    return _factory_for(str(db_path()))
+    return factory_for(str(db_path()))
 
 
 def _default_dataset_id(datasets) -> Optional[int]:
@@ -54,6 +81,11 @@ def _default_dataset_id(datasets) -> Optional[int]:
             if dataset is not None:
                 return dataset.id
     return datasets[0].id if datasets else None
+
+
+def select_dataset(dataset_id: int) -> None:
+    """Make `dataset_id` the selected dataset. Call it from a widget callback (before the picker renders)."""
+    st.session_state[DATASET_KEY] = dataset_id
 
 
 def selected_dataset() -> Optional[DatasetRef]:
@@ -67,7 +99,7 @@ def selected_dataset() -> Optional[DatasetRef]:
     if st.session_state.get(DATASET_KEY) not in by_id:
         st.session_state[DATASET_KEY] = _default_dataset_id(datasets)
     chosen = st.sidebar.selectbox(
-        "Dataset", options=list(by_id), key=DATASET_KEY,
+        "Dataset", options=list(by_id), key=DATASET_KEY, persist_state="session",
         format_func=lambda dataset_id: f"{by_id[dataset_id].name}  ({by_id[dataset_id].root})",
     )
     return by_id[chosen]
@@ -75,25 +107,87 @@ def selected_dataset() -> Optional[DatasetRef]:
 
 def reviewer_name() -> str:
     """The reviewer name set once in the sidebar; stored with every decision."""
-    return st.sidebar.text_input("Reviewer", key="reviewer", placeholder="your name").strip()
+    name = st.sidebar.text_input("Reviewer", key=REVIEWER_KEY, placeholder="your name", persist_state="session")
+    return name.strip()
 
 
-def job_status_panel(job_id: int, *, title: str, run_every_s: float = 1.0) -> None:
-    """A live progress bar for one job, polling the database; survives page reloads (state is in the db)."""
+def read_job(job_id: int, *, reap: bool = True) -> Optional[JobSnapshot]:
+    """The job's current state, or None if there is no such job. reap: first mark dead workers' jobs failed."""
+    with session_factory().begin() as session:
+        if reap:
+            reap_dead_jobs(session)
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        return JobSnapshot(
+            job.id, job.kind, job.status, float(job.progress or 0.0), job.message or "", job.error,
+            bool(job.cancel_requested), job.started_at, job.finished_at,
+        )
+
+
+def _cancel(job_id: int) -> None:
+    with session_factory().begin() as session:
+        request_cancel(session, job_id)
+
+
+def _elapsed(job: JobSnapshot) -> str:
+    if job.started_at is None:
+        return ""
+    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
+    end = job.finished_at or datetime.now(timezone.utc)
+    end = end if end.tzinfo else end.replace(tzinfo=timezone.utc)
+    return f" ({(end - started).total_seconds():.0f} s)"
+
+
+def _render_active(job: JobSnapshot, title: str) -> None:
+    text = f"{title}: {job.message or job.status}{_elapsed(job)}"
+    if job.cancel_requested:
+        text += " - stopping"
+    bar, button = st.columns([6, 1], vertical_alignment="bottom")
+    bar.progress(min(max(job.progress, 0.0), 1.0), text=text)
+    button.button("Cancel", key=f"cancel_job_{job.id}", on_click=_cancel, args=(job.id,),
+                  disabled=job.cancel_requested, width="stretch")
+
+
+def _render_finished(job: JobSnapshot, title: str) -> None:
+    if job.status == "succeeded":
+        st.success(f"{title}: done{_elapsed(job)}. {job.message}")
+    elif job.status == "cancelled":
+        st.warning(f"{title}: cancelled.")
+    else:
+        first_line = (job.error or "unknown error").splitlines()[0]
+        st.error(f"{title} failed: {first_line}")
+        if job.error and job.error.strip() != first_line:
+            with st.expander("Error details"):
+                st.code(job.error, language=None)
+
+
+def job_status_panel(job_id: int, *, title: str, run_every_s: float = 1.0,
+                     show_success: bool = True) -> Optional[str]:
+    """Show one job's progress, polling the database while it is queued or running; returns its status.
+
+    State lives in the database, so the panel survives page reloads. While the
+    job is active the panel refreshes itself every `run_every_s` seconds and
+    offers a Cancel button; when it ends, the whole page reruns once so that
+    what the job changed is shown. A finished job shows its outcome (a failure
+    with its error); show_success=False shows nothing for a job that succeeded.
+    Returns None if there is no such job.
+    """
+    job = read_job(job_id)
+    if job is None:
+        st.error(f"{title}: job {job_id} does not exist.")
+        return None
+    if not job.active:
+        if job.status != "succeeded" or show_success:
+            _render_finished(job, title)
+        return job.status
 
     @st.fragment(run_every=run_every_s)
-    def _panel() -> None:
-        with session_factory().begin() as session:
-            reap_dead_jobs(session)
-            job = session.get(Job, job_id)
-            status, progress, message, error = job.status, job.progress, job.message, job.error
-        if status in ("queued", "running"):
-            st.progress(progress, text=f"{title}: {message or status}")
-        elif status == "succeeded":
-            st.success(f"{title}: done. {message}")
-        elif status == "cancelled":
-            st.warning(f"{title}: cancelled.")
-        else:
-            st.error(f"{title} failed: {(error or '').splitlines()[0] if error else 'unknown error'}")
+    def _live() -> None:
+        current = read_job(job_id)
+        if not current.active:
+            st.rerun()  # the whole page: show the outcome and fresh data
+        _render_active(current, title)
 
-    _panel()
+    _live()
+    return job.status

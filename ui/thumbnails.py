@@ -1,0 +1,88 @@
+"""Small JPEG renderings of dataset images for the browser, cached per file version.
+
+Only the images on screen are decoded (JPEG draft mode makes a 160 px
+thumbnail of a large photo cheap), and each rendering is cached under
+(path, mtime, size), so paging back and forth or rerunning decodes nothing twice.
+An image that cannot be decoded gets a grey placeholder that says why.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import textwrap
+from typing import Optional
+
+import streamlit as st
+from PIL import Image, ImageDraw, ImageFont
+
+from core.imaging import open_rgb
+
+log = logging.getLogger(__name__)
+
+#: Longest side of a grid thumbnail, in pixels.
+THUMBNAIL_SIDE = 160
+#: Longest side of the large view, in pixels.
+LARGE_SIDE = 960
+JPEG_QUALITY = 85
+# What Pillow's plugins raise on files that are missing, truncated or malformed.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, IndexError,
+                  TypeError, KeyError, ZeroDivisionError)
+_PLACEHOLDER_BACKGROUND = (225, 225, 228)
+_PLACEHOLDER_INK = (90, 90, 96)
+
+
+def encode_jpeg(image: Image.Image, *, quality: int = JPEG_QUALITY) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def placeholder_jpeg(text: str, *, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A side x side grey JPEG with `text` wrapped on it (e.g. why an image cannot be shown)."""
+    image = Image.new("RGB", (side, side), _PLACEHOLDER_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    font_size = max(10, side // 12)
+    font = ImageFont.load_default(size=font_size)
+    lines = textwrap.wrap(text, width=max(8, int(side / (font_size * 0.6))))[:6]
+    top = (side - len(lines) * (font_size + 4)) // 2
+    for number, line in enumerate(lines):
+        draw.text((side // 2, top + number * (font_size + 4)), line, fill=_PLACEHOLDER_INK, font=font, anchor="ma")
+    return encode_jpeg(image)
+
+
+def render_jpeg(path: str, *, max_side: int) -> tuple[bytes, Optional[str]]:
+    """(JPEG bytes of the image at `path`, upright and at most `max_side` px, None), or (placeholder, problem).
+
+    Never raises for a missing or undecodable file: the problem is returned instead.
+    """
+    try:
+        image = open_rgb(path, max_side=max_side)
+    except FileNotFoundError:
+        problem = "file not found (moved or deleted since the scan)"
+    except _DECODE_ERRORS as error:
+        problem = f"cannot decode: {error}"
+    else:
+        return encode_jpeg(image), None
+    log.info("cannot render %s: %s", path, problem)
+    return placeholder_jpeg(problem, side=min(max_side, 2 * THUMBNAIL_SIDE)), problem
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def thumbnail(path: str, mtime_ns: int, file_size: int, *, max_side: int = THUMBNAIL_SIDE) -> bytes:
+    """JPEG bytes of a thumbnail of the image at absolute `path` (placeholder if it cannot be decoded).
+
+    mtime_ns and file_size identify the file version: a changed file is rendered again.
+    """
+    return render_jpeg(path, max_side=max_side)[0]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def large_image(path: str, mtime_ns: int, file_size: int, *, max_side: int = LARGE_SIDE) -> tuple[bytes, Optional[str]]:
+    """(JPEG bytes, problem or None) of the image at absolute `path` for the large view; see render_jpeg."""
+    return render_jpeg(path, max_side=max_side)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def unreadable_placeholder(reason: str, *, side: int = THUMBNAIL_SIDE) -> bytes:
+    """The grid tile of an image the scan found unreadable: a placeholder with the first words of the reason."""
+    return placeholder_jpeg(f"unreadable: {reason}", side=side)
