@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 #: kind -> "module:function"; the function is called as fn(factory, job_id, reporter) -> result dict.
 JOB_KINDS = {
     "scan": "jobs.scan:run_scan_job",
+    "export": "jobs.export:run_export_job",
 }
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
