@@ -4,17 +4,24 @@ A sample's state is (label, deleted). Every decision appends a Correction that
 records the state before and after it; nothing is ever updated or deleted. Two
 decisions made on the same previous state cannot both land (unique
 (sample_id, previous_id)), so a reviewer acting on a stale view is told.
+
+Beyond single decisions: several decisions applied as one action (`decide_many`,
+sharing a batch id), "undo my last action" for a reviewer, and the log written to
+and replayed from CSV so review work moves between machines.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+import csv
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Iterable, Optional
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from db.models import Correction, Sample
+from db.models import Correction, Sample, utcnow
 
 ACTIONS = ("relabel", "delete", "keep", "restore", "undo")
 
@@ -97,12 +104,16 @@ def decide(
     note: str = "",
     expected_last_id: Optional[int] = None,
     flag_id: Optional[int] = None,
+    batch_id: Optional[str] = None,
+    created_at: Optional[datetime] = None,
 ) -> Correction:
     """Append one decision on `sample` and return it (flushed, with its id).
 
     expected_last_id: the id of the latest correction the reviewer saw (0 for
     none); if the sample has changed since, DecisionConflict is raised. None
     means "decide on whatever the current state is" (scripts).
+    batch_id groups the decisions of one action (see decide_many); created_at
+    (UTC) is only given when replaying a log from elsewhere (import_corrections_csv).
     Raises DecisionError when the action is impossible; the session is then unchanged.
     """
     if action not in ACTIONS:
@@ -117,6 +128,7 @@ def decide(
         sample_id=sample.id, action=action, old_label=state.label, new_label=label,
         was_deleted=state.deleted, deleted=deleted, reviewer=reviewer, note=note,
         previous_id=state.last_correction_id, reverts_id=reverts_id, flag_id=flag_id,
+        batch_id=batch_id, created_at=created_at or utcnow(),
     )
     try:
         with session.begin_nested():
@@ -126,3 +138,277 @@ def decide(
             f"{sample.path} was changed by someone else at the same moment; reload to see the latest decision"
         ) from error
     return correction
+
+
+# --- actions of several decisions, and undo of a reviewer's last action -------------------------
+
+#: Columns of the corrections log as CSV, in order (see write_corrections_csv / import_corrections_csv).
+LOG_COLUMNS = [
+    "id", "created_at", "path", "action", "old_label", "new_label", "was_deleted", "deleted",
+    "reviewer", "note", "reverts_id", "flag_id", "batch_id",
+]
+
+
+def new_batch_id() -> str:
+    """A fresh id shared by the decisions of one action."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a several-sample action (see decide_many); fields as in `decide`."""
+
+    sample_id: int
+    action: str
+    new_label: Optional[str] = None
+    expected_last_id: Optional[int] = None
+    flag_id: Optional[int] = None
+
+
+def decide_many(
+    session: Session,
+    decisions: Iterable[Decision],
+    *,
+    classes: list[str],
+    reviewer: str = "",
+    note: str = "",
+    batch_id: Optional[str] = None,
+) -> list[Correction]:
+    """Apply several decisions as one action sharing one batch id; returns them in order.
+
+    The first impossible or conflicting decision raises DecisionError / DecisionConflict.
+    The action is all or nothing when the caller rolls its transaction back on
+    that exception, as `with factory.begin() as session:` does. Each sample may appear once.
+    """
+    decisions = list(decisions)
+    sample_ids = [decision.sample_id for decision in decisions]
+    if len(set(sample_ids)) != len(sample_ids):
+        raise DecisionError("a sample appears more than once in one action")
+    samples = {sample.id: sample for sample in session.scalars(select(Sample).where(Sample.id.in_(sample_ids)))}
+    unknown = sorted(set(sample_ids) - set(samples))
+    if unknown:
+        raise DecisionError(f"unknown sample ids: {unknown}")
+    batch_id = batch_id or new_batch_id()
+    return [
+        decide(
+            session, samples[decision.sample_id], decision.action, classes=classes,
+            new_label=decision.new_label, reviewer=reviewer, note=note,
+            expected_last_id=decision.expected_last_id, flag_id=decision.flag_id, batch_id=batch_id,
+        )
+        for decision in decisions
+    ]
+
+
+def is_undone():
+    """SQL condition on Correction: some later undo reverts it."""
+    undo = aliased(Correction)
+    return select(undo.id).where(undo.sample_id == Correction.sample_id, undo.reverts_id == Correction.id).exists()
+
+
+def in_effect():
+    """SQL condition on Correction: a decision (not an undo) that has not been undone."""
+    return and_(Correction.action != "undo", ~is_undone())
+
+
+def last_action(session: Session, dataset_id: int, reviewer: str) -> list[Correction]:
+    """The reviewer's latest action still in effect in the dataset: its decisions, oldest first.
+
+    One decision, or every decision of its batch that is still in effect; empty when there is none.
+    """
+    latest = session.scalars(
+        select(Correction).join(Sample, Sample.id == Correction.sample_id)
+        .where(Sample.dataset_id == dataset_id, Correction.reviewer == reviewer, in_effect())
+        .order_by(Correction.id.desc()).limit(1)
+    ).one_or_none()
+    if latest is None or latest.batch_id is None:
+        return [latest] if latest is not None else []
+    return list(session.scalars(
+        select(Correction).where(Correction.batch_id == latest.batch_id, in_effect()).order_by(Correction.id)
+    ))
+
+
+def undo_last_action(
+    session: Session, dataset_id: int, reviewer: str, *, classes: list[str], note: str = ""
+) -> list[Correction]:
+    """Undo the reviewer's latest action still in effect (a whole batch at once); returns the undo decisions.
+
+    DecisionError when the reviewer has nothing to undo; DecisionConflict when
+    someone decided on one of its samples since (nothing is undone when the
+    caller rolls back on it). Repeated calls walk back through earlier actions.
+    """
+    if not reviewer:
+        raise DecisionError("set a reviewer name first: undo reverts your own last decision")
+    action = last_action(session, dataset_id, reviewer)
+    if not action:
+        raise DecisionError(f"{reviewer} has no decision left to undo in this dataset")
+    batch_id = new_batch_id() if len(action) > 1 else None
+    undos = []
+    for correction in reversed(action):
+        sample = session.get(Sample, correction.sample_id)
+        target = undo_target(session, sample.id)
+        if target is None or target.id != correction.id:
+            raise DecisionConflict(
+                f"{sample.path} was decided on again after your decision; see the History page"
+            )
+        undos.append(decide(
+            session, sample, "undo", classes=classes, reviewer=reviewer, note=note,
+            expected_last_id=sample_state(session, sample).last_correction_id, batch_id=batch_id,
+        ))
+    return undos
+
+
+# --- the log as CSV ------------------------------------------------------------------------------
+
+
+def log_statement(dataset_id: int):
+    """SELECT of the dataset's corrections log, oldest first, with LOG_COLUMNS (path from the sample)."""
+    return (
+        select(
+            Correction.id, Correction.created_at, Sample.path, Correction.action,
+            Correction.old_label, Correction.new_label, Correction.was_deleted, Correction.deleted,
+            Correction.reviewer, Correction.note, Correction.reverts_id, Correction.flag_id, Correction.batch_id,
+        )
+        .join(Sample, Sample.id == Correction.sample_id)
+        .where(Sample.dataset_id == dataset_id)
+        .order_by(Correction.id)
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every timestamp we store is UTC."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def write_corrections_csv(session: Session, dataset_id: int, stream: IO[str]) -> int:
+    """Write the dataset's whole corrections log to `stream` as CSV (LOG_COLUMNS); returns the row count."""
+    writer = csv.DictWriter(stream, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in session.execute(log_statement(dataset_id)):
+        values = row._asdict()
+        values["created_at"] = as_utc(values["created_at"]).isoformat()
+        writer.writerow({key: "" if value is None else value for key, value in values.items()})
+        count += 1
+    return count
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows added, and each skipped row as (CSV line number, path, reason)."""
+
+    added: int = 0
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class _Diverged(DecisionError):
+    """Replaying a row here would give another state than it recorded."""
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_log_row(row: dict[str, str]) -> dict:
+    """Typed values of one CSV row; ValueError when a value is malformed."""
+    created_at = as_utc(datetime.fromisoformat(row["created_at"].strip()))
+    return {
+        "id": int(row["id"]) if row.get("id", "").strip() else 0,
+        "created_at": created_at.replace(tzinfo=None),
+        "path": row["path"],
+        "action": row["action"].strip(),
+        "old_label": row["old_label"],
+        "new_label": row["new_label"],
+        "was_deleted": _parse_bool(row["was_deleted"]),
+        "deleted": _parse_bool(row["deleted"]),
+        "reviewer": row.get("reviewer") or "",
+        "note": row.get("note") or "",
+        "batch_id": (row.get("batch_id") or "").strip() or None,
+    }
+
+
+def _already_logged(session: Session, sample_id: int, entry: dict) -> bool:
+    """Whether the log already holds this very decision (same sample, action, states, reviewer and time)."""
+    return session.scalar(
+        select(Correction.id).where(
+            Correction.sample_id == sample_id, Correction.action == entry["action"],
+            Correction.old_label == entry["old_label"], Correction.new_label == entry["new_label"],
+            Correction.was_deleted == entry["was_deleted"], Correction.deleted == entry["deleted"],
+            Correction.reviewer == entry["reviewer"], Correction.created_at == entry["created_at"],
+        ).limit(1)
+    ) is not None
+
+
+def _replay(session: Session, sample: Sample, entry: dict, classes: list[str]) -> None:
+    """Append `entry` as a decision on `sample`, or raise DecisionError saying why it does not apply here."""
+    state = sample_state(session, sample)
+    if (state.label, state.deleted) != (entry["old_label"], entry["was_deleted"]):
+        raise DecisionError(
+            f"here it is {_describe(state.label, state.deleted)}, but the row was decided on "
+            f"{_describe(entry['old_label'], entry['was_deleted'])}"
+        )
+    with session.begin_nested():
+        correction = decide(
+            session, sample, entry["action"], classes=classes, new_label=entry["new_label"],
+            reviewer=entry["reviewer"], note=entry["note"], batch_id=entry["batch_id"],
+            created_at=entry["created_at"].replace(tzinfo=timezone.utc),
+        )
+        if (correction.new_label, correction.deleted) != (entry["new_label"], entry["deleted"]):
+            raise _Diverged(
+                f"here the {entry['action']} gives {_describe(correction.new_label, correction.deleted)}, "
+                f"not {_describe(entry['new_label'], entry['deleted'])}"
+            )
+
+
+def _describe(label: str, deleted: bool) -> str:
+    return f"{label!r}{' (deleted)' if deleted else ''}"
+
+
+def import_corrections_csv(session: Session, dataset_id: int, stream: IO[str], *, classes: list[str]) -> ImportReport:
+    """Replay a corrections log written by write_corrections_csv (maybe on another machine) into this dataset.
+
+    Rows are applied oldest first; samples are matched by path. A row is added
+    only when the sample's current state here is the state the row was decided
+    on, through `decide` (same checks as the app). Rows already in the log (same
+    sample, action, states, reviewer and timestamp) are skipped, so importing a
+    file twice adds nothing. Skipped rows are reported with their reason.
+    Raises DecisionError when the file lacks required columns.
+    """
+    reader = csv.DictReader(stream)
+    required = set(LOG_COLUMNS) - {"id", "note", "reverts_id", "flag_id", "batch_id", "reviewer"}
+    absent = sorted(required - set(reader.fieldnames or []))
+    if absent:
+        raise DecisionError(f"not a corrections log: missing columns {', '.join(absent)}")
+    report = ImportReport()
+    entries = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            entries.append((line, _parse_log_row(row)))
+        except (ValueError, KeyError, AttributeError) as error:
+            report.skipped.append((line, row.get("path") or "", f"malformed row: {error}"))
+    entries.sort(key=lambda item: (item[1]["created_at"], item[1]["id"], item[0]))
+    samples = {
+        sample.path: sample
+        for sample in session.scalars(select(Sample).where(
+            Sample.dataset_id == dataset_id, Sample.path.in_({entry["path"] for _, entry in entries})
+        ))
+    }
+    for line, entry in entries:
+        sample = samples.get(entry["path"])
+        if sample is None:
+            report.skipped.append((line, entry["path"], "no sample with this path in the dataset"))
+        elif _already_logged(session, sample.id, entry):
+            report.skipped.append((line, entry["path"], "already in the log"))
+        else:
+            try:
+                _replay(session, sample, entry, classes)
+            except DecisionError as error:
+                report.skipped.append((line, entry["path"], str(error)))
+            else:
+                report.added += 1
+    report.skipped.sort()
+    return report
