@@ -12,6 +12,8 @@ from typing import Iterable, Optional
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.engine import default_db_path, make_engine, make_session_factory
+from db.models import Dataset
+from db.queries import get_dataset
 
 
 class CliError(Exception):
@@ -33,6 +35,14 @@ def add_format_option(parser: argparse.ArgumentParser, choices: Iterable[str] = 
 def open_db(args: argparse.Namespace) -> sessionmaker[Session]:
     """Session factory for the database named by --db (or the default)."""
     return make_session_factory(make_engine(args.db or default_db_path()))
+
+
+def require_dataset(session: Session, dataset_dir: str | Path) -> Dataset:
+    """The dataset registered for folder `dataset_dir`; CliError when it was never scanned into this database."""
+    dataset = get_dataset(session, dataset_dir)
+    if dataset is None:
+        raise CliError(f"{dataset_dir} is not in the database; run `listing-audit scan {dataset_dir}` first")
+    return dataset
 
 
 def print_json(value) -> None:
