@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Iterable, Optional
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -149,6 +149,18 @@ LOG_COLUMNS = [
 ]
 
 
+def begin_write(session: Session) -> None:
+    """Open a real SQLite write transaction on the session now, so several decisions commit or roll back together.
+
+    The sqlite3 driver only starts a transaction before a data-changing
+    statement; the SAVEPOINT that `decide` uses would otherwise run in
+    autocommit mode and its RELEASE commit each decision on its own. A no-op
+    UPDATE makes the driver BEGIN and takes the write lock up front (waiting
+    under the busy timeout), so the reads that follow see the latest state.
+    """
+    session.execute(update(Correction).where(false()).values(note=""))
+
+
 def new_batch_id() -> str:
     """A fresh id shared by the decisions of one action."""
     return uuid.uuid4().hex
@@ -188,6 +200,7 @@ def decide_many(
     unknown = sorted(set(sample_ids) - set(samples))
     if unknown:
         raise DecisionError(f"unknown sample ids: {unknown}")
+    begin_write(session)
     batch_id = batch_id or new_batch_id()
     return [
         decide(
@@ -238,6 +251,7 @@ def undo_last_action(
     """
     if not reviewer:
         raise DecisionError("set a reviewer name first: undo reverts your own last decision")
+    begin_write(session)
     action = last_action(session, dataset_id, reviewer)
     if not action:
         raise DecisionError(f"{reviewer} has no decision left to undo in this dataset")
@@ -383,6 +397,7 @@ def import_corrections_csv(session: Session, dataset_id: int, stream: IO[str], *
     absent = sorted(required - set(reader.fieldnames or []))
     if absent:
         raise DecisionError(f"not a corrections log: missing columns {', '.join(absent)}")
+    begin_write(session)
     report = ImportReport()
     entries = []
     for line, row in enumerate(reader, start=2):

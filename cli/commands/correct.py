@@ -1,0 +1,99 @@
+"""`listing-audit correct DATASET_DIR PATH --relabel CLASS | --delete | --keep | --restore | --undo`: one decision.
+
+Goes through db.corrections.decide, the same code path as the Review page: an
+unknown class, an unknown path or an impossible action is an error and changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
+from db.corrections import DecisionError, decide
+from db.models import Dataset, Sample
+from db.queries import dataset_classes
+
+PAST_TENSE = {"relabel": "relabelled", "delete": "deleted", "keep": "kept", "restore": "restored", "undo": "undid"}
+
+
+def default_reviewer() -> str:
+    """The login name, as the reviewer of scripted decisions when --reviewer is not given."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "cli"
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "correct", help="record one review decision on one image",
+        description="Relabel, delete, keep, restore or undo the last decision on one image of a scanned dataset.",
+    )
+    parser.add_argument("dataset_dir", help="the dataset folder (as scanned)")
+    parser.add_argument("path", help="the image, relative to the dataset folder (or a path to the file itself)")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--relabel", metavar="CLASS", help="move the image to class CLASS")
+    action.add_argument("--delete", action="store_true", help="leave the image out of training and export")
+    action.add_argument("--keep", action="store_true", help="the flag was wrong: keep the image as it is")
+    action.add_argument("--restore", action="store_true", help="bring a deleted image back")
+    action.add_argument("--undo", action="store_true", help="revert the image's latest decision")
+    parser.add_argument("--reviewer", default=None, help="who decides (default: your login name)")
+    parser.add_argument("--note", default="", help="why, stored with the decision")
+    add_db_option(parser)
+    add_format_option(parser)
+    parser.set_defaults(func=run)
+
+
+def chosen_action(args: argparse.Namespace) -> str:
+    if args.relabel is not None:
+        return "relabel"
+    return next(name for name in ("delete", "keep", "restore", "undo") if getattr(args, name))
+
+
+def sample_path(dataset: Dataset, given: str) -> str:
+    """`given` as a POSIX path relative to the dataset root: a file path inside the root, or already relative."""
+    root = Path(dataset.root)
+    candidate = Path(given).expanduser()
+    if candidate.is_absolute() or candidate.exists():
+        resolved = candidate.resolve()
+        if root in resolved.parents:
+            return resolved.relative_to(root).as_posix()
+    return PurePosixPath(given.replace("\\", "/")).as_posix().removeprefix("./")
+
+
+def find_sample(session: Session, dataset: Dataset, given: str) -> Sample:
+    path = sample_path(dataset, given)
+    sample = session.scalars(select(Sample).where(Sample.dataset_id == dataset.id, Sample.path == path)).one_or_none()
+    if sample is None:
+        raise CliError(f"no image {path!r} in dataset {dataset.root} (paths are relative to the dataset folder)")
+    return sample
+
+
+def run(args: argparse.Namespace) -> int:
+    action = chosen_action(args)
+    reviewer = args.reviewer if args.reviewer is not None else default_reviewer()
+    factory = open_db(args)
+    with factory.begin() as session:
+        dataset = require_dataset(session, args.dataset_dir)
+        sample = find_sample(session, dataset, args.path)
+        try:
+            correction = decide(session, sample, action, classes=dataset_classes(session, dataset.id),
+                                new_label=args.relabel, reviewer=reviewer, note=args.note)
+        except DecisionError as error:
+            raise CliError(str(error)) from error
+        outcome = {
+            "id": correction.id, "path": sample.path, "action": action,
+            "old_label": correction.old_label, "new_label": correction.new_label,
+            "was_deleted": correction.was_deleted, "deleted": correction.deleted, "reviewer": reviewer,
+        }
+    if args.format == "json":
+        print_json(outcome)
+    else:
+        state = f"{outcome['new_label']}{' (deleted)' if outcome['deleted'] else ''}"
+        before = f"{outcome['old_label']}{' (deleted)' if outcome['was_deleted'] else ''}"
+        print(f"{PAST_TENSE[action]} {outcome['path']}: {before} -> {state}  (decision {outcome['id']} by {reviewer or '-'})")
+    return 0
