@@ -60,7 +60,8 @@ def inspect_files(
     chunks = [entries[i:i + CHUNK_SIZE] for i in range(0, total, CHUNK_SIZE)]
     results: list[Optional[list[ImageInfo]]] = [None] * len(chunks)
     done = 0
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)))
+    try:
         futures = {pool.submit(_inspect_chunk, root, chunk): index for index, chunk in enumerate(chunks)}
         for future in as_completed(futures):
             index = futures[future]
@@ -68,6 +69,9 @@ def inspect_files(
             done += len(chunks[index])
             if progress:
                 progress(done / total, f"{done}/{total} images")
+    finally:
+        # On an exception (a cancelled job raises from `progress`) drop the chunks not started yet.
+        pool.shutdown(wait=True, cancel_futures=True)
     return [info for chunk in results for info in chunk]
 
 

@@ -135,23 +135,29 @@ def apply_listings(session: Session, dataset_id: int, listings: pd.DataFrame) ->
     Samples with no row get None, so a row removed from listings.csv is removed here too.
     """
     by_path = {row.path: row for row in listings.itertuples(index=False)}
-    rows = session.execute(select(Sample.id, Sample.path).where(Sample.dataset_id == dataset_id)).all()
+    rows = session.execute(
+        select(Sample.id, Sample.path, Sample.listing_id, Sample.price, Sample.title, Sample.listing_json)
+        .where(Sample.dataset_id == dataset_id)
+    ).all()
     updates = []
-    for sample_id, path in rows:
-        row = by_path.get(path)
-        if row is None:
-            updates.append({"id": sample_id, "listing_id": None, "price": None, "title": None, "listing_json": None})
-            continue
-        price = None if pd.isna(row.price) else float(row.price)
-        updates.append({
-            "id": sample_id,
-            "listing_id": row.listing_id if isinstance(row.listing_id, str) else None,
-            "price": price,
-            "title": row.title if isinstance(row.title, str) else None,
-            "listing_json": json.dumps(row.extra) if row.extra else None,
-        })
+    for sample_id, path, *stored in rows:
+        values = listing_values(by_path.get(path))
+        if list(values.values()) != stored:  # only write what changed: a warm rescan writes nothing
+            updates.append({"id": sample_id, **values})
     if updates:
         session.execute(update(Sample), updates)
+
+
+def listing_values(row) -> dict:
+    """The Sample listing columns for one row of a validated listings table (all None for no row)."""
+    if row is None:
+        return {"listing_id": None, "price": None, "title": None, "listing_json": None}
+    return {
+        "listing_id": row.listing_id if isinstance(row.listing_id, str) else None,
+        "price": None if pd.isna(row.price) else float(row.price),
+        "title": row.title if isinstance(row.title, str) else None,
+        "listing_json": json.dumps(row.extra) if row.extra else None,
+    }
 
 
 def store_dataset_scan(session: Session, dataset: Dataset, summary: dict) -> None:

@@ -6,23 +6,27 @@ correction stays attached. Unchanged files (same size and mtime) are not re-read
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.dataset import FileEntry, discover, read_listings
+from core.dataset import FileEntry, discover, match_listing_paths, read_listings
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
 from db.models import Dataset, Job, Sample, utcnow
-from db.queries import apply_listings, get_or_create_dataset, known_files, mark_missing, store_dataset_scan
+from db.queries import (
+    apply_listings, get_or_create_dataset, known_files, listing_values, mark_missing, store_dataset_scan,
+)
 from jobs.runner import job_params
 
 INSPECT_SHARE = 0.9  # of the progress bar
 
 
-def _sample_values(entry: FileEntry, info: ImageInfo) -> dict:
+def _sample_values(entry: FileEntry, info: ImageInfo, scanned_at: datetime) -> dict:
     stats = info.stats
     return {
         "path": entry.path, "label": entry.label, "file_size": entry.size, "mtime_ns": entry.mtime_ns,
@@ -31,7 +35,7 @@ def _sample_values(entry: FileEntry, info: ImageInfo) -> dict:
         "brightness": stats.brightness if stats else None, "contrast": stats.contrast if stats else None,
         "sharpness": stats.sharpness if stats else None, "entropy": stats.entropy if stats else None,
         "colorfulness": stats.colorfulness if stats else None,
-        "missing": False, "scanned_at": utcnow(),
+        "missing": False, "scanned_at": scanned_at,
     }
 
 
@@ -40,20 +44,36 @@ def _needs_inspection(entry: FileEntry, known: Optional[tuple[int, int, int]]) -
 
 
 def _store_inspected(session: Session, dataset_id: int, entries: list[FileEntry], infos: list[ImageInfo],
-                     known: dict[str, tuple[int, int, int]]) -> tuple[int, int]:
-    """Insert new samples, update changed ones in place. Returns (new, updated)."""
+                     known: dict[str, tuple[int, int, int]], listings: pd.DataFrame) -> tuple[int, int]:
+    """Insert new samples (with their listing columns), update changed ones in place. Returns (new, updated)."""
+    listing_rows = {row.path: row for row in listings.itertuples(index=False)}
+    now = utcnow()
     inserts, updates = [], []
     for entry, info in zip(entries, infos):
-        values = _sample_values(entry, info)
+        values = _sample_values(entry, info, now)
         if entry.path in known:
             updates.append({"id": known[entry.path][0], **values})
         else:
-            inserts.append({"dataset_id": dataset_id, "first_seen_at": utcnow(), **values})
+            inserts.append({
+                "dataset_id": dataset_id, "first_seen_at": now, **values,
+                **listing_values(listing_rows.get(entry.path)),
+            })
     if inserts:
         session.execute(insert(Sample), inserts)
     if updates:
         session.execute(update(Sample), updates)
     return len(inserts), len(updates)
+
+
+def listings_by_image(table: pd.DataFrame, image_paths: list[str]) -> pd.DataFrame:
+    """The listings table with each row's path replaced by the image path it matches (see match_listing_paths).
+
+    Rows that match no image keep their own path (they count as unmatched listings).
+    """
+    matches = match_listing_paths(table["path"], image_paths)
+    joined = table.copy()
+    joined["path"] = [matches.get(path, path) for path in table["path"]]
+    return joined
 
 
 def summarise(session: Session, dataset: Dataset, classes: list[str], listings_paths: set[str],
@@ -102,6 +122,7 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     report(0.0, "listing files")
     files = discover(root)
     listings = read_listings(files.root)
+    listings_table = listings_by_image(listings.table, [entry.path for entry in files.files])
     with factory.begin() as session:
         dataset_id = get_or_create_dataset(session, files.root).id
         known = known_files(session, dataset_id)
@@ -113,10 +134,10 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     report(INSPECT_SHARE, "saving")
     with factory.begin() as session:
         dataset = session.get(Dataset, dataset_id)
-        new, updated = _store_inspected(session, dataset_id, to_inspect, infos, known)
+        new, updated = _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
         missing = mark_missing(session, dataset_id, {e.path for e in files.files})
-        apply_listings(session, dataset_id, listings.table)
-        summary = summarise(session, dataset, files.classes, set(listings.table["path"]), listings.problems)
+        apply_listings(session, dataset_id, listings_table)
+        summary = summarise(session, dataset, files.classes, set(listings_table["path"]), listings.problems)
         summary.update(
             new=new, updated=updated, unchanged=len(files.files) - len(to_inspect), missing=missing,
             listings_file=listings.present, seconds=round(time.perf_counter() - started, 3),
