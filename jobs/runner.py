@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 JOB_KINDS = {
     "scan": "jobs.scan:run_scan_job",
     "export": "jobs.export:run_export_job",
+    "train": "jobs.train:run_train_job",
 }
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")

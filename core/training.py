@@ -1,0 +1,822 @@
+"""Train an image classifier on a dataset's current labels and evaluate it per class.
+
+`main(config, samples, ...)` runs one training run: it decodes the images once
+(core.train_data), splits them into train/validation stratified by folder class,
+fine-tunes a torchvision backbone with a new head, keeps the best and last
+checkpoints, and evaluates the best one. With `folds >= 2` it also trains K models
+to produce out-of-fold probabilities for every sample (the mislabel check's
+`pred_probs`). The pieces (`build_model`, `train_one_epoch`, `evaluate`, `fit`)
+are usable on their own. Nothing here prints: progress goes to a callback.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+from sklearn.model_selection import StratifiedKFold
+from torch import nn
+
+from core import features
+from core.metrics import classification_report
+from core.train_data import Augmentation, MemoryBatches, load_images, place_pixels
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, str], None]
+EpochCallback = Callable[["EpochLog"], None]
+
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
+CONFIG_FILE = "config.json"
+SAMPLES_FILE = "samples.json"
+OOF_PROBS_FILE = "oof_pred_probs.npy"
+OOF_IDS_FILE = "oof_sample_ids.npy"
+OOF_CLASSES_FILE = "oof_classes.json"
+#: Steps between progress reports (each report reads the running loss, a GPU sync).
+LOG_EVERY_STEPS = 10
+#: Share of the progress bar given to decoding images.
+DECODE_SHARE = 0.1
+
+
+# --- backbones ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A torchvision classifier: its builder and the name of its head module.
+
+    Its ImageNet weights (name and file) are those of the same-named backbone in core.features.
+    """
+
+    build: Callable[..., nn.Module]
+    head: str  # top-level child holding the final Linear layer
+
+    def replace_head(self, model: nn.Module, num_classes: int) -> None:
+        module = getattr(model, self.head)
+        if isinstance(module, nn.Linear):
+            setattr(model, self.head, nn.Linear(module.in_features, num_classes))
+        else:  # a Sequential(Dropout, Linear)
+            module[-1] = nn.Linear(module[-1].in_features, num_classes)
+
+
+BACKBONES: dict[str, Backbone] = {
+    "mobilenet_v2": Backbone(torchvision.models.mobilenet_v2, "classifier"),
+    "resnet18": Backbone(torchvision.models.resnet18, "fc"),
+    "resnet50": Backbone(torchvision.models.resnet50, "fc"),
+    "efficientnet_b0": Backbone(torchvision.models.efficientnet_b0, "classifier"),
+}
+
+
+class WeightsUnavailable(ValueError):
+    """The pretrained weights of a backbone are not on this machine (they are never downloaded at run time)."""
+
+
+def get_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; backbones are: {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def weights_file(name: str) -> Path:
+    """Where torch hub keeps backbone `name`'s ImageNet weights file."""
+    get_backbone(name)
+    return features.weights_path(features.get_backbone(name))
+
+
+def weights_available(name: str) -> bool:
+    """Whether backbone `name`'s pretrained weights are on disk (so loading them needs no network)."""
+    return weights_file(name).is_file()
+
+
+def build_model(name: str, num_classes: int, *, pretrained: bool = True) -> nn.Module:
+    """A torchvision backbone with a new `num_classes`-way head; ImageNet weights when `pretrained`.
+
+    Raises WeightsUnavailable when the weights file is missing instead of downloading it.
+    """
+    backbone = get_backbone(name)
+    if pretrained and not weights_available(name):
+        available = [n for n in BACKBONES if weights_available(n)]
+        raise WeightsUnavailable(
+            f"the ImageNet weights of {name} are not on this machine (expected {weights_file(name)}); "
+            f"use a backbone whose weights are installed ({', '.join(available) or 'none'}) "
+            f"or train from scratch (--pretrained none)"
+        )
+    model = backbone.build(weights=features.get_backbone(name).weights if pretrained else None)
+    backbone.replace_head(model, num_classes)
+    return model
+
+
+def set_backbone_frozen(model: nn.Module, name: str, frozen: bool) -> None:
+    """Freeze (or unfreeze) every parameter outside the head.
+
+    Frozen layers also stay in eval mode so batch norm keeps its pretrained statistics.
+    Call after `model.train()`.
+    """
+    head = get_backbone(name).head
+    for child_name, child in model.named_children():
+        if child_name == head:
+            continue
+        child.requires_grad_(not frozen)
+        if frozen:
+            child.eval()
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("cosine", "step", "none")
+BALANCING = ("sampler", "loss", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run, saved with it as plain JSON (`asdict`)."""
+
+    backbone: str = "mobilenet_v2"
+    pretrained: bool = True  # ImageNet weights (False: train from scratch)
+    image_size: int = 224  # pixels, square
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"  # cosine | step | none (stepped once per epoch)
+    step_size: int = 5  # step: epochs between decays
+    gamma: float = 0.1  # step: decay factor
+    balance: str = "sampler"  # sampler (oversample minority classes) | loss (class-weighted loss) | none
+    augment: bool = True  # random resized crop, flip, colour jitter
+    freeze_backbone_epochs: int = 0  # train only the head for this many first epochs
+    patience: int = 3  # epochs without validation-loss improvement before stopping; 0 never stops early
+    min_delta: float = 0.0  # smallest validation-loss decrease that counts as an improvement
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    folds: int = 0  # >= 2: also train K models for out-of-fold probabilities of every sample
+    out_dir: Optional[str] = None  # checkpoints and run files; the job sets data/runs/<run id>
+    cache_dir: Optional[str] = None  # decoded-image cache; the job sets data/cache/images
+    decode_workers: Optional[int] = None  # threads decoding images (default: CPU count)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """A validated config from a plain dict; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid option."""
+        get_backbone(self.backbone)
+        for name, value, valid in (("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
+                                   ("balance", self.balance, BALANCING), ("device", self.device, DEVICES)):
+            if value not in valid:
+                raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
+        positive = {"image_size": self.image_size, "epochs": self.epochs, "batch_size": self.batch_size,
+                    "lr": self.lr, "step_size": self.step_size}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.freeze_backbone_epochs < 0 or self.patience < 0 or self.weight_decay < 0:
+            raise ValueError("freeze_backbone_epochs, patience and weight_decay cannot be negative")
+        if self.freeze_backbone_epochs and not self.pretrained:
+            raise ValueError("freezing the backbone only makes sense with pretrained weights")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds must be 0 (off) or at least 2, got {self.folds}")
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> Optional[torch.dtype]:
+    """The autocast dtype on CUDA (bfloat16 where supported, else float16); None = full precision."""
+    if device.type != "cuda" or not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --- samples and split ----------------------------------------------------------------------------
+
+
+def _split_key(seed: int, sample_id: int) -> str:
+    return hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()
+
+
+def stratified_split(sample_ids: Sequence[int], strata: Sequence[str], *, val_fraction: float, seed: int) -> np.ndarray:
+    """Which samples are validation samples: bool mask, shape (N,).
+
+    Within each stratum, samples are ranked by a hash of (seed, sample id) and the
+    first round(val_fraction * n) go to validation (at least one when the
+    stratum has two or more samples, none when it has one). A sample's side
+    depends only on its id, its stratum's size and the seed, so runs on the same
+    samples get the same split whatever their labels are now.
+    """
+    sample_ids = np.asarray(sample_ids, dtype=np.int64)
+    strata = np.asarray(strata, dtype=object)
+    is_val = np.zeros(len(sample_ids), dtype=bool)
+    for stratum in sorted(set(strata.tolist())):
+        positions = np.flatnonzero(strata == stratum)
+        if len(positions) < 2:
+            continue
+        ranked = sorted(positions, key=lambda p: _split_key(seed, int(sample_ids[p])))
+        count = min(max(int(round(val_fraction * len(positions))), 1), len(positions) - 1)
+        is_val[ranked[:count]] = True
+    return is_val
+
+
+@dataclass
+class RunSamples:
+    """What a run trains on, in a fixed order, and its split. Saved with the run (samples.json) for resuming.
+
+    labels: indices into classes, shape (N,); train_index, val_index: positions into the arrays.
+    skipped: sample id -> why it was left out although usable in the database (could not be decoded).
+    """
+
+    classes: list[str]
+    sample_ids: np.ndarray
+    paths: list[str]
+    content_hashes: list[str]
+    labels: np.ndarray
+    train_index: np.ndarray
+    val_index: np.ndarray
+    skipped: dict[int, str] = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({
+            "classes": self.classes, "sample_ids": self.sample_ids.tolist(), "paths": self.paths,
+            "content_hashes": self.content_hashes, "labels": self.labels.tolist(),
+            "train_index": self.train_index.tolist(), "val_index": self.val_index.tolist(),
+            "skipped": {str(k): v for k, v in self.skipped.items()},
+        }))
+
+    @classmethod
+    def load(cls, path: Path) -> "RunSamples":
+        data = json.loads(path.read_text())
+        return cls(
+            classes=data["classes"], sample_ids=np.asarray(data["sample_ids"], dtype=np.int64), paths=data["paths"],
+            content_hashes=data["content_hashes"], labels=np.asarray(data["labels"], dtype=np.int64),
+            train_index=np.asarray(data["train_index"], dtype=np.int64),
+            val_index=np.asarray(data["val_index"], dtype=np.int64),
+            skipped={int(k): v for k, v in data["skipped"].items()},
+        )
+
+    def split(self) -> dict[str, list[int]]:
+        """Sample ids on each side: {"train": [...], "val": [...]}."""
+        return {"train": self.sample_ids[self.train_index].tolist(), "val": self.sample_ids[self.val_index].tolist()}
+
+
+def usable_samples(samples: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
+    """Bool per row: not deleted, readable, hashed, and labelled with one of `classes`."""
+    return (~samples["deleted"] & samples["readable"] & samples["content_hash"].notna()
+            & samples["current_label"].isin(list(classes)))
+
+
+def select_samples(samples: pd.DataFrame, classes: Sequence[str], *, val_fraction: float, seed: int) -> RunSamples:
+    """The run's samples and split from a dataset's current state (db.queries.samples_frame columns).
+
+    The split is drawn over all present samples stratified by folder class, so
+    relabelling or deleting a sample never moves other samples across it; then
+    deleted, unreadable and unlabelled samples are left out. Labels are the current ones.
+    """
+    is_val = stratified_split(samples["id"], samples["label"], val_fraction=val_fraction, seed=seed)
+    keep = usable_samples(samples, classes).to_numpy()
+    chosen = samples[keep]
+    lookup = {name: index for index, name in enumerate(classes)}
+    positions = np.arange(len(chosen))
+    return RunSamples(
+        classes=list(classes), sample_ids=chosen["id"].to_numpy(dtype=np.int64), paths=chosen["path"].tolist(),
+        content_hashes=chosen["content_hash"].tolist(),
+        labels=chosen["current_label"].map(lookup).to_numpy(dtype=np.int64),
+        train_index=positions[~is_val[keep]], val_index=positions[is_val[keep]],
+    )
+
+
+def _without_failed(samples: RunSamples, failed: dict[int, str]) -> tuple[RunSamples, np.ndarray]:
+    """Drop positions that could not be decoded; returns the smaller RunSamples and the kept positions."""
+    kept = np.array([p for p in range(len(samples.sample_ids)) if p not in failed], dtype=np.int64)
+    new_position = {int(old): new for new, old in enumerate(kept)}
+    reindex = lambda index: np.array([new_position[int(p)] for p in index if int(p) in new_position], dtype=np.int64)
+    skipped = {**samples.skipped, **{int(samples.sample_ids[p]): reason for p, reason in failed.items()}}
+    return RunSamples(
+        classes=samples.classes, sample_ids=samples.sample_ids[kept], paths=[samples.paths[p] for p in kept],
+        content_hashes=[samples.content_hashes[p] for p in kept], labels=samples.labels[kept],
+        train_index=reindex(samples.train_index), val_index=reindex(samples.val_index), skipped=skipped,
+    ), kept
+
+
+def _check_trainable(samples: RunSamples) -> None:
+    if len(samples.train_index) < 2 or len(samples.val_index) < 1:
+        raise ValueError(
+            f"too few usable samples to train: {len(samples.train_index)} for training and "
+            f"{len(samples.val_index)} for validation (need at least 2 and 1)"
+        )
+    if len(np.unique(samples.labels[samples.train_index])) < 2:
+        raise ValueError("the training samples all have one label: a classifier needs at least two classes")
+
+
+# --- metric logging -------------------------------------------------------------------------------
+
+
+class RunningAverage:
+    """Average of a per-sample quantity. Sums may be device tensors; they are read (one sync) only on `value`."""
+
+    def __init__(self) -> None:
+        self.total: float | torch.Tensor = 0.0
+        self.count = 0
+
+    def update(self, total: float | torch.Tensor, count: int) -> None:
+        self.total = self.total + total
+        self.count += count
+
+    @property
+    def value(self) -> float:
+        return float(self.total) / self.count if self.count else float("nan")
+
+
+class MetricLogger:
+    """Running averages by name: `update(count, loss=sum_of_losses, correct=number_right)`."""
+
+    def __init__(self) -> None:
+        self.meters: dict[str, RunningAverage] = {}
+
+    def update(self, count: int, **totals: float | torch.Tensor) -> None:
+        for name, total in totals.items():
+            self.meters.setdefault(name, RunningAverage()).update(total, count)
+
+    def averages(self) -> dict[str, float]:
+        return {name: meter.value for name, meter in self.meters.items()}
+
+
+# --- the loop -------------------------------------------------------------------------------------
+
+
+@dataclass
+class EpochLog:
+    """One epoch: mean losses (cross-entropy, nats), accuracies in [0, 1], learning rate, wall seconds."""
+
+    epoch: int  # 0-based
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    seconds: float
+    backbone_frozen: bool = False
+
+
+@dataclass
+class Evaluation:
+    """loss: mean cross-entropy; accuracy in [0, 1]; probs: softmax, float32, shape (N, K) in loader order."""
+
+    loss: float
+    accuracy: float
+    probs: np.ndarray
+
+
+StepCallback = Callable[[int, int, float], None]  # (steps done, steps in epoch, running loss)
+
+
+def train_one_epoch(model: nn.Module, batches: MemoryBatches, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    *, epoch: int, scaler: torch.amp.GradScaler, autocast_dtype: Optional[torch.dtype] = None,
+                    on_step: Optional[StepCallback] = None) -> dict[str, float]:
+    """One pass over the training batches; returns {"loss", "accuracy"} averaged over the images seen, and "images".
+
+    The caller puts the model in training mode (and may keep frozen parts in eval mode).
+    """
+    logger = MetricLogger()
+    steps = len(batches)
+    for step, (images, labels) in enumerate(batches.epoch(epoch), start=1):
+        with _autocast(images.device, autocast_dtype):
+            logits = model(images)
+            loss = criterion(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        count = labels.shape[0]
+        logger.update(count, loss=loss.detach().float() * count, accuracy=(logits.argmax(1) == labels).sum())
+        if on_step is not None and (step % LOG_EVERY_STEPS == 0 or step == steps):
+            on_step(step, steps, logger.averages()["loss"])
+    return {**logger.averages(), "images": logger.meters["loss"].count}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: MemoryBatches, *, autocast_dtype: Optional[torch.dtype] = None) -> Evaluation:
+    """Mean cross-entropy, accuracy and softmax probabilities over `batches` (sequential order)."""
+    model.eval()
+    logger = MetricLogger()
+    probs = []
+    for images, labels in batches.epoch(0):
+        with _autocast(images.device, autocast_dtype):
+            logits = model(images)
+        logits = logits.float()
+        count = labels.shape[0]
+        logger.update(count, loss=nn.functional.cross_entropy(logits, labels, reduction="sum"),
+                      accuracy=(logits.argmax(1) == labels).sum())
+        probs.append(logits.softmax(1))
+    averages = logger.averages()
+    return Evaluation(averages["loss"], averages["accuracy"], torch.cat(probs).cpu().numpy())
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def make_criterion(config: TrainConfig, train_labels: np.ndarray, num_classes: int, device: torch.device) -> nn.Module:
+    """Cross-entropy; with balance='loss' each class weighs N / (K * count) (classes absent from training weigh 1)."""
+    if config.balance != "loss":
+        return nn.CrossEntropyLoss()
+    counts = np.bincount(train_labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(train_labels) / (num_classes * np.maximum(counts, 1)), 1.0)
+    return nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
+
+
+@dataclass
+class _Training:
+    """Everything one model's training needs, built by `_setup`."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    train_batches: MemoryBatches
+    autocast_dtype: Optional[torch.dtype]
+
+
+def _setup(config: TrainConfig, pixels: torch.Tensor, labels: np.ndarray, train_index: np.ndarray,
+           num_classes: int, device: torch.device) -> _Training:
+    torch.manual_seed(config.seed)
+    model = build_model(config.backbone, num_classes, pretrained=config.pretrained)
+    if device.type == "cuda":
+        model = model.to(device, memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+    else:
+        model = model.to(device)
+    optimizer = make_optimizer(config, model)
+    dtype = amp_dtype(device, config.amp)
+    batches = MemoryBatches(
+        pixels, labels, train_index, batch_size=config.batch_size, device=device,
+        sampler="weighted" if config.balance == "sampler" else "shuffle",
+        augmentation=Augmentation() if config.augment else Augmentation(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, jitter=0.0),
+        seed=config.seed,
+    )
+    return _Training(
+        model=model, optimizer=optimizer, scheduler=make_scheduler(config, optimizer),
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        criterion=make_criterion(config, labels[train_index], num_classes, device),
+        train_batches=batches, autocast_dtype=dtype,
+    )
+
+
+def _train_epoch(config: TrainConfig, training: _Training, epoch: int, on_step: Optional[StepCallback]) -> tuple[dict, bool]:
+    frozen = epoch < config.freeze_backbone_epochs
+    training.model.train()
+    set_backbone_frozen(training.model, config.backbone, frozen)
+    averages = train_one_epoch(
+        training.model, training.train_batches, training.criterion, training.optimizer, epoch=epoch,
+        scaler=training.scaler, autocast_dtype=training.autocast_dtype, on_step=on_step,
+    )
+    return averages, frozen
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class _Progress:
+    """Turns step counts into a fraction of a progress-bar span and a message with the ETA."""
+
+    def __init__(self, report: ProgressCallback, *, start: float, end: float, total_steps: int, label: str):
+        self.report, self.start, self.end, self.total_steps, self.label = report, start, end, max(total_steps, 1), label
+        self.started = time.monotonic()
+
+    def step(self, steps_done_before: int, step: int, message: str) -> None:
+        done = steps_done_before + step
+        elapsed = time.monotonic() - self.started
+        fraction = done / self.total_steps
+        eta = elapsed / done * (self.total_steps - done) if done else float("nan")
+        self.report(self.start + (self.end - self.start) * fraction, f"{self.label}{message} · ETA {_format_eta(eta)}")
+
+
+@dataclass
+class FitResult:
+    """The outcome of `fit`: the best model's validation evaluation and the epoch history."""
+
+    history: list[EpochLog]
+    best_epoch: int
+    evaluation: Evaluation
+    stopped_early: bool
+    resumed_from_epoch: Optional[int]
+    train_seconds: float
+    train_images: int
+    eval_images_per_s: float
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `fit` (plain tensors, numbers and lists only: loaded with weights_only=True)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_dir: Path, device: torch.device,
+        progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
+        resume: bool = False, progress_span: tuple[float, float] = (0.0, 1.0)) -> FitResult:
+    """Train on samples.train_index with early stopping on validation loss; evaluate the best checkpoint.
+
+    pixels: uint8 (N, S, S, 3) in samples' order. Writes out_dir/last.pt after
+    every epoch and out_dir/best.pt when validation loss improves. With `resume`,
+    continues after the epoch stored in out_dir/last.pt (when there is one).
+    """
+    report = progress or (lambda fraction, message: None)
+    num_classes = len(samples.classes)
+    placed = place_pixels(pixels, device)
+    training = _setup(config, placed, samples.labels, samples.train_index, num_classes, device)
+    val_batches = MemoryBatches(placed, samples.labels, samples.val_index, batch_size=config.batch_size, device=device)
+    best_path, last_path = out_dir / BEST_CHECKPOINT, out_dir / LAST_CHECKPOINT
+    history: list[EpochLog] = []
+    best_loss, best_epoch, since_best, stopped, start_epoch, resumed_from = math.inf, -1, 0, False, 0, None
+    if resume and last_path.is_file():
+        state = load_checkpoint(last_path, map_location=device)
+        training.model.load_state_dict(state["model"])
+        training.optimizer.load_state_dict(state["optimizer"])
+        training.scheduler.load_state_dict(state["scheduler"])
+        training.scaler.load_state_dict(state["scaler"])
+        history = [EpochLog(**entry) for entry in state["history"]]
+        best_loss, best_epoch = state["best_val_loss"], state["best_epoch"]
+        since_best, stopped = state["epochs_since_best"], state["stopped_early"]
+        resumed_from = start_epoch = state["epoch"] + 1
+        log.info("resuming after epoch %d from %s", state["epoch"], last_path)
+    steps_per_epoch = len(training.train_batches) + len(val_batches)
+    tracker = _Progress(report, start=progress_span[0], end=progress_span[1],
+                        total_steps=max(config.epochs - start_epoch, 0) * steps_per_epoch, label="")
+    train_images, train_seconds = 0, 0.0
+    for epoch in range(start_epoch, config.epochs):
+        if stopped:
+            break
+        steps_before = (epoch - start_epoch) * steps_per_epoch
+        started = time.monotonic()
+        on_step = lambda step, steps, loss: tracker.step(
+            steps_before, step, f"epoch {epoch + 1}/{config.epochs} · step {step}/{steps} · loss {loss:.4f}")
+        averages, frozen = _train_epoch(config, training, epoch, on_step)
+        train_seconds += time.monotonic() - started
+        train_images += averages["images"]
+        lr = training.optimizer.param_groups[0]["lr"]
+        training.scheduler.step()
+        evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+        entry = EpochLog(epoch, averages["loss"], averages["accuracy"], evaluation.loss, evaluation.accuracy, lr,
+                         time.monotonic() - started, frozen)
+        history.append(entry)
+        if evaluation.loss < best_loss - config.min_delta:
+            best_loss, best_epoch, since_best = evaluation.loss, epoch, 0
+            _save_checkpoint(best_path, {"epoch": epoch, "model": training.model.state_dict(),
+                                         "val_loss": evaluation.loss, "classes": samples.classes,
+                                         "config": config.to_dict()})
+        else:
+            since_best += 1
+        stopped = bool(config.patience) and since_best >= config.patience and epoch + 1 < config.epochs
+        _save_checkpoint(last_path, {
+            "epoch": epoch, "model": training.model.state_dict(), "optimizer": training.optimizer.state_dict(),
+            "scheduler": training.scheduler.state_dict(), "scaler": training.scaler.state_dict(),
+            "history": [asdict(e) for e in history], "best_val_loss": best_loss, "best_epoch": best_epoch,
+            "epochs_since_best": since_best, "stopped_early": stopped, "classes": samples.classes,
+            "config": config.to_dict(),
+        })
+        if on_epoch is not None:
+            on_epoch(entry)
+        tracker.step(steps_before, steps_per_epoch,
+                     f"epoch {epoch + 1}/{config.epochs} · val loss {evaluation.loss:.4f} · val acc {evaluation.accuracy:.3f}")
+    if not best_path.is_file():
+        raise RuntimeError(f"no best checkpoint in {out_dir}: no epoch was trained")
+    training.model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+    started = time.monotonic()
+    final = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+    eval_seconds = time.monotonic() - started
+    return FitResult(history, best_epoch, final, stopped, resumed_from, train_seconds, train_images,
+                     len(samples.val_index) / eval_seconds if eval_seconds > 0 else float("nan"))
+
+
+# --- out-of-fold probabilities --------------------------------------------------------------------
+
+
+def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, device: torch.device,
+                           progress: Optional[ProgressCallback] = None,
+                           progress_span: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Probabilities for every sample from a model that never trained on it: shape (N, K), float32.
+
+    Stratified K-fold (K = config.folds) over all of the run's samples; each fold
+    trains a fresh model for config.epochs epochs (no early stopping: there is no
+    separate validation set) and predicts its held-out part.
+    """
+    report = progress or (lambda fraction, message: None)
+    num_classes = len(samples.classes)
+    placed = place_pixels(pixels, device)
+    probs = np.zeros((len(samples.labels), num_classes), dtype=np.float32)
+    splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    folds = list(splitter.split(np.zeros(len(samples.labels)), samples.labels))
+    span = (progress_span[1] - progress_span[0]) / len(folds)
+    for fold, (train_index, held_out) in enumerate(folds):
+        training = _setup(config, placed, samples.labels, train_index, num_classes, device)
+        start = progress_span[0] + fold * span
+        tracker = _Progress(report, start=start, end=start + span,
+                            total_steps=config.epochs * len(training.train_batches),
+                            label=f"fold {fold + 1}/{len(folds)} · ")
+        for epoch in range(config.epochs):
+            steps_before = epoch * len(training.train_batches)
+            _train_epoch(config, training, epoch, lambda step, steps, loss: tracker.step(
+                steps_before, step, f"epoch {epoch + 1}/{config.epochs} · loss {loss:.4f}"))
+            training.scheduler.step()
+        held_out_batches = MemoryBatches(placed, samples.labels, held_out, batch_size=config.batch_size, device=device)
+        probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype).probs
+    return probs
+
+
+def save_out_of_fold(out_dir: Path, sample_ids: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict[str, str]:
+    """Write oof_pred_probs.npy (N, K), oof_sample_ids.npy (N,) and oof_classes.json; returns their paths."""
+    paths = {"pred_probs": out_dir / OOF_PROBS_FILE, "sample_ids": out_dir / OOF_IDS_FILE,
+             "classes": out_dir / OOF_CLASSES_FILE}
+    np.save(paths["pred_probs"], probs.astype(np.float32), allow_pickle=False)
+    np.save(paths["sample_ids"], np.asarray(sample_ids, dtype=np.int64), allow_pickle=False)
+    paths["classes"].write_text(json.dumps(list(classes)))
+    return {name: str(path) for name, path in paths.items()}
+
+
+def load_out_of_fold(run_dir: str | os.PathLike, sample_ids: Sequence[int], *,
+                     classes: Optional[Sequence[str]] = None) -> np.ndarray:
+    """Out-of-fold probabilities of a run aligned to `sample_ids`: float32, shape (len(sample_ids), K).
+
+    Columns follow the run's classes; passing `classes` checks they are the
+    same (the audit's class order). Raises KeyError when a sample has no
+    out-of-fold row (it was not part of that run).
+    """
+    folder = Path(run_dir)
+    probs = np.load(folder / OOF_PROBS_FILE, allow_pickle=False)
+    stored_ids = np.load(folder / OOF_IDS_FILE, allow_pickle=False)
+    stored_classes = json.loads((folder / OOF_CLASSES_FILE).read_text())
+    if classes is not None and list(classes) != stored_classes:
+        raise ValueError(f"the run's classes {stored_classes} differ from {list(classes)}")
+    row_of = {int(sample_id): row for row, sample_id in enumerate(stored_ids)}
+    missing = [int(s) for s in sample_ids if int(s) not in row_of]
+    if missing:
+        raise KeyError(f"{len(missing)} samples have no out-of-fold probabilities in {folder} (e.g. id {missing[0]})")
+    return probs[[row_of[int(s)] for s in sample_ids]]
+
+
+# --- one run --------------------------------------------------------------------------------------
+
+
+def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: Path, out_dir: Path,
+             cache_dir: Path, resume: bool, report: ProgressCallback) -> tuple[RunSamples, torch.Tensor]:
+    """The run's samples (new, or stored ones when resuming) and their decoded pixels."""
+    stored = out_dir / SAMPLES_FILE
+    decode_progress = lambda fraction, message: report(fraction * DECODE_SHARE, message)
+    if resume and stored.is_file():
+        chosen = RunSamples.load(stored)
+        decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
+                              cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
+        if decoded.failed:
+            position, reason = next(iter(decoded.failed.items()))
+            raise ValueError(f"{len(decoded.failed)} images of the run can no longer be decoded "
+                             f"(e.g. {chosen.paths[position]}: {reason}); start a new run")
+        return chosen, decoded.pixels
+    chosen = select_samples(samples, classes, val_fraction=config.val_fraction, seed=config.seed)
+    decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
+                          cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
+    pixels = decoded.pixels
+    if decoded.failed:
+        log.warning("%d images could not be decoded and are left out", len(decoded.failed))
+        chosen, kept = _without_failed(chosen, decoded.failed)
+        pixels = pixels[torch.as_tensor(kept)]
+    _check_trainable(chosen)
+    chosen.save(stored)
+    return chosen, pixels
+
+
+def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: str | os.PathLike, *,
+         progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
+         resume: bool = False) -> dict[str, Any]:
+    """Run one training run and return its JSON-able result.
+
+    samples: the dataset's current state with db.queries.samples_frame columns
+    (id, path, label = folder class, current_label, deleted, readable, content_hash).
+    classes: the dataset's sorted class names (the model's outputs, in order).
+    config.out_dir and config.cache_dir must be set. Result keys: config, device,
+    classes, metrics (core.metrics.classification_report of the best checkpoint),
+    history, best_epoch, stopped_early, resumed_from_epoch, split {train, val}
+    (sample ids), validation {sample_ids, true, pred, confidence}, samples
+    {used, train, val, skipped}, checkpoints, out_dir, out_of_fold (paths or None),
+    throughput {train_images_per_s, eval_images_per_s}, seconds.
+    """
+    if config.out_dir is None or config.cache_dir is None:
+        raise ValueError("config.out_dir and config.cache_dir must be set")
+    config.validate()
+    started = time.monotonic()
+    report = progress or (lambda fraction, message: None)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+    device = pick_device(config.device)
+    chosen, pixels = _prepare(config, samples, classes, Path(root), out_dir, Path(config.cache_dir), resume, report)
+    pixels = place_pixels(pixels, device)
+    fit_end = DECODE_SHARE + (1 - DECODE_SHARE) / (1 + (config.folds or 0))
+    result = fit(config, chosen, pixels, out_dir=out_dir, device=device, progress=report, on_epoch=on_epoch,
+                 resume=resume, progress_span=(DECODE_SHARE, fit_end))
+    out_of_fold = None
+    if config.folds >= 2:
+        probs = out_of_fold_pred_probs(config, chosen, pixels, device=device, progress=report,
+                                       progress_span=(fit_end, 1.0))
+        out_of_fold = save_out_of_fold(out_dir, chosen.sample_ids, probs, chosen.classes)
+    y_true = chosen.labels[chosen.val_index]
+    y_pred = result.evaluation.probs.argmax(1)
+    report(1.0, f"done: val accuracy {result.evaluation.accuracy:.3f}")
+    return {
+        "config": config.to_dict(),
+        "device": describe_device(device),
+        "classes": list(chosen.classes),
+        "metrics": classification_report(y_true, y_pred, chosen.classes),
+        "history": [asdict(entry) for entry in result.history],
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "split": chosen.split(),
+        "validation": {
+            "sample_ids": chosen.sample_ids[chosen.val_index].tolist(),
+            "true": y_true.tolist(),
+            "pred": y_pred.tolist(),
+            "confidence": result.evaluation.probs.max(1).round(4).tolist(),
+        },
+        "samples": {"used": len(chosen.sample_ids), "train": len(chosen.train_index), "val": len(chosen.val_index),
+                    "skipped": {str(k): v for k, v in chosen.skipped.items()}},
+        "checkpoints": {"best": str(out_dir / BEST_CHECKPOINT), "last": str(out_dir / LAST_CHECKPOINT)},
+        "out_dir": str(out_dir),
+        "out_of_fold": out_of_fold,
+        "throughput": {
+            "train_images_per_s": result.train_images / result.train_seconds if result.train_seconds else None,
+            "eval_images_per_s": result.eval_images_per_s,
+        },
+        "seconds": round(time.monotonic() - started, 3),
+    }

@@ -1,0 +1,169 @@
+"""Query functions for training runs (jobs of kind "train") and their per-epoch logs. Each takes the session first.
+
+A run's id is its job id. Its config is in the job's params, its outcome (metrics,
+split, validation predictions) in the job's result, its curves in `train_epochs`.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import pandas as pd
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from db.models import Correction, Job, Sample, TrainEpoch
+
+TRAIN_KIND = "train"
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+RUN_COLUMNS = ["id", "status", "created_at", "finished_at", "backbone", "image_size", "epochs", "epochs_done",
+               "accuracy", "macro_f1", "device", "corrections", "message", "error"]
+
+
+def get_run(session: Session, run_id: int) -> Optional[Job]:
+    """The train job `run_id`, or None when there is no such job or it is not a training run."""
+    job = session.get(Job, run_id)
+    return job if job is not None and job.kind == TRAIN_KIND else None
+
+
+def _loads(text: Optional[str]) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+def run_config(job: Job) -> dict[str, Any]:
+    """The run's training options (TrainConfig as a dict)."""
+    return _loads(job.params_json).get("config", {})
+
+
+def run_result(job: Job) -> dict[str, Any]:
+    """The run's result dict ({} until it succeeded)."""
+    return _loads(job.result_json)
+
+
+def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
+    """The evaluation of a finished run (core.metrics.classification_report), or None."""
+    job = get_run(session, run_id)
+    if job is None:
+        return None
+    return run_result(job).get("metrics")
+
+
+def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
+    """One row per training run of a dataset, newest first; columns RUN_COLUMNS.
+
+    accuracy and macro_f1 are NaN until the run succeeded; corrections is how many
+    corrections the dataset had when the run started.
+    """
+    epochs_done = (
+        select(TrainEpoch.job_id, func.count(TrainEpoch.id).label("done")).group_by(TrainEpoch.job_id).subquery()
+    )
+    rows = session.execute(
+        select(Job, func.coalesce(epochs_done.c.done, 0))
+        .outerjoin(epochs_done, epochs_done.c.job_id == Job.id)
+        .where(Job.dataset_id == dataset_id, Job.kind == TRAIN_KIND)
+        .order_by(Job.id.desc())
+    ).all()
+    records = []
+    for job, done in rows:
+        config, result = run_config(job), run_result(job)
+        metrics = result.get("metrics") or {}
+        records.append({
+            "id": job.id, "status": job.status, "created_at": job.created_at, "finished_at": job.finished_at,
+            "backbone": config.get("backbone"), "image_size": config.get("image_size"),
+            "epochs": config.get("epochs"), "epochs_done": int(done),
+            "accuracy": metrics.get("accuracy", float("nan")),
+            "macro_f1": (metrics.get("macro_avg") or {}).get("f1", float("nan")),
+            "device": result.get("device"), "corrections": (result.get("snapshot") or {}).get("corrections"),
+            "message": job.message, "error": job.error,
+        })
+    return pd.DataFrame(records, columns=RUN_COLUMNS)
+
+
+def run_epochs(session: Session, run_id: int) -> pd.DataFrame:
+    """The run's per-epoch log, by epoch; columns EPOCH_COLUMNS (epoch is 0-based)."""
+    rows = session.execute(
+        select(*(getattr(TrainEpoch, c) for c in EPOCH_COLUMNS)).where(TrainEpoch.job_id == run_id)
+        .order_by(TrainEpoch.epoch)
+    ).all()
+    return pd.DataFrame(rows, columns=EPOCH_COLUMNS).astype({c: float for c in EPOCH_COLUMNS[1:]})
+
+
+def record_epoch(session: Session, run_id: int, *, epoch: int, train_loss: float, train_accuracy: float,
+                 val_loss: float, val_accuracy: float, lr: float, seconds: float) -> None:
+    """Store (or replace, when a resumed run repeats it) one epoch of a run."""
+    session.execute(delete(TrainEpoch).where(TrainEpoch.job_id == run_id, TrainEpoch.epoch == epoch))
+    session.add(TrainEpoch(job_id=run_id, epoch=epoch, train_loss=train_loss, train_accuracy=train_accuracy,
+                           val_loss=val_loss, val_accuracy=val_accuracy, lr=lr, seconds=seconds))
+
+
+def claim_train_slot(session: Session, run_id: int, host: str) -> bool:
+    """Atomically mark run `run_id` running if no other train job is running on `host`.
+
+    One UPDATE statement, so two workers cannot both claim the slot. A run that
+    did not get it is set back to queued. Returns whether it got the slot.
+    """
+    other = aliased(Job)
+    busy = exists().where(other.kind == TRAIN_KIND, other.status == "running", other.host == host,
+                          other.id != run_id)
+    claimed = session.execute(
+        update(Job).where(Job.id == run_id, Job.status.in_(("queued", "running")),
+                          Job.cancel_requested.is_(False), ~busy)
+        .values(status="running").execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed:
+        return True
+    session.execute(update(Job).where(Job.id == run_id, Job.status == "running").values(status="queued")
+                    .execution_options(synchronize_session=False))
+    return False
+
+
+def running_train_job(session: Session, host: str, *, besides: int) -> Optional[Job]:
+    """The train job running on `host` other than `besides`, if any."""
+    return session.scalars(
+        select(Job).where(Job.kind == TRAIN_KIND, Job.status == "running", Job.host == host, Job.id != besides)
+        .limit(1)
+    ).one_or_none()
+
+
+def requeue_run(session: Session, run_id: int, *, epochs: Optional[int] = None) -> Job:
+    """Queue a failed or cancelled run again so that it resumes from its last checkpoint.
+
+    epochs: optionally change how many epochs the run trains in total.
+    """
+    job = get_run(session, run_id)
+    if job is None:
+        raise ValueError(f"no training run with id {run_id}")
+    if job.status not in ("failed", "cancelled"):
+        raise ValueError(f"run {run_id} is {job.status}: only failed or cancelled runs can be resumed")
+    params = _loads(job.params_json)
+    if epochs is not None:
+        params["config"]["epochs"] = epochs
+    params["resume"] = True
+    job.params_json = json.dumps(params)
+    job.status, job.cancel_requested, job.error, job.finished_at, job.result_json = "queued", False, None, None, None
+    job.progress, job.message, job.pid = 0.0, "queued to resume", None
+    return job
+
+
+def dataset_snapshot(session: Session, dataset_id: int) -> dict[str, int]:
+    """How much review a dataset has had: corrections in its log, the newest correction id,
+    and how many samples are currently relabelled or deleted."""
+    latest = (
+        select(Correction.sample_id, func.max(Correction.id).label("last_id"))
+        .join(Sample, Sample.id == Correction.sample_id).where(Sample.dataset_id == dataset_id)
+        .group_by(Correction.sample_id).subquery()
+    )
+    current = session.execute(
+        select(Sample.label, Correction.new_label, Correction.deleted)
+        .join(latest, latest.c.sample_id == Sample.id).join(Correction, Correction.id == latest.c.last_id)
+    ).all()
+    totals = session.execute(
+        select(func.count(Correction.id), func.coalesce(func.max(Correction.id), 0))
+        .join(Sample, Sample.id == Correction.sample_id).where(Sample.dataset_id == dataset_id)
+    ).one()
+    return {
+        "corrections": int(totals[0]),
+        "last_correction_id": int(totals[1]),
+        "relabelled": sum(1 for label, new_label, deleted in current if not deleted and new_label != label),
+        "deleted": sum(1 for _, _, deleted in current if deleted),
+    }

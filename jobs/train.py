@@ -1,0 +1,116 @@
+"""The "train" job: wait for the machine's training slot, train on the dataset's current labels, record the run.
+
+Params: {"config": TrainConfig as a dict, "resume": bool}. One training run at a
+time per machine: a second run stays queued (its worker polling) until the first
+ends. Epochs go to `train_epochs` as they finish; the result holds the metrics,
+the split and a snapshot of the dataset's review state.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.training import EpochLog, TrainConfig, main as train_main
+from db.models import Dataset, Job
+from db.queries import dataset_classes, samples_frame
+from db.runs import TRAIN_KIND, claim_train_slot, dataset_snapshot, record_epoch, running_train_job
+from jobs.runner import JobCancelled, JobReporter, job_params, process_alive, reap_dead_jobs, utcnow
+
+#: Seconds between checks of the training slot while queued.
+QUEUE_POLL_S = 1.0
+
+
+def data_dir(factory: sessionmaker[Session]) -> Path:
+    """The folder holding the database file: runs and the image cache live beside it."""
+    return Path(factory.kw["bind"].url.database).resolve().parent
+
+
+def run_dir(factory: sessionmaker[Session], run_id: int) -> Path:
+    """Default checkpoint folder of a run: <data dir>/runs/<run id>."""
+    return data_dir(factory) / "runs" / str(run_id)
+
+
+def reap_dead_train_jobs(session: Session) -> list[int]:
+    """`reap_dead_jobs`, plus queued train jobs whose waiting worker died (they would wait forever)."""
+    dead = reap_dead_jobs(session)
+    host = socket.gethostname()
+    waiting = session.scalars(
+        select(Job).where(Job.kind == TRAIN_KIND, Job.status == "queued", Job.pid.is_not(None), Job.host == host)
+    ).all()
+    gone = [job.id for job in waiting if not process_alive(job.pid)]
+    if gone:
+        session.execute(update(Job).where(Job.id.in_(gone)).values(
+            status="failed", finished_at=utcnow(),
+            error="the worker process stopped while waiting in the queue (killed or crashed)",
+        ))
+    return dead + gone
+
+
+def wait_for_train_slot(factory: sessionmaker[Session], run_id: int, *, poll_s: float = QUEUE_POLL_S) -> None:
+    """Block until this run holds the machine's training slot; raises JobCancelled if cancelled meanwhile."""
+    host = socket.gethostname()
+    while True:
+        with factory.begin() as session:
+            reap_dead_train_jobs(session)
+            if claim_train_slot(session, run_id, host):
+                return
+            job = session.get(Job, run_id)
+            if job.status == "cancelled" or job.cancel_requested:
+                raise JobCancelled()
+            other = running_train_job(session, host, besides=run_id)
+            job.message = f"waiting for run {other.id} to finish" if other else "waiting for the training slot"
+            job.heartbeat_at = utcnow()
+        time.sleep(poll_s)
+
+
+def _config_for(factory: sessionmaker[Session], run_id: int, params: dict[str, Any]) -> TrainConfig:
+    values = dict(params.get("config") or {})
+    folder = run_dir(factory, run_id)
+    values["out_dir"] = values.get("out_dir") or str(folder)
+    values["cache_dir"] = values.get("cache_dir") or str(data_dir(factory) / "cache" / "images")
+    return TrainConfig.from_dict(values)
+
+
+def _epoch_recorder(factory: sessionmaker[Session], run_id: int):
+    def record(entry: EpochLog) -> None:
+        with factory.begin() as session:
+            record_epoch(session, run_id, epoch=entry.epoch, train_loss=entry.train_loss,
+                         train_accuracy=entry.train_accuracy, val_loss=entry.val_loss,
+                         val_accuracy=entry.val_accuracy, lr=entry.lr, seconds=entry.seconds)
+    return record
+
+
+def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobReporter) -> dict[str, Any]:
+    """Job entry point (see the module docstring); returns the run's result dict."""
+    with factory() as session:
+        job = session.get(Job, job_id)
+        params, dataset_id = job_params(job), job.dataset_id
+    config = _config_for(factory, job_id, params)
+    resume = bool(params.get("resume"))
+    wait_for_train_slot(factory, job_id)
+    reporter(0.0, "loading the dataset")
+    with factory.begin() as session:
+        dataset = session.get(Dataset, dataset_id)
+        root = dataset.root
+        classes = dataset_classes(session, dataset_id)
+        samples = samples_frame(session, dataset_id)
+        # A resumed run trains on the samples it started with, so it keeps the snapshot taken then.
+        snapshot = params.get("snapshot") if resume else None
+        if snapshot is None:
+            snapshot = dataset_snapshot(session, dataset_id)
+        # Store the full config (defaults and folders filled in) and the snapshot with the run.
+        session.get(Job, job_id).params_json = json.dumps({**params, "config": config.to_dict(), "snapshot": snapshot})
+    record = _epoch_recorder(factory, job_id)
+    result = train_main(config, samples, classes, root, progress=reporter, on_epoch=record, resume=resume)
+    if resume:  # epochs before the checkpoint, including one whose row the stopped worker never wrote
+        for entry in result["history"]:
+            record(EpochLog(**entry))
+    result["run_id"] = job_id
+    result["snapshot"] = snapshot
+    return result
