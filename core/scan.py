@@ -55,7 +55,7 @@ def inspect_files(
     root = str(Path(root))
     total = len(entries)
     workers = workers or default_workers()
-    if workers == 1 or total < MIN_FILES_FOR_POOL:
+    if workers == 1 or total == 0 or total < MIN_FILES_FOR_POOL:
         return _inspect_inline(root, entries, progress)
     chunks = [entries[i:i + CHUNK_SIZE] for i in range(0, total, CHUNK_SIZE)]
     results: list[Optional[list[ImageInfo]]] = [None] * len(chunks)

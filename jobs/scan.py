@@ -143,7 +143,7 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
             listings_file=listings.present, seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)
-    report(1.0, f"scanned {summary['images']} images")
+    report(1.0, f"scanned {summary['images']} image{'' if summary['images'] == 1 else 's'}")
     return summary
 
 
