@@ -118,6 +118,9 @@ def decide(
     """
     if action not in ACTIONS:
         raise DecisionError(f"unknown action {action!r}; actions are: {', '.join(ACTIONS)}")
+    # Without a real transaction the SAVEPOINT below would commit at its RELEASE,
+    # and a caller rolling back afterwards would still keep this decision.
+    begin_write(session)
     state = sample_state(session, sample)
     if expected_last_id is not None and expected_last_id != state.last_correction_id:
         raise DecisionConflict(
