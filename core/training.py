@@ -589,7 +589,8 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
     """Train on samples.train_index with early stopping on validation loss; evaluate the best checkpoint.
 
     pixels: uint8 (N, S, S, 3) in samples' order. Writes out_dir/last.pt after
-    every epoch and out_dir/best.pt when validation loss improves. With `resume`,
+    every epoch and out_dir/best.pt when validation loss improves (both hold the
+    model, optimizer, scheduler and scaler state dicts, the epoch and the history). With `resume`,
     continues after the epoch stored in out_dir/last.pt (when there is one).
     """
     report = progress or (lambda fraction, message: None)
@@ -631,21 +632,22 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
         entry = EpochLog(epoch, averages["loss"], averages["accuracy"], evaluation.loss, evaluation.accuracy, lr,
                          time.monotonic() - started, frozen)
         history.append(entry)
-        if evaluation.loss < best_loss - config.min_delta:
+        improved = evaluation.loss < best_loss - config.min_delta
+        if improved:
             best_loss, best_epoch, since_best = evaluation.loss, epoch, 0
-            _save_checkpoint(best_path, {"epoch": epoch, "model": training.model.state_dict(),
-                                         "val_loss": evaluation.loss, "classes": samples.classes,
-                                         "config": config.to_dict()})
         else:
             since_best += 1
         stopped = bool(config.patience) and since_best >= config.patience and epoch + 1 < config.epochs
-        _save_checkpoint(last_path, {
+        state = {
             "epoch": epoch, "model": training.model.state_dict(), "optimizer": training.optimizer.state_dict(),
             "scheduler": training.scheduler.state_dict(), "scaler": training.scaler.state_dict(),
             "history": [asdict(e) for e in history], "best_val_loss": best_loss, "best_epoch": best_epoch,
             "epochs_since_best": since_best, "stopped_early": stopped, "classes": samples.classes,
             "config": config.to_dict(),
-        })
+        }
+        if improved:
+            _save_checkpoint(best_path, state)
+        _save_checkpoint(last_path, state)
         if on_epoch is not None:
             on_epoch(entry)
         tracker.step(steps_before, steps_per_epoch,
