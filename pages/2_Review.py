@@ -1,0 +1,332 @@
+"""Review: work through the latest audit's flags, worst first, and relabel / delete / keep / undo.
+
+Only one page of the queue is read per rerun (LIMIT/OFFSET on indexed columns),
+and every read is cached under the data version (latest audit, latest decision,
+latest scan), so a rerun after a click costs a few small queries.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from db.queries import dataset_classes
+from db.review import (
+    REVIEW_STATES, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
+    duplicate_members, queue_count, queue_page, queue_rank, queue_summary,
+)
+from db.corrections import Decision
+from ui.common import DatasetRef, db_path, factory_for, reviewer_name, selected_dataset, session_factory
+from ui.review_widgets import (
+    BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
+    ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, member_states, move, notify, render_broken,
+    render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
+    shortcut_legend, undo_last,
+)
+
+PER_PAGE = 20
+CACHE_TTL_S = 600
+KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filter_score", "filter_state"
+DATASET_SEEN_KEY = "review_dataset_seen"
+
+
+# --- cached reads (keyed by database and data version; never by widgets) --------------------------
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def load_facets(database: str, dataset_id: int, job_id: int, version: tuple) -> tuple[list[str], pd.DataFrame]:
+    """(classes, per-kind summary of the queue)."""
+    with factory_for(database)() as session:
+        return dataset_classes(session, dataset_id), queue_summary(session, job_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_count(database: str, job_id: int, version: tuple, queue: QueueFilter) -> int:
+    with factory_for(database)() as session:
+        return queue_count(session, job_id, queue)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_page(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int) -> pd.DataFrame:
+    with factory_for(database)() as session:
+        return queue_page(session, job_id, queue, offset=offset, limit=PER_PAGE)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_examples(database: str, dataset_id: int, scan_version: str, label: str, exclude: int) -> pd.DataFrame:
+    with factory_for(database)() as session:
+        return class_examples(session, dataset_id, label, limit=EXAMPLES_PER_CLASS, exclude=(exclude,))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_prices(database: str, dataset_id: int, scan_version: str, label: str) -> np.ndarray:
+    with factory_for(database)() as session:
+        return class_prices(session, dataset_id, label)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_members(database: str, job_id: int, version: tuple, flag_id: int) -> pd.DataFrame:
+    with factory_for(database)() as session:
+        return duplicate_members(session, job_id, flag_id)
+
+
+def current_version(dataset_id: int) -> tuple:
+    with session_factory()() as session:
+        return data_version(session, dataset_id)
+
+
+def locate_in_queue(job_id: int, queue: QueueFilter, flag_id: int) -> Optional[int]:
+    with session_factory()() as session:
+        return queue_rank(session, job_id, queue, flag_id)
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+
+def _to_first_item() -> None:
+    st.session_state[POSITION_KEY] = 0
+    st.session_state.pop(BULK_PLAN_KEY, None)
+
+
+def forget_state_of_other_dataset(dataset_id: int) -> None:
+    if st.session_state.get(DATASET_SEEN_KEY) != dataset_id:
+        for key in (KIND_KEY, CLASS_KEY, POSITION_KEY, BULK_PLAN_KEY):
+            st.session_state.pop(key, None)
+        st.session_state[DATASET_SEEN_KEY] = dataset_id
+
+
+def render_filters(classes: list[str], summary: pd.DataFrame) -> QueueFilter:
+    open_by_kind = dict(zip(summary["kind"], summary["open"]))
+    st.sidebar.subheader("Queue")
+    state = st.sidebar.segmented_control(
+        "Review state", REVIEW_STATES, default="open", key=STATE_KEY, on_change=_to_first_item, required=True,
+        help="Open: no decision on the image since this audit. Decided: there is one (undo re-opens it).",
+    )
+    kinds = st.sidebar.multiselect(
+        "Kind of flag", list(open_by_kind), key=KIND_KEY, on_change=_to_first_item, placeholder="all kinds",
+        format_func=lambda kind: f"{kind} ({open_by_kind[kind]} open)",
+    )
+    chosen_classes = st.sidebar.multiselect("Given class", classes, key=CLASS_KEY, on_change=_to_first_item,
+                                            placeholder="all classes")
+    low, high = st.sidebar.slider("Score (lower is worse)", 0.0, 1.0, (0.0, 1.0), step=0.01, key=SCORE_KEY,
+                                  on_change=_to_first_item)
+    return QueueFilter(kinds=tuple(kinds), classes=tuple(chosen_classes), score_min=low, score_max=high,
+                       state=state or "open")
+
+
+# --- the item -------------------------------------------------------------------------------------
+
+
+def render_undo(context: ReviewContext, locate) -> None:
+    st.button("Undo my last", key="undo", shortcut=SHORTCUTS["undo"][0], on_click=undo_last,
+              kwargs=dict(context=context, locate=locate), disabled=not context.reviewer, width="stretch")
+
+
+def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locate,
+                   members: Optional[pd.DataFrame]) -> None:
+    """The decision buttons of the current item, each with its keyboard shortcut.
+
+    members: the duplicate group's members when the item is a group, else None.
+    """
+    can_decide = bool(context.reviewer)
+    deleted = bool(item["deleted"])
+    is_group = item["kind"] == "duplicate"
+    on_sample = dict(context=context, sample_id=int(item["sample_id"]), flag_id=int(item["flag_id"]),
+                     expected_last_id=int(item["last_correction_id"]))
+    suggestion = item["suggested_label"] or None
+    columns = st.columns([3, 2, 2, 2, 2, 2])
+    columns[0].button(
+        f"Accept {suggestion}" if suggestion else "No suggestion", key="accept_suggestion", type="primary",
+        shortcut=SHORTCUTS["accept_suggestion"][0], on_click=decide_on_sample,
+        kwargs=dict(on_sample, action="relabel", new_label=suggestion),
+        disabled=not can_decide or is_group or deleted or not suggestion or suggestion == item["current_label"],
+        width="stretch",
+    )
+    columns[1].button("Delete", key="delete", shortcut=SHORTCUTS["delete"][0], on_click=decide_on_sample,
+                      kwargs=dict(on_sample, action="delete"), disabled=not can_decide or is_group or deleted,
+                      width="stretch")
+    if is_group:
+        columns[2].button("Keep all", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=keep_group,
+                          kwargs=dict(context=context, members=member_states(members)), disabled=not can_decide,
+                          width="stretch")
+    else:
+        columns[2].button("Keep", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=decide_on_sample,
+                          kwargs=dict(on_sample, action="keep"), disabled=not can_decide or deleted, width="stretch")
+    columns[3].button("Restore", key="restore", shortcut=SHORTCUTS["restore"][0], on_click=decide_on_sample,
+                      kwargs=dict(on_sample, action="restore"), disabled=not can_decide or is_group or not deleted,
+                      width="stretch")
+    with columns[4]:
+        render_undo(context, locate)
+    others = [c for c in context.classes if c != item["current_label"]]
+    relabel_column, button_column, _ = st.columns([3, 2, 6], vertical_alignment="bottom")
+    relabel_column.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted)
+    button_column.button("Relabel", key="relabel", shortcut=SHORTCUTS["relabel"][0], on_click=decide_on_sample,
+                         kwargs=dict(on_sample, action="relabel"),
+                         disabled=not can_decide or is_group or deleted or not others, width="stretch")
+    navigation = st.columns([2, 2, 8])
+    navigation[0].button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move,
+                         args=(-1, total), width="stretch")
+    navigation[1].button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total),
+                         width="stretch")
+
+
+def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, version: tuple,
+                    members: Optional[pd.DataFrame]) -> None:
+    database, scan_version = str(db_path()), version[2]
+    if item["kind"] == "mislabel":
+        render_mislabel(
+            item, root=dataset.root,
+            given_examples=load_examples(database, dataset.id, scan_version, item["given_label"], int(item["sample_id"])),
+            suggested_examples=(load_examples(database, dataset.id, scan_version, item["suggested_label"],
+                                              int(item["sample_id"])) if item["suggested_label"] else pd.DataFrame()),
+        )
+    elif item["kind"] == "price":
+        render_price(item, prices=load_prices(database, dataset.id, scan_version, item["given_label"]))
+    elif item["kind"] == "duplicate":
+        render_duplicates(item, root=dataset.root, members=members, context=context,
+                          can_decide=bool(context.reviewer))
+    elif item["kind"] == "broken":
+        render_broken(item)
+    else:
+        render_other(item)
+
+
+def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef, context: ReviewContext,
+                job_id: int, version: tuple, locate) -> None:
+    state = "decided" if item["decided"] else "open"
+    members = (load_members(str(db_path()), job_id, version, int(item["flag_id"]))
+               if item["kind"] == "duplicate" else None)
+    st.subheader(f"{position + 1} of {total} · {item['kind']} · {item['path']}")
+    st.caption(f"score {item['score']:.3f} (lower is worse) · {state}")
+    image_column, evidence_column = st.columns([2, 3])
+    with image_column:
+        if item["kind"] != "duplicate":
+            st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width=360)
+        st.caption(sample_caption(item))
+        if item["current_label"] != item["label"] or item["deleted"]:
+            st.caption(f"folder class: {item['label']}")
+    with evidence_column:
+        render_evidence(item, dataset, context, version, members)
+    if not context.reviewer:
+        st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
+    render_actions(item, context, total=total, locate=locate, members=members)
+
+
+def render_queue_table(page: pd.DataFrame, offset: int, position: int) -> None:
+    table = pd.DataFrame({
+        "": ["▶" if offset + i == position else "" for i in range(len(page))],
+        "#": range(offset + 1, offset + len(page) + 1),
+        "kind": page["kind"], "score": page["score"].round(3), "path": page["path"],
+        "label": page["current_label"], "suggested": page["suggested_label"].fillna(""),
+        "state": np.where(page["decided"], "decided", "open"),
+    })
+    st.dataframe(table, hide_index=True, key="queue_table", height=min(38 + 35 * len(table), 460))
+
+
+# --- bulk accept ----------------------------------------------------------------------------------
+
+
+def prepare_bulk(job_id: int, queue: QueueFilter) -> None:
+    """Callback: the worst N open mislabels under the current class and score filters, for confirmation."""
+    count = int(st.session_state.get("bulk_count", 0))
+    with session_factory()() as session:
+        candidates = bulk_accept_candidates(session, job_id, queue, count=count)
+    applicable = candidates[candidates["applicable"]]
+    st.session_state[BULK_PLAN_KEY] = {
+        "requested": count, "found": len(candidates),
+        "decisions": [(int(r.sample_id), str(r.suggested_label), int(r.last_correction_id), int(r.flag_id))
+                      for r in applicable.itertuples()],
+        "moves": applicable.groupby(["current_label", "suggested_label"]).size().reset_index(name="images"),
+    }
+
+
+def confirm_bulk(context: ReviewContext) -> None:
+    plan = st.session_state.pop(BULK_PLAN_KEY, None)
+    if not plan:
+        return
+    decisions = [Decision(sample_id, "relabel", new_label, expected_last_id=last_id, flag_id=flag_id)
+                 for sample_id, new_label, last_id, flag_id in plan["decisions"]]
+    if apply_many(context, decisions, note="bulk: accepted the suggested label"):
+        notify("success", f"Relabelled {len(decisions)} images to their suggested label. Undo reverts all of them.")
+
+
+def cancel_bulk() -> None:
+    st.session_state.pop(BULK_PLAN_KEY, None)
+
+
+def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mislabels: int) -> None:
+    plan = st.session_state.get(BULK_PLAN_KEY)
+    with st.expander("Bulk: accept the suggested label for the most confident mislabels", expanded=plan is not None):
+        st.caption("Takes the worst-scored open mislabel flags within the class and score filters.")
+        input_column, button_column = st.columns([2, 2], vertical_alignment="bottom")
+        input_column.number_input("How many", min_value=1, max_value=max(1, open_mislabels),
+                                  value=min(50, max(1, open_mislabels)), step=1, key="bulk_count")
+        button_column.button("Review the change", key="bulk_prepare", on_click=prepare_bulk, args=(job_id, queue),
+                             disabled=not context.reviewer or open_mislabels == 0)
+        if plan is None:
+            return
+        changes = len(plan["decisions"])
+        skipped = plan["found"] - changes
+        if changes == 0:
+            st.info("None of these flags would change anything (their images are deleted or already relabelled).")
+        else:
+            st.warning(f"This relabels exactly {changes} images"
+                       + (f" ({skipped} of the {plan['found']} flags are skipped: deleted or already relabelled)"
+                          if skipped else "") + ". Undo reverts them all at once.")
+            st.dataframe(plan["moves"].rename(columns={"current_label": "from", "suggested_label": "to"}),
+                         hide_index=True, key="bulk_moves")
+        confirm_column, cancel_column, _ = st.columns([3, 2, 6])
+        confirm_column.button(f"Relabel {changes} images", key="bulk_confirm", type="primary",
+                              on_click=confirm_bulk, args=(context,), disabled=changes == 0)
+        cancel_column.button("Cancel", key="bulk_cancel", on_click=cancel_bulk)
+
+
+# --- page -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    st.set_page_config(page_title="Review · listing-audit", layout="wide")
+    dataset = selected_dataset()
+    reviewer = reviewer_name()
+    st.title("Review")
+    if dataset is None:
+        st.info("No dataset yet: scan a folder on the home page.")
+        return
+    forget_state_of_other_dataset(dataset.id)
+    version = current_version(dataset.id)
+    job_id = version[0]
+    if not job_id:
+        st.info("This dataset has no finished audit yet: run one from the home page or with `listing-audit audit`.")
+        return
+    database = str(db_path())
+    classes, summary = load_facets(database, dataset.id, job_id, version)
+    queue = render_filters(classes, summary)
+    context = ReviewContext(dataset_id=dataset.id, root=dataset.root, reviewer=reviewer, classes=tuple(classes),
+                            state_filter=queue.state)
+    render_notice()
+    st.caption(" · ".join(f"{row.kind}: {row.open} open of {row.items}" for row in summary.itertuples())
+               + f" — audit job {job_id}")
+    total = load_count(database, job_id, version, queue)
+    open_mislabels = int(summary.loc[summary["kind"] == "mislabel", "open"].sum())
+    locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731
+    if total == 0:
+        st.success("Nothing to review under these filters.")
+        render_undo(context, locate)
+    else:
+        position = min(max(0, st.session_state.get(POSITION_KEY, 0)), total - 1)
+        st.session_state[POSITION_KEY] = position
+        offset = position - position % PER_PAGE
+        page = load_page(database, job_id, version, queue, offset)
+        item = page.iloc[position - offset]
+        queue_column, item_column = st.columns([2, 5])
+        with queue_column:
+            render_queue_table(page, offset, position)
+        with item_column:
+            render_item(item, position, total, dataset, context, job_id, version, locate)
+    render_bulk(job_id, queue, context, open_mislabels)
+    st.caption("Keyboard: " + shortcut_legend())
+
+
+main()

@@ -1,0 +1,179 @@
+"""The Review page with AppTest, driving its widgets by key against a real SQLite file and real images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.corrections import decide
+from db.models import Correction, Sample
+from tests.review_data import CLASSES, build_review_data
+
+TIMEOUT_S = 30
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "2_Review.py"
+
+
+@pytest.fixture
+def data(tmp_path, factory, db_path, monkeypatch):
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
+    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+    return build_review_data(tmp_path / "tiny", factory)
+
+
+def open_review(*, reviewer: str = "ann", kinds: tuple[str, ...] = ()) -> AppTest:
+    app = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
+    app.run()
+    assert not app.exception, app.exception
+    if reviewer:
+        app.text_input(key="reviewer").set_value(reviewer).run()
+    if kinds:
+        app.multiselect(key="filter_kind").set_value(list(kinds)).run()
+    assert not app.exception, app.exception
+    return app
+
+
+def heading(app: AppTest) -> str:
+    return app.subheader[0].value
+
+
+def log(factory) -> list[tuple]:
+    with factory() as session:
+        return [tuple(row) for row in session.execute(
+            select(Sample.path, Correction.action, Correction.new_label, Correction.deleted, Correction.reviewer,
+                   Correction.flag_id).join(Sample, Sample.id == Correction.sample_id).order_by(Correction.id)
+        )]
+
+
+def test_the_queue_starts_at_the_worst_flag_and_pages_with_next_and_previous(data):
+    app = open_review()
+    assert heading(app).startswith("1 of 6 · broken")
+    assert "Broken file: cannot decode" in app.error[0].value
+    app.button(key="next").click().run()
+    assert heading(app).startswith("2 of 6 · mislabel")
+    app.button(key="previous").click().run()
+    assert heading(app).startswith("1 of 6 · broken")
+    assert "`a` accept the suggested label" in app.caption[-1].value
+
+
+def test_mislabel_evidence_shows_the_suggestion_its_probability_and_examples(data):
+    app = open_review(kinds=("mislabel",))
+    text = " ".join(m.value for m in app.markdown)
+    assert "Given label **bag** · suggested **phone** (91%)" in text
+    assert "Top classes: phone 91%, bag 6%, shoe 3%" in text
+    captions = [c.value for c in app.caption]
+    assert "Other images of bag" in captions and "Images of phone" in captions
+    assert app.button(key="accept_suggestion").label == "Accept phone"
+
+
+def test_accepting_the_suggestion_relabels_and_moves_on(factory, data):
+    app = open_review(kinds=("mislabel",))
+    app.button(key="accept_suggestion").click().run()
+    assert not app.exception
+    assert log(factory) == [("bag/bag-0.png", "relabel", "phone", False, "ann", data.flag_ids["bag/bag-0.png"])]
+    assert "bag/bag-0.png — bag → phone" in app.success[0].value
+    assert heading(app).startswith("1 of 2 · mislabel")  # the decided item left the open queue
+
+
+def test_relabel_to_any_class_delete_keep_and_restore(factory, data):
+    app = open_review(kinds=("mislabel",))
+    app.selectbox(key="relabel_class").set_value("shoe").run()
+    app.button(key="relabel").click().run()
+    app.button(key="delete").click().run()  # shoe/shoe-1.png, now first
+    app.button(key="keep").click().run()  # phone/phone-3.png
+    assert [(path, action) for path, action, *_ in log(factory)] == [
+        ("bag/bag-0.png", "relabel"), ("shoe/shoe-1.png", "delete"), ("phone/phone-3.png", "keep")]
+    app.segmented_control(key="filter_state").set_value("decided").run()
+    app.button(key="next").click().run()
+    assert heading(app) == "2 of 3 · mislabel · shoe/shoe-1.png" and app.button(key="restore").disabled is False
+    app.button(key="restore").click().run()
+    assert log(factory)[-1][:4] == ("shoe/shoe-1.png", "restore", "shoe", False)
+
+
+def test_undo_reverts_my_last_decision_and_brings_the_item_back(factory, data):
+    app = open_review(kinds=("mislabel",))
+    app.button(key="accept_suggestion").click().run()
+    app.button(key="undo").click().run()
+    assert not app.exception
+    assert [action for _, action, *_ in log(factory)] == ["relabel", "undo"]
+    assert "Undid your last decision on bag/bag-0.png" in app.success[0].value
+    assert heading(app) == "1 of 3 · mislabel · bag/bag-0.png"  # back in the open queue, shown again
+
+
+def test_a_sample_decided_by_someone_else_meanwhile_is_not_overwritten(factory, data):
+    app = open_review(kinds=("mislabel",))
+    with factory.begin() as session:  # bob decides on the image ann is looking at
+        decide(session, session.get(Sample, data.sample_ids["bag/bag-0.png"]), "delete", classes=CLASSES,
+               reviewer="bob")
+    app.button(key="accept_suggestion").click().run()
+    assert "changed by someone else" in app.warning[0].value
+    assert [(action, reviewer) for _, action, _, _, reviewer, _ in log(factory)] == [("delete", "bob")]
+
+
+def test_decisions_need_a_reviewer_name(factory, data):
+    app = open_review(reviewer="")
+    assert app.button(key="keep").disabled and app.button(key="undo").disabled
+    assert any("Enter your name" in w.value for w in app.warning)
+
+
+def test_duplicate_group_keep_one_delete_the_rest(factory, data):
+    app = open_review(kinds=("duplicate",))
+    assert heading(app).startswith("1 of 1 · duplicate")
+    assert "2 images in this duplicate group" in " ".join(m.value for m in app.markdown)
+    app.button(key=f"keep_only_{data.sample_ids['bag/bag-2.png']}").click().run()
+    assert not app.exception
+    assert sorted((path, action) for path, action, *_ in log(factory)) == [
+        ("bag/bag-1.png", "delete"), ("bag/bag-2.png", "keep")]
+    assert "Nothing to review" in app.success[1].value
+    app.button(key="undo").click().run()  # one undo reverts the whole group action
+    assert [action for _, action, *_ in log(factory)][-2:] == ["undo", "undo"]
+
+
+def test_price_evidence_draws_the_class_distribution(data):
+    app = open_review(kinds=("price",))
+    assert "Price **320.00** in class **phone**" in " ".join(m.value for m in app.markdown)
+    assert app.get("plotly_chart")
+
+
+def test_filters_by_class_score_and_state(factory, data):
+    app = open_review()
+    app.multiselect(key="filter_class").set_value(["shoe"]).run()
+    assert heading(app).startswith("1 of 2 · broken")
+    app.slider(key="filter_score").set_value((0.05, 0.2)).run()
+    assert heading(app).startswith("1 of 1 · mislabel")
+    app.segmented_control(key="filter_state").set_value("decided").run()
+    assert "Nothing to review" in app.success[0].value
+
+
+def test_bulk_accept_states_the_count_then_relabels_exactly_that_many(factory, data):
+    app = open_review()
+    app.number_input(key="bulk_count").set_value(2).run()
+    app.button(key="bulk_prepare").click().run()
+    assert "This relabels exactly 2 images" in app.warning[0].value
+    assert app.button(key="bulk_confirm").label == "Relabel 2 images"
+    app.button(key="bulk_confirm").click().run()
+    assert not app.exception
+    assert [(path, label) for path, _, label, *_ in log(factory)] == [
+        ("bag/bag-0.png", "phone"), ("shoe/shoe-1.png", "bag")]
+    app.button(key="undo").click().run()
+    assert "Undid your last decision on 2 images" in app.success[0].value
+    assert [action for _, action, *_ in log(factory)] == ["relabel", "relabel", "undo", "undo"]
+
+
+def test_bulk_accept_can_be_cancelled(factory, data):
+    app = open_review()
+    app.button(key="bulk_prepare").click().run()
+    assert "This relabels exactly 3 images" in app.warning[0].value
+    app.button(key="bulk_cancel").click().run()
+    assert log(factory) == [] and not app.get("bulk_confirm")
+
+
+def test_without_an_audit_the_page_says_so(tmp_path, factory, db_path, monkeypatch):
+    from jobs.scan import scan_dataset
+    from tests.pages.tiny_dataset import build_tiny_dataset
+
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
+    scan_dataset(factory, build_tiny_dataset(tmp_path / "tiny"), workers=1)
+    app = open_review()
+    assert "no finished audit" in app.info[0].value

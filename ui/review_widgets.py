@@ -1,0 +1,338 @@
+"""Parts of the Review screen: the evidence of each kind of flag, the decision buttons and what they do.
+
+Decisions run in button callbacks, which receive the state the reviewer was
+shown when the button was drawn (`expected_last_id`): if someone else decided
+on the sample since, db.corrections raises DecisionConflict and the reviewer
+gets a warning instead of overwriting. Messages for the next run go through
+`st.session_state[NOTICE_KEY]`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from db.corrections import Decision, DecisionConflict, DecisionError, decide, decide_many, undo_last_action
+from db.models import Correction, Sample
+from ui.common import session_factory
+from ui.thumbnails import THUMBNAIL_SIDE, large_image, thumbnail, unreadable_placeholder
+
+NOTICE_KEY = "review_notice"
+POSITION_KEY = "review_position"
+BULK_PLAN_KEY = "review_bulk_plan"
+RELABEL_CLASS_KEY = "relabel_class"
+#: Button key -> (keyboard shortcut, what it does). Streamlit reserves C and R.
+SHORTCUTS = {
+    "accept_suggestion": ("A", "accept the suggested label"),
+    "relabel": ("L", "relabel to the class chosen in the list"),
+    "delete": ("D", "delete (leave out of training and export)"),
+    "keep": ("K", "keep: the flag was wrong"),
+    "restore": ("S", "restore a deleted image"),
+    "undo": ("U", "undo your last decision"),
+    "next": ("N", "next item"),
+    "previous": ("P", "previous item"),
+}
+ITEM_IMAGE_SIDE = 480
+EXAMPLES_PER_CLASS = 3
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    """What every decision callback needs besides the item: who decides, on which dataset, and the queue's state."""
+
+    dataset_id: int
+    root: str
+    reviewer: str
+    classes: tuple[str, ...]
+    state_filter: str  # open | decided | all: after a decision the queue moves on only when the item stays in it
+
+
+# --- notices ------------------------------------------------------------------------------------
+
+
+def notify(level: str, text: str) -> None:
+    """Show `text` at the top of the next run (level: success | info | warning | error)."""
+    st.session_state[NOTICE_KEY] = (level, text)
+
+
+def render_notice() -> None:
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice is not None:
+        level, text = notice
+        {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}[level](text)
+
+
+def shortcut_legend() -> str:
+    """The keyboard shortcuts as one line of markdown."""
+    return " · ".join(f"`{key.lower()}` {what}" for key, what in SHORTCUTS.values())
+
+
+# --- decisions (button callbacks) ---------------------------------------------------------------
+
+
+def _advance_after_decision(context: ReviewContext) -> None:
+    """In the open queue a decided item drops out and the next one takes its place; elsewhere step on."""
+    if context.state_filter != "open":
+        st.session_state[POSITION_KEY] = st.session_state.get(POSITION_KEY, 0) + 1
+
+
+def _describe(label: str, deleted: bool) -> str:
+    return f"{label} (deleted)" if deleted else label
+
+
+def decide_on_sample(
+    context: ReviewContext, *, sample_id: int, action: str, expected_last_id: int,
+    flag_id: Optional[int] = None, new_label: Optional[str] = None,
+) -> None:
+    """Callback of the single-sample buttons. new_label None for relabel reads the class list widget."""
+    if action == "relabel" and new_label is None:
+        new_label = st.session_state.get(RELABEL_CLASS_KEY)
+    try:
+        with session_factory().begin() as session:
+            sample = session.get(Sample, sample_id)
+            correction = decide(
+                session, sample, action, classes=list(context.classes), new_label=new_label,
+                reviewer=context.reviewer, expected_last_id=expected_last_id, flag_id=flag_id,
+            )
+            path, before = sample.path, _describe(correction.old_label, correction.was_deleted)
+            after = _describe(correction.new_label, correction.deleted)
+    except DecisionConflict as error:
+        notify("warning", f"Not saved: {error}")
+        return
+    except DecisionError as error:
+        notify("error", f"Not saved: {error}")
+        return
+    notify("success", f"{action.capitalize()}: {path} — {before} → {after}")
+    _advance_after_decision(context)
+
+
+def keep_only(context: ReviewContext, *, keep_sample_id: int, members: list[tuple[int, int, bool, Optional[int]]]) -> None:
+    """Callback of "keep this one, delete the rest": one action over the whole duplicate group.
+
+    members: (sample id, last correction id shown, deleted, flag id) of every member.
+    The kept one is restored if it was deleted; the others not yet deleted are deleted.
+    """
+    decisions = []
+    for sample_id, last_id, deleted, flag_id in members:
+        if sample_id == keep_sample_id:
+            action = "restore" if deleted else "keep"
+        elif not deleted:
+            action = "delete"
+        else:
+            continue
+        decisions.append(Decision(sample_id, action, expected_last_id=last_id, flag_id=flag_id))
+    if apply_many(context, decisions, note="duplicate group: kept one, deleted the rest"):
+        deleted = sum(decision.action == "delete" for decision in decisions)
+        notify("success", f"Kept one image of the group and deleted {deleted}.")
+        _advance_after_decision(context)
+
+
+def keep_group(context: ReviewContext, *, members: list[tuple[int, int, bool, Optional[int]]]) -> None:
+    """Callback of Keep on a duplicate group: the flag was wrong, keep every member not deleted."""
+    decisions = [Decision(sample_id, "keep", expected_last_id=last_id, flag_id=flag_id)
+                 for sample_id, last_id, deleted, flag_id in members if not deleted]
+    if apply_many(context, decisions, note="duplicate group: kept all"):
+        notify("success", f"Kept all {len(decisions)} images of the group.")
+        _advance_after_decision(context)
+
+
+def apply_many(context: ReviewContext, decisions: list[Decision], *, note: str) -> bool:
+    """Apply the decisions as one action (all or nothing); notify and return False when they cannot be."""
+    if not decisions:
+        notify("info", "Nothing to change.")
+        return False
+    try:
+        with session_factory().begin() as session:
+            decide_many(session, decisions, classes=list(context.classes), reviewer=context.reviewer, note=note)
+    except DecisionConflict as error:
+        notify("warning", f"Nothing saved: {error}")
+        return False
+    except DecisionError as error:
+        notify("error", f"Nothing saved: {error}")
+        return False
+    return True
+
+
+def undo_last(context: ReviewContext, *, locate: Callable[[int], Optional[int]]) -> None:
+    """Callback of Undo: revert the reviewer's latest action; show its item when the queue holds it.
+
+    locate(flag_id) -> the flag's position in the current queue, or None.
+    """
+    try:
+        with session_factory().begin() as session:
+            undos = undo_last_action(session, context.dataset_id, context.reviewer, classes=list(context.classes))
+            reverted = [session.get(Sample, undo.sample_id).path for undo in undos]
+            reverted_flags = [session.get(Correction, undo.reverts_id).flag_id for undo in undos]
+    except DecisionConflict as error:
+        notify("warning", f"Not undone: {error}")
+        return
+    except DecisionError as error:
+        notify("error", f"Not undone: {error}")
+        return
+    shown = f"{reverted[0]}" if len(reverted) == 1 else f"{len(reverted)} images"
+    notify("success", f"Undid your last decision on {shown}.")
+    for flag_id in filter(None, reverted_flags):
+        position = locate(flag_id)
+        if position is not None:
+            st.session_state[POSITION_KEY] = position
+            break
+
+
+def move(delta: int, total: int) -> None:
+    """Callback of Next / Previous."""
+    st.session_state[POSITION_KEY] = min(max(0, st.session_state.get(POSITION_KEY, 0) + delta), max(0, total - 1))
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def image_bytes(root: str, row, *, max_side: int) -> bytes:
+    """JPEG bytes of the sample in `row` (path, mtime_ns, file_size, readable, error), or a placeholder."""
+    if not row["readable"]:
+        return unreadable_placeholder(row["error"] or "unreadable", side=max_side)
+    path = str(Path(root) / row["path"])
+    if max_side <= THUMBNAIL_SIDE:
+        return thumbnail(path, int(row["mtime_ns"]), int(row["file_size"]))
+    return large_image(path, int(row["mtime_ns"]), int(row["file_size"]), max_side=max_side)[0]
+
+
+def sample_caption(row) -> str:
+    state = _describe(row["current_label"], bool(row["deleted"]))
+    price = "" if pd.isna(row["price"]) else f" · {row['price']:,.2f}"
+    return f"{row['path']} · {state}{price}"
+
+
+def render_examples(root: str, examples: pd.DataFrame, *, title: str) -> None:
+    st.caption(title)
+    if examples.empty:
+        st.write("no readable examples")
+        return
+    st.image([image_bytes(root, row, max_side=THUMBNAIL_SIDE) for _, row in examples.iterrows()],
+             caption=[row["path"] for _, row in examples.iterrows()], width=96)
+
+
+# --- evidence -----------------------------------------------------------------------------------
+
+
+def top_classes(evidence: dict) -> list[tuple[str, float]]:
+    """The evidence's top-3 as (class, probability): from [[label, p], ...] or [{"label", "probability"}, ...]."""
+    pairs = []
+    for entry in evidence.get("top3") or []:
+        if isinstance(entry, dict):
+            label, probability = entry.get("label", entry.get("class")), entry.get("probability", entry.get("p"))
+        else:
+            label, probability = entry[0], entry[1]
+        if label is not None and probability is not None:
+            pairs.append((str(label), float(probability)))
+    return pairs
+
+
+def suggested_probability(item) -> Optional[float]:
+    value = item["evidence"].get("suggested_probability")
+    if value is None:
+        value = dict(top_classes(item["evidence"])).get(item["suggested_label"])
+    return None if value is None else float(value)
+
+
+def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame) -> None:
+    probability = suggested_probability(item)
+    shown = f" ({probability:.0%})" if probability is not None else ""
+    st.markdown(f"Given label **{item['given_label']}** · suggested **{item['suggested_label'] or '—'}**{shown}")
+    top = top_classes(item["evidence"])
+    if top:
+        st.markdown("Top classes: " + ", ".join(f"{label} {p:.0%}" for label, p in top))
+    if item["reason"]:
+        st.caption(item["reason"])
+    given_column, suggested_column = st.columns(2)
+    with given_column:
+        render_examples(root, given_examples, title=f"Other images of {item['given_label']}")
+    if item["suggested_label"]:
+        with suggested_column:
+            render_examples(root, suggested_examples, title=f"Images of {item['suggested_label']}")
+
+
+def price_figure(prices: np.ndarray, price: float, *, label: str, median: Optional[float] = None) -> go.Figure:
+    """Histogram of a class's prices on a log axis (30 bins), with this listing's price marked.
+
+    prices: shape (N,), the class's prices; non-positive ones cannot sit on a log axis and are left out.
+    """
+    positive = prices[prices > 0]
+    figure = go.Figure()
+    if positive.size:
+        counts, edges = np.histogram(np.log10(positive), bins=30)
+        centres = 10 ** ((edges[:-1] + edges[1:]) / 2)
+        widths = 10 ** edges[1:] - 10 ** edges[:-1]
+        figure.add_bar(x=centres, y=counts, width=widths, name=f"{label} prices", marker_color="#9db4d0")
+    if price > 0:
+        figure.add_vline(x=price, line_color="#d62728", line_width=3, annotation_text=f"this listing: {price:,.2f}")
+    if median is not None and median > 0:
+        figure.add_vline(x=median, line_dash="dash", line_color="#444", annotation_text="median",
+                         annotation_position="bottom right")
+    figure.update_layout(height=240, margin=dict(l=10, r=10, t=30, b=10), showlegend=False, bargap=0.02,
+                         xaxis=dict(type="log", title="price"), yaxis_title="listings")
+    return figure
+
+
+def render_price(item, *, prices: np.ndarray) -> None:
+    evidence = item["evidence"]
+    price = evidence.get("price", item["price"])
+    median = evidence.get("class_median")
+    if median is None and prices.size:
+        median = float(np.median(prices))
+    if price is None or (isinstance(price, float) and math.isnan(price)):
+        st.info("This listing has no price any more.")
+        return
+    text = f"Price **{float(price):,.2f}** in class **{item['given_label']}**"
+    if median is not None:
+        text += f" · class median {float(median):,.2f} ({float(price) / float(median):.1f}×)" if median else ""
+    st.markdown(text)
+    if evidence.get("best_class") and evidence["best_class"] != item["given_label"]:
+        st.markdown(f"This price fits **{evidence['best_class']}** better.")
+    if item["reason"]:
+        st.caption(item["reason"])
+    st.plotly_chart(price_figure(prices, float(price), label=item["given_label"], median=median),
+                    key="price_chart", config={"displayModeBar": False})
+
+
+def member_states(members: pd.DataFrame) -> list[tuple[int, int, bool, Optional[int]]]:
+    """(sample id, last correction id shown, deleted, flag id) of each member of a duplicate group."""
+    return [(int(r.sample_id), int(r.last_correction_id), bool(r.deleted),
+             None if pd.isna(r.flag_id) else int(r.flag_id)) for r in members.itertuples()]
+
+
+def render_duplicates(item, *, root: str, members: pd.DataFrame, context: ReviewContext, can_decide: bool) -> None:
+    labels = sorted(set(members["current_label"]))
+    conflict = " — **members carry different labels**" if len(labels) > 1 else ""
+    st.markdown(f"{len(members)} images in this duplicate group{conflict}")
+    if item["reason"]:
+        st.caption(item["reason"])
+    states = member_states(members)
+    for start in range(0, len(members), 4):
+        columns = st.columns(4)
+        for column, (_, row) in zip(columns, members.iloc[start:start + 4].iterrows()):
+            with column:
+                st.image(image_bytes(root, row, max_side=THUMBNAIL_SIDE), width=THUMBNAIL_SIDE)
+                st.caption(sample_caption(row))
+                st.button(
+                    "Keep this one, delete the rest", key=f"keep_only_{int(row['sample_id'])}",
+                    on_click=keep_only, disabled=not can_decide,
+                    kwargs=dict(context=context, keep_sample_id=int(row["sample_id"]), members=states),
+                )
+
+
+def render_broken(item) -> None:
+    st.error(f"Broken file: {item['reason'] or item['error'] or 'unreadable'}")
+    if item["error"] and item["error"] != item["reason"]:
+        st.caption(f"Scan said: {item['error']}")
+
+
+def render_other(item) -> None:
+    st.markdown(f"**{item['kind']}**: {item['reason'] or 'no reason given'}")
+    if item["evidence"]:
+        st.json(item["evidence"], expanded=False)
