@@ -1,0 +1,205 @@
+"""Tests of the train job: a run's record, failure, cancel, the one-run-per-machine queue, a killed worker, resume."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from db.corrections import decide
+from db.models import Job, Sample
+from db.queries import dataset_classes
+from db.runs import requeue_run, run_config, run_epochs, run_result, runs_frame
+from jobs.runner import job_result, reap_dead_jobs, request_cancel, run_job, spawn_job, utcnow
+from jobs.train import reap_dead_train_jobs, run_dir
+from tests.training_data import CLASSES, IMAGES_PER_CLASS, create_train_job, one_torch_thread, scanned_dataset
+
+__all__ = ["one_torch_thread"]  # fixture used by name
+WAIT_S = 180
+
+
+@pytest.fixture
+def dataset(factory, tmp_path):
+    return scanned_dataset(factory, tmp_path / "data")
+
+
+def wait_until(condition, *, timeout_s: float = WAIT_S, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_state(factory, job_id: int) -> Job:
+    with factory() as session:
+        return session.get(Job, job_id)
+
+
+def epochs_recorded(factory, job_id: int) -> int:
+    with factory() as session:
+        return len(run_epochs(session, job_id))
+
+
+def correct(factory, dataset_id: int, path: str, action: str, **options) -> int:
+    """Record a review decision on the sample at `path`; returns the sample id."""
+    with factory.begin() as session:
+        sample = session.scalars(select(Sample).where(Sample.path == path)).one()
+        decide(session, sample, action, classes=dataset_classes(session, dataset_id), **options)
+        return sample.id
+
+
+def test_a_one_epoch_run_records_its_epochs_metrics_split_and_snapshot(factory, dataset, one_torch_thread):
+    relabelled = correct(factory, dataset, "bag/bag-0.jpg", "relabel", new_label="shoe")
+    deleted = correct(factory, dataset, "dress/dress-1.jpg", "delete")
+    job_id = create_train_job(factory, dataset)
+    messages = []
+    job = run_job(factory, job_id, echo=lambda fraction, message: messages.append(message))
+    assert job.status == "succeeded", job.error
+    result = job_result(job)
+    metrics = result["metrics"]
+    split = result["split"]
+    assert metrics["classes"] == list(CLASSES)
+    assert sum(metrics["support"]) == len(split["val"]) == np.asarray(metrics["confusion_matrix"]).sum()
+    assert len(split["train"]) + len(split["val"]) == len(CLASSES) * IMAGES_PER_CLASS - 1
+    assert deleted not in split["train"] + split["val"]
+    position = result["validation"]["sample_ids"].index(relabelled) if relabelled in split["val"] else None
+    if position is not None:
+        assert result["validation"]["true"][position] == CLASSES.index("shoe")
+    assert result["snapshot"] == {"corrections": 2, "last_correction_id": result["snapshot"]["last_correction_id"],
+                                  "relabelled": 1, "deleted": 1}
+    assert result["run_id"] == job_id and result["out_dir"] == str(run_dir(factory, job_id))
+    assert any("epoch 1/1 · step" in m and "loss" in m and "ETA" in m for m in messages)
+    with factory() as session:
+        epochs = run_epochs(session, job_id)
+        config = run_config(session.get(Job, job_id))
+        runs = runs_frame(session, dataset)
+    assert epochs["epoch"].tolist() == [0] and epochs["val_accuracy"].iloc[0] == result["history"][0]["val_accuracy"]
+    assert config["backbone"] == "mobilenet_v2" and config["out_dir"] == result["out_dir"]
+    assert runs["id"].tolist() == [job_id] and runs["accuracy"].iloc[0] == metrics["accuracy"]
+    assert runs["corrections"].iloc[0] == 2
+
+
+def test_a_run_that_cannot_train_is_marked_failed_with_its_error(factory, dataset, one_torch_thread):
+    for path in [f"{label}/{label}-{i}.jpg" for label in CLASSES for i in range(IMAGES_PER_CLASS)]:
+        correct(factory, dataset, path, "delete")
+    job = run_job(factory, create_train_job(factory, dataset))
+    assert job.status == "failed"
+    assert "ValueError: too few usable samples" in job.error
+    assert job.result_json is None
+
+
+def test_an_invalid_config_fails_the_run(factory, dataset):
+    job = run_job(factory, create_train_job(factory, dataset, optimizer="rmsprop"))
+    assert job.status == "failed" and "unknown optimizer 'rmsprop'" in job.error
+
+
+def test_cancelling_a_running_run_stops_it(factory, dataset, one_torch_thread):
+    job_id = create_train_job(factory, dataset, epochs=200, patience=0)
+    worker = threading.Thread(target=run_job, args=(factory, job_id))
+    worker.start()
+    try:
+        wait_until(lambda: epochs_recorded(factory, job_id) >= 1, what="the first epoch")
+        with factory.begin() as session:
+            request_cancel(session, job_id)
+    finally:
+        worker.join(WAIT_S)
+    job = job_state(factory, job_id)
+    assert job.status == "cancelled" and job.finished_at is not None
+    assert 1 <= epochs_recorded(factory, job_id) < 200
+
+
+def test_a_second_run_waits_queued_until_the_running_one_ends(factory, dataset, one_torch_thread):
+    first = create_train_job(factory, dataset)
+    with factory.begin() as session:  # the first run's worker is this test process, alive
+        session.execute(update(Job).where(Job.id == first).values(
+            status="running", pid=os.getpid(), host=socket.gethostname(), started_at=utcnow(), heartbeat_at=utcnow()))
+    second = create_train_job(factory, dataset)
+    worker = threading.Thread(target=run_job, args=(factory, second))
+    worker.start()
+    try:
+        waiting = wait_until(
+            lambda: (job := job_state(factory, second)).status == "queued" and job.pid is not None and job,
+            timeout_s=30, what="the second run to wait in the queue")
+        assert waiting.message == f"waiting for run {first} to finish"
+        time.sleep(1.5)
+        assert job_state(factory, second).status == "queued"
+        with factory.begin() as session:
+            session.execute(update(Job).where(Job.id == first).values(status="succeeded", finished_at=utcnow()))
+    finally:
+        worker.join(WAIT_S)
+    assert job_state(factory, second).status == "succeeded"
+
+
+def test_a_queued_run_can_be_cancelled_while_it_waits(factory, dataset):
+    first = create_train_job(factory, dataset)
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == first).values(
+            status="running", pid=os.getpid(), host=socket.gethostname(), started_at=utcnow(), heartbeat_at=utcnow()))
+    second = create_train_job(factory, dataset)
+    worker = threading.Thread(target=run_job, args=(factory, second))
+    worker.start()
+    try:
+        wait_until(lambda: (job := job_state(factory, second)).status == "queued" and job.pid is not None,
+                   timeout_s=30, what="the second run to wait")
+        with factory.begin() as session:
+            request_cancel(session, second)
+    finally:
+        worker.join(30)
+    assert job_state(factory, second).status == "cancelled"
+    assert epochs_recorded(factory, second) == 0
+
+
+def test_a_queued_run_whose_worker_died_is_marked_failed(factory, dataset):
+    job_id = create_train_job(factory, dataset)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(pid=ended.pid, host=socket.gethostname()))
+        assert reap_dead_train_jobs(session) == [job_id]
+    job = job_state(factory, job_id)
+    assert job.status == "failed" and "waiting in the queue" in job.error
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_detected_and_its_run_resumes_from_the_last_checkpoint(
+        factory, db_path, dataset, tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    job_id = create_train_job(factory, dataset, epochs=500, patience=0)
+    spawn_job(db_path, job_id, log_dir=tmp_path / "logs")
+    wait_until(lambda: epochs_recorded(factory, job_id) >= 1, what="the worker's first epoch")
+    pid = job_state(factory, job_id).pid
+    os.kill(pid, signal.SIGKILL)
+    try:
+        with factory.begin() as session:
+            wait_until(lambda: reap_dead_jobs(session) == [job_id], timeout_s=10, what="the dead worker")
+    finally:
+        os.waitpid(pid, 0)
+    job = job_state(factory, job_id)
+    assert job.status == "failed" and "stopped without finishing" in job.error
+    done = epochs_recorded(factory, job_id)
+    with factory.begin() as session:
+        requeue_run(session, job_id, epochs=done + 1)
+    job = run_job(factory, job_id)
+    assert job.status == "succeeded", job.error
+    result = run_result(job)
+    # The worker saves the checkpoint, then records the epoch: it died after one or between the two.
+    assert result["resumed_from_epoch"] in (done, done + 1)
+    assert [entry["epoch"] for entry in result["history"]] == list(range(done + 1))
+    assert epochs_recorded(factory, job_id) == done + 1
+
+
+def test_only_failed_or_cancelled_runs_can_be_resumed(factory, dataset):
+    job_id = create_train_job(factory, dataset)
+    with factory.begin() as session:
+        with pytest.raises(ValueError, match="only failed or cancelled"):
+            requeue_run(session, job_id)
