@@ -188,10 +188,11 @@ def render_listings(overview: DatasetOverview) -> None:
     if not summary.get("listings_file", True):
         st.info("No listings.csv in the dataset folder: prices and titles are empty.")
         return
-    st.write(
-        f"{summary.get('images_without_listing', 0)} images have no listing row; "
-        f"{summary.get('unmatched_listings', 0)} rows match no image."
-    )
+    without_row, unmatched = summary.get("images_without_listing", 0), summary.get("unmatched_listings", 0)
+    if without_row or unmatched:
+        st.write(f"{without_row} images have no listing row; {unmatched} rows match no image.")
+    else:
+        st.write("Every image has a listing row and every row names an image.")
     problems = summary.get("listings_problems", [])
     if problems:
         st.warning("Problems found in listings.csv:\n" + "\n".join(f"- {p}" for p in problems))

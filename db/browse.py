@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import pandas as pd
-from sqlalchemy import Select, and_, false, func, select
+from sqlalchemy import Select, and_, case, false, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Correction, Dataset, Sample
@@ -206,38 +206,53 @@ def class_counts(session: Session, dataset_id: int) -> ClassCounts:
     return ClassCounts(names, [int(given.get(c, 0)) for c in names], [int(current.get(c, 0)) for c in names])
 
 
+def _state_totals(session: Session, dataset_id: int) -> dict[str, int]:
+    """images, readable, deleted, relabelled and priced counts of the dataset's present samples, in one pass."""
+    state = _current_state_select(Sample.id, Sample.label, Sample.readable, Sample.price).where(
+        Sample.dataset_id == dataset_id, Sample.missing.is_(False)
+    ).subquery()
+    totals = session.execute(select(
+        func.count().label("images"),
+        func.coalesce(func.sum(case((state.c.readable.is_(True), 1), else_=0)), 0).label("readable"),
+        func.coalesce(func.sum(case((state.c.deleted.is_(True), 1), else_=0)), 0).label("deleted"),
+        func.coalesce(func.sum(case((state.c.current_label != state.c.label, 1), else_=0)), 0).label("relabelled"),
+        func.count(state.c.price).label("priced"),
+    )).one()
+    return {name: int(value) for name, value in totals._mapping.items()}
+
+
+def _prices(session: Session, dataset_id: int) -> pd.DataFrame:
+    """(label, price) of every present, not deleted sample with a price; label is the current label."""
+    state = _current_state_select(Sample.price).where(
+        Sample.dataset_id == dataset_id, Sample.missing.is_(False), Sample.price.is_not(None)
+    ).subquery()
+    rows = session.execute(select(state.c.current_label, state.c.price).where(state.c.deleted.is_(False))).all()
+    # Plain tuples: pandas probes each Row object's attributes, which costs more than the query.
+    return pd.DataFrame([tuple(row) for row in rows], columns=["label", "price"]).astype({"price": float})
+
+
 def dataset_overview(session: Session, dataset_id: int) -> DatasetOverview:
     """Counts, class sizes, unreadable files, prices and the last scan summary of one dataset."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise ValueError(f"no dataset with id {dataset_id}")
-    rows = session.execute(
-        _current_state_select(Sample.path, Sample.label, Sample.readable, Sample.error, Sample.price)
-        .where(Sample.dataset_id == dataset_id, Sample.missing.is_(False))
+    totals = _state_totals(session, dataset_id)
+    unreadable = session.execute(
+        select(Sample.path, Sample.error)
+        .where(Sample.dataset_id == dataset_id, Sample.missing.is_(False), Sample.readable.is_(False))
         .order_by(Sample.path)
     ).all()
-    frame = pd.DataFrame(rows, columns=["path", "label", "readable", "error", "price", "current_label", "deleted"])
-    frame["readable"] = frame["readable"].astype(bool)
-    frame["deleted"] = frame["deleted"].astype(bool)
-    frame["price"] = frame["price"].astype(float)
-    unreadable = frame.loc[~frame["readable"], ["path", "error"]].rename(columns={"error": "reason"})
-    priced = frame[frame["price"].notna()]
-    prices = priced.loc[~priced["deleted"], ["current_label", "price"]].rename(columns={"current_label": "label"})
     missing = session.scalar(
         select(func.count()).where(Sample.dataset_id == dataset_id, Sample.missing.is_(True))
     ) or 0
     return DatasetOverview(
-        images=len(frame),
-        readable=int(frame["readable"].sum()),
-        unreadable=len(unreadable),
-        deleted=int(frame["deleted"].sum()),
-        relabelled=int((frame["current_label"] != frame["label"]).sum()),
+        **totals,
+        unreadable=totals["images"] - totals["readable"],
         missing=int(missing),
-        priced=len(priced),
         corrections=correction_counts(session, dataset_id),
         counts=class_counts(session, dataset_id),
-        unreadable_files=unreadable.reset_index(drop=True),
-        prices=prices.reset_index(drop=True),
+        unreadable_files=pd.DataFrame([tuple(row) for row in unreadable], columns=["path", "reason"]),
+        prices=_prices(session, dataset_id),
         scan_summary=json.loads(dataset.last_scan_json) if dataset.last_scan_json else {},
         scanned_at=dataset.scanned_at,
     )

@@ -17,7 +17,9 @@ from db.browse import (
     READABILITY, BrowseFilter, ClassCounts, SampleDetail, browse_page, class_counts, correction_history,
     count_samples, dataset_version, price_bounds, sample_detail,
 )
-from ui.common import DatasetRef, db_path, factory_for, reviewer_name, selected_dataset, session_factory
+from ui.common import (
+    DatasetRef, db_path, factory_for, log_scale_stops, reviewer_name, selected_dataset, session_factory,
+)
 from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
 
 PER_PAGE = 24
@@ -79,17 +81,25 @@ def forget_state_of_other_dataset(dataset_id: int) -> None:
         st.session_state[DATASET_SEEN_KEY] = dataset_id
 
 
+def format_price(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def price_filter(bounds: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
-    """The price slider; returns the chosen range, or None when it spans every price (no filter)."""
+    """A price range slider on a log scale; returns the chosen range, or None when it spans every price (no filter)."""
     if bounds is None or bounds[0] == bounds[1]:
         st.caption("No price range to filter on.")
         return None
-    low, high = bounds
+    stops = log_scale_stops(*bounds)
     chosen = st.session_state.get(PRICE_KEY)
-    if chosen is None or not (low <= chosen[0] <= chosen[1] <= high):
-        st.session_state[PRICE_KEY] = (low, high)
-    chosen = st.slider("Price", min_value=low, max_value=high, key=PRICE_KEY, on_change=_first_page)
-    return None if tuple(chosen) == (low, high) else (float(chosen[0]), float(chosen[1]))
+    if chosen is not None and not set(chosen) <= set(stops):  # stops of another price range
+        del st.session_state[PRICE_KEY]
+    low, high = st.select_slider(
+        "Price", options=stops, value=(stops[0], stops[-1]), key=PRICE_KEY, on_change=_first_page,
+        format_func=format_price,
+        help="Round-number steps on a log scale; images without a price are shown only over the full range.",
+    )
+    return None if (low, high) == (stops[0], stops[-1]) else (float(low), float(high))
 
 
 def render_filters(counts: ClassCounts, bounds: Optional[tuple[float, float]]) -> BrowseFilter:
@@ -98,7 +108,7 @@ def render_filters(counts: ClassCounts, bounds: Optional[tuple[float, float]]) -
     options = [ALL_CLASSES, *counts.classes]
     if st.session_state.get(CLASS_KEY) not in options:
         st.session_state[CLASS_KEY] = ALL_CLASSES
-    class_column, readable_column, price_column, deleted_column = st.columns([2, 2, 3, 1], vertical_alignment="bottom")
+    class_column, readable_column, price_column, deleted_column = st.columns([3, 4, 4, 2], vertical_alignment="bottom")
     label = class_column.selectbox(
         "Class (current label)", options, key=CLASS_KEY, on_change=_first_page,
         format_func=lambda c: f"All classes ({sum(counts.current)})" if c == ALL_CLASSES else f"{c} ({per_class[c]})",
@@ -183,7 +193,7 @@ def metadata_table(detail: SampleDetail) -> pd.DataFrame:
         ("Mode", text(detail.mode)),
         ("SHA-256", text(detail.content_hash)),
         ("pHash", text(detail.phash)),
-        ("Unreadable", "" if detail.readable else text(detail.error)),
+        ("Readable", "yes" if detail.readable else f"no: {text(detail.error)}"),
     ]
     fields += [(f"listings.csv: {name}", text(value)) for name, value in detail.listing_extra.items()]
     if detail.missing:
@@ -214,12 +224,12 @@ def render_detail(sample_id: int) -> None:
             else:
                 st.image(unreadable_placeholder(detail.error or "unknown reason", side=320), width="stretch")
         with facts_column:
-            st.dataframe(metadata_table(detail), hide_index=True, key="browse_metadata", width="stretch")
+            st.dataframe(metadata_table(detail), hide_index=True, height="content", width="stretch")
             st.markdown("**Correction history**")
             if history.empty:
                 st.caption("No corrections: the image has its folder's label.")
             else:
-                st.dataframe(history.drop(columns="id"), hide_index=True, key="browse_history", width="stretch")
+                st.dataframe(history.drop(columns="id"), hide_index=True, height="content", width="stretch")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ choices keep their values across pages (`persist_state="session"`).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +25,8 @@ from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
 DATASET_KEY = "dataset_id"
 REVIEWER_KEY = "reviewer"
+#: Mantissas of the round numbers a log-scale range slider stops at (1, 1.5, 2, 3, 5, 7, 10, 15, ...).
+_ROUND_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,29 @@ class JobSnapshot:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+
+def log_scale_stops(low: float, high: float) -> list[float]:
+    """Stops for a range slider over [low, high] spread evenly on a log scale: low, round numbers between, high.
+
+    Prices span orders of magnitude (and typos add more), so a linear slider
+    leaves typical prices in a sliver of its track. Both ends are included
+    exactly. A low of 0 (a free item) is followed by the stops from one cent up.
+    """
+    if low > high:
+        raise ValueError(f"low > high: {low} > {high}")
+    if low == high:
+        return [low]
+    if low <= 0:
+        return [low] + log_scale_stops(min(0.01, high), high) if high > 0 else [low, high]
+    stops = [low]
+    for exponent in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for mantissa in _ROUND_MANTISSAS:
+            value = round(mantissa * 10.0 ** exponent, 10)
+            if low < value < high:
+                stops.append(value)
+    stops.append(high)
+    return stops
 
 
 def db_path() -> Path:
