@@ -15,6 +15,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Iterable, Optional
 
 import numpy as np
@@ -94,6 +95,8 @@ def _file_entry(entry: os.DirEntry, relative: str, label: str) -> FileEntry:
         stat = entry.stat()
     except OSError as error:
         return FileEntry(relative, label, 0, 0, _stat_error(error))
+    if not S_ISREG(stat.st_mode):  # reading a FIFO or a device would block or never end
+        return FileEntry(relative, label, 0, 0, "not a regular file (a pipe, socket or device)")
     return FileEntry(relative, label, stat.st_size, stat.st_mtime_ns)
 
 

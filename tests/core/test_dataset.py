@@ -98,6 +98,13 @@ def test_name_that_is_not_utf8_is_reported_not_crashing(tmp_path):
     assert "shoes/caf\\xe9.jpg".encode("utf-8")  # storable text
 
 
+def test_a_pipe_named_like_an_image_is_reported_not_read(tmp_path):
+    make_image(tmp_path / "shoes" / "a.jpg")
+    os.mkfifo(tmp_path / "shoes" / "pipe.jpg")
+    entries = paths_of(discover(tmp_path))
+    assert entries["shoes/pipe.jpg"].stat_error == "not a regular file (a pipe, socket or device)"
+
+
 def test_missing_root_raises(tmp_path):
     with pytest.raises(NotADirectoryError):
         discover(tmp_path / "nope")

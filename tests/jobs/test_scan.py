@@ -57,6 +57,7 @@ def build_messy_dataset(root: Path) -> dict[str, str]:
         "bags/huge.png": "image too large",
         "bags/broken_link.jpg": "broken symlink",
         "bags/self_link.jpg": "symlink loop",
+        "bags/pipe.jpg": "not a regular file",
     }
     (root / "bags" / "zero.jpg").write_bytes(b"")
     whole = make_image(root / "whole.jpg", size=(96, 96)).read_bytes()  # at the root: not in a class
@@ -66,6 +67,7 @@ def build_messy_dataset(root: Path) -> dict[str, str]:
     os.symlink("gone.jpg", root / "bags" / "broken_link.jpg")
     os.symlink("self_link.jpg", root / "bags" / "self_link.jpg")
     os.symlink("..", root / "bags" / "loop_to_root")
+    os.mkfifo(root / "bags" / "pipe.jpg")  # reading it would block the scan forever
     return broken
 
 
@@ -105,14 +107,14 @@ def test_messy_folder_scans_every_file_with_a_reason_and_changes_nothing(factory
     assert checksums(root) == before
     assert set(summary) == SUMMARY_KEYS
     assert summary["root"] == str(root.resolve())
-    assert summary["classes"] == {"bags": 7, "empty_class": 0, "shoes": 7}
+    assert summary["classes"] == {"bags": 8, "empty_class": 0, "shoes": 7}
     assert summary["empty_classes"] == ["empty_class"]
-    assert summary["images"] == 14 and summary["new"] == 14 and summary["unchanged"] == 0
+    assert summary["images"] == 15 and summary["new"] == 15 and summary["unchanged"] == 0
     reasons = {item["path"]: item["reason"] for item in summary["unreadable"]}
     assert set(reasons) == set(broken)
     for path, prefix in broken.items():
         assert reasons[path].startswith(prefix), (path, reasons[path])
-    assert summary["listings_file"] is False and summary["images_without_listing"] == 14
+    assert summary["listings_file"] is False and summary["images_without_listing"] == 15
 
     rows = sample_rows(factory, summary["dataset_id"])
     assert (rows["bags/rotated.jpg"].width, rows["bags/rotated.jpg"].height) == (20, 40)
