@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.engine import make_engine, make_session_factory
 from db.models import Job
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,9 @@ def spawn_job(db_path: str | os.PathLike, job_id: int, *, log_dir: Path = LOG_DI
     """Start `listing-audit worker JOB_ID` as a detached process; returns its pid.
 
     The worker outlives the app process that started it (new session), and its
-    output goes to <log_dir>/job-<id>.log.
+    output goes to <log_dir>/job-<id>.log. Its pid and host are recorded on the
+    queued job at once, so `reap_dead_jobs` notices a worker that dies before
+    it gets to start the job.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"job-{job_id}.log", "ab") as log_file:
@@ -170,6 +173,15 @@ def spawn_job(db_path: str | os.PathLike, job_id: int, *, log_dir: Path = LOG_DI
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
         )
+    engine = make_engine(db_path)
+    try:
+        with make_session_factory(engine).begin() as session:
+            session.execute(
+                update(Job).where(Job.id == job_id, Job.status == "queued", Job.pid.is_(None))
+                .values(pid=process.pid, host=socket.gethostname())
+            )
+    finally:
+        engine.dispose()
     return process.pid
 
 
@@ -201,23 +213,31 @@ def process_alive(pid: Optional[int]) -> bool:
 
 
 def reap_dead_jobs(session: Session) -> list[int]:
-    """Mark running jobs whose worker is gone as failed. Returns their ids."""
+    """Mark active jobs whose worker is gone as failed. Returns their ids.
+
+    A running job is dead when its worker process no longer exists on this host,
+    or its heartbeat is older than HEARTBEAT_TIMEOUT; a queued job when the worker
+    spawned for it (see spawn_job) no longer exists.
+    """
     host = socket.gethostname()
     now = utcnow()
-    dead = []
-    for job in session.scalars(select(Job).where(Job.status == "running")):
+    dead_running, dead_queued = [], []
+    for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE))):
+        gone = job.pid is not None and job.host == host and not process_alive(job.pid)
+        if job.status == "queued":
+            if gone:
+                dead_queued.append(job.id)
+            continue
         heartbeat = _aware(job.heartbeat_at) or _aware(job.started_at) or now
-        gone = job.host == host and not process_alive(job.pid)
         if gone or now - heartbeat > HEARTBEAT_TIMEOUT:
-            dead.append(job.id)
-    if dead:
-        session.execute(
-            update(Job).where(Job.id.in_(dead)).values(
-                status="failed", finished_at=now,
-                error="the worker process stopped without finishing (killed or crashed)",
-            )
-        )
-    return dead
+            dead_running.append(job.id)
+    for ids, error in (
+        (dead_running, "the worker process stopped without finishing (killed or crashed)"),
+        (dead_queued, "the worker process stopped before starting the job (killed or crashed)"),
+    ):
+        if ids:
+            session.execute(update(Job).where(Job.id.in_(ids)).values(status="failed", finished_at=now, error=error))
+    return dead_running + dead_queued
 
 
 def latest_job(session: Session, dataset_id: int, kind: str) -> Optional[Job]:
