@@ -8,35 +8,66 @@ from cli.common import CliError, ProgressBar, add_db_option, add_format_option, 
 from db.queries import get_or_create_dataset
 from jobs.runner import create_job, job_result, run_job
 
+#: The text summary lists at most this many unreadable files (--format json lists all).
+MAX_LISTED_UNREADABLE = 20
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("scan", help="scan a dataset folder into the database")
+    parser = subparsers.add_parser(
+        "scan", help="scan a dataset folder into the database",
+        description="Decode-check, hash and measure every image of a dataset folder (one subfolder per class) "
+                    "and join its listings.csv. Rescans only read new and changed files.",
+    )
     parser.add_argument("dataset_dir", help="folder whose subfolders are classes")
     add_db_option(parser)
     add_format_option(parser)
-    parser.add_argument("--workers", type=int, default=None, help="processes to use (default: all cores)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes to use (default: all cores)")
     parser.set_defaults(func=run)
 
 
+def _count(number: int, noun: str, plural: str = "") -> str:
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def format_summary(summary: dict) -> str:
+    """The scan summary as text for a terminal: counts, classes, unreadable files, listings.csv join."""
+    classes = summary["classes"]
+    unreadable = summary["unreadable"]
     lines = [
-        f"Dataset {summary['root']}",
-        f"  {summary['images']} images in {len(summary['classes'])} classes "
-        f"({summary['new']} new, {summary['updated']} changed, {summary['unchanged']} unchanged, "
-        f"{summary['missing']} missing) in {summary['seconds']:.1f} s",
+        f"Scanned {summary['root']} in {summary['seconds']:.1f} s",
+        f"  {_count(summary['images'], 'image')} in {_count(len(classes), 'class', 'classes')}: "
+        f"{summary['new']:,} new, {summary['updated']:,} changed, {summary['unchanged']:,} unchanged",
     ]
-    width = max((len(c) for c in summary["classes"]), default=0)
-    lines += [f"  {name:<{width}}  {count:>7}" for name, count in summary["classes"].items()]
-    for name in summary["empty_classes"]:
-        lines.append(f"  warning: class folder {name!r} has no images")
-    lines.append(f"  unreadable: {len(summary['unreadable'])}")
-    lines += [f"    {item['path']}: {item['reason']}" for item in summary["unreadable"]]
-    if summary["listings_file"]:
-        lines.append(f"  listings.csv rows matching no image: {summary['unmatched_listings']}")
-        lines.append(f"  images without a listing row: {summary['images_without_listing']}")
+    if summary["missing"]:
+        lines.append(f"  {_count(summary['missing'], 'file')} seen before no longer on disk (kept, marked missing)")
+    lines.append("")
+    width = max([len("class"), *(len(name) for name in classes)])
+    lines.append(f"  {'class':<{width}}  {'images':>7}")
+    for name, count in classes.items():
+        note = "  <- empty folder" if name in summary["empty_classes"] else ""
+        lines.append(f"  {name:<{width}}  {count:>7,}{note}")
+    lines.append("")
+    if unreadable:
+        lines.append(f"Unreadable: {_count(len(unreadable), 'file')} (kept in the database, flagged as broken)")
+        lines += [f"  {item['path']}: {item['reason']}" for item in unreadable[:MAX_LISTED_UNREADABLE]]
+        if len(unreadable) > MAX_LISTED_UNREADABLE:
+            lines.append(f"  ... and {len(unreadable) - MAX_LISTED_UNREADABLE:,} more (--format json lists all)")
     else:
-        lines.append("  no listings.csv: prices and titles are empty")
-    lines += [f"  listings.csv: {problem}" for problem in summary["listings_problems"]]
+        lines.append("Unreadable: none")
+    if summary["listings_file"]:
+        lines.append("listings.csv:")
+        lines.append(f"  rows matching no image: {summary['unmatched_listings']:,}")
+        lines.append(f"  images without a row: {summary['images_without_listing']:,}")
+        lines += [f"  problem: {problem}" for problem in summary["listings_problems"]]
+    else:
+        lines.append("listings.csv: none in the folder, so no prices or titles")
     return "\n".join(lines)
 
 
@@ -48,9 +79,15 @@ def run(args: argparse.Namespace) -> int:
         dataset = get_or_create_dataset(session, args.dataset_dir)
         job_id = create_job(session, dataset.id, "scan", {"root": dataset.root, "workers": args.workers}).id
     bar = ProgressBar("scanning")
-    job = run_job(factory, job_id, echo=bar)
+    try:
+        job = run_job(factory, job_id, echo=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        raise
     if job.status != "succeeded":
-        raise CliError(f"scan failed: {job.error}")
+        bar.close()
+        reason = (job.error or job.status).split("\n\n", 1)[0]  # the error line, not its traceback
+        raise CliError(f"scan {job.status}: {reason}")
     summary = job_result(job)
     if args.format == "json":
         print_json(summary)
