@@ -181,7 +181,8 @@ def sample_view(session: Session, sample_ids: Iterable[int]) -> pd.DataFrame:
 def queue_page(session: Session, job_id: int, queue: QueueFilter, *, offset: int, limit: int) -> pd.DataFrame:
     """Queue items offset .. offset+limit-1 with QUEUE_COLUMNS, worst first.
 
-    `evidence` is the flag's parsed evidence dict; `decided` follows the module's definition.
+    `evidence` is the flag's parsed evidence dict; `suggested_label` is '' when there is none;
+    `decided` follows the module's definition.
     """
     return rows_for_flags(session, job_id, queue_flag_ids(session, job_id, queue, offset=offset, limit=limit))
 
@@ -202,6 +203,7 @@ def rows_for_flags(session: Session, job_id: int, flag_ids: list[int]) -> pd.Dat
     ])
     frame["evidence"] = [json.loads(text or "{}") for text in frame["evidence"]]
     frame["decided"] = frame["decided"].astype(bool)
+    frame["suggested_label"] = frame["suggested_label"].fillna("")
     frame = frame.join(sample_view(session, frame["sample_id"]).drop(columns="sample_id"), on="sample_id")
     order = {flag_id: position for position, flag_id in enumerate(flag_ids)}
     frame = frame.sort_values("flag_id", key=lambda ids: ids.map(order)).reset_index(drop=True)

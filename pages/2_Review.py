@@ -120,8 +120,9 @@ def render_filters(classes: list[str], summary: pd.DataFrame) -> QueueFilter:
 
 
 def render_undo(context: ReviewContext, locate) -> None:
-    st.button("Undo my last", key="undo", shortcut=SHORTCUTS["undo"][0], on_click=undo_last,
-              kwargs=dict(context=context, locate=locate), disabled=not context.reviewer, width="stretch")
+    st.button("Undo", key="undo", help="Undo your last decision (a bulk or group action as a whole)",
+              shortcut=SHORTCUTS["undo"][0], on_click=undo_last, kwargs=dict(context=context, locate=locate),
+              disabled=not context.reviewer)
 
 
 def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locate,
@@ -136,40 +137,34 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
     on_sample = dict(context=context, sample_id=int(item["sample_id"]), flag_id=int(item["flag_id"]),
                      expected_last_id=int(item["last_correction_id"]))
     suggestion = item["suggested_label"] or None
-    columns = st.columns([3, 2, 2, 2, 2, 2])
-    columns[0].button(
-        f"Accept {suggestion}" if suggestion else "No suggestion", key="accept_suggestion", type="primary",
-        shortcut=SHORTCUTS["accept_suggestion"][0], on_click=decide_on_sample,
-        kwargs=dict(on_sample, action="relabel", new_label=suggestion),
-        disabled=not can_decide or is_group or deleted or not suggestion or suggestion == item["current_label"],
-        width="stretch",
-    )
-    columns[1].button("Delete", key="delete", shortcut=SHORTCUTS["delete"][0], on_click=decide_on_sample,
-                      kwargs=dict(on_sample, action="delete"), disabled=not can_decide or is_group or deleted,
-                      width="stretch")
-    if is_group:
-        columns[2].button("Keep all", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=keep_group,
-                          kwargs=dict(context=context, members=member_states(members)), disabled=not can_decide,
-                          width="stretch")
-    else:
-        columns[2].button("Keep", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=decide_on_sample,
-                          kwargs=dict(on_sample, action="keep"), disabled=not can_decide or deleted, width="stretch")
-    columns[3].button("Restore", key="restore", shortcut=SHORTCUTS["restore"][0], on_click=decide_on_sample,
-                      kwargs=dict(on_sample, action="restore"), disabled=not can_decide or is_group or not deleted,
-                      width="stretch")
-    with columns[4]:
+    with st.container(horizontal=True):
+        st.button(
+            f"Accept {suggestion}" if suggestion else "No suggestion", key="accept_suggestion", type="primary",
+            shortcut=SHORTCUTS["accept_suggestion"][0], on_click=decide_on_sample,
+            kwargs=dict(on_sample, action="relabel", new_label=suggestion),
+            disabled=not can_decide or is_group or deleted or not suggestion or suggestion == item["current_label"],
+        )
+        st.button("Delete", key="delete", shortcut=SHORTCUTS["delete"][0], on_click=decide_on_sample,
+                  kwargs=dict(on_sample, action="delete"), disabled=not can_decide or is_group or deleted)
+        if is_group:
+            st.button("Keep all", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=keep_group,
+                      kwargs=dict(context=context, members=member_states(members)), disabled=not can_decide,
+                      help="These are not duplicates (or all should stay): keep every image of the group")
+        else:
+            st.button("Keep", key="keep", shortcut=SHORTCUTS["keep"][0], on_click=decide_on_sample,
+                      kwargs=dict(on_sample, action="keep"), disabled=not can_decide or deleted,
+                      help="The flag was wrong: keep the image as it is")
+        st.button("Restore", key="restore", shortcut=SHORTCUTS["restore"][0], on_click=decide_on_sample,
+                  kwargs=dict(on_sample, action="restore"), disabled=not can_decide or is_group or not deleted)
         render_undo(context, locate)
     others = [c for c in context.classes if c != item["current_label"]]
-    relabel_column, button_column, _ = st.columns([3, 2, 6], vertical_alignment="bottom")
-    relabel_column.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted)
-    button_column.button("Relabel", key="relabel", shortcut=SHORTCUTS["relabel"][0], on_click=decide_on_sample,
-                         kwargs=dict(on_sample, action="relabel"),
-                         disabled=not can_decide or is_group or deleted or not others, width="stretch")
-    navigation = st.columns([2, 2, 8])
-    navigation[0].button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move,
-                         args=(-1, total), width="stretch")
-    navigation[1].button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total),
-                         width="stretch")
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted, width=220)
+        st.button("Relabel", key="relabel", shortcut=SHORTCUTS["relabel"][0], on_click=decide_on_sample,
+                  kwargs=dict(on_sample, action="relabel"),
+                  disabled=not can_decide or is_group or deleted or not others)
+        st.button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move, args=(-1, total))
+        st.button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total))
 
 
 def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, version: tuple,
@@ -200,15 +195,17 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
                if item["kind"] == "duplicate" else None)
     st.subheader(f"{position + 1} of {total} · {item['kind']} · {item['path']}")
     st.caption(f"score {item['score']:.3f} (lower is worse) · {state}")
-    image_column, evidence_column = st.columns([2, 3])
-    with image_column:
-        if item["kind"] != "duplicate":
-            st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width=360)
-        st.caption(sample_caption(item))
-        if item["current_label"] != item["label"] or item["deleted"]:
-            st.caption(f"folder class: {item['label']}")
-    with evidence_column:
+    if item["kind"] == "duplicate":  # the members side by side take the whole width
         render_evidence(item, dataset, context, version, members)
+    else:
+        image_column, evidence_column = st.columns([2, 3])
+        with image_column:
+            st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width=360)
+            st.caption(sample_caption(item))
+            if item["current_label"] != item["label"] or item["deleted"]:
+                st.caption(f"folder class: {item['label']}")
+        with evidence_column:
+            render_evidence(item, dataset, context, version, members)
     if not context.reviewer:
         st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
     render_actions(item, context, total=total, locate=locate, members=members)
@@ -216,10 +213,8 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
 
 def render_queue_table(page: pd.DataFrame, offset: int, position: int) -> None:
     table = pd.DataFrame({
-        "": ["▶" if offset + i == position else "" for i in range(len(page))],
-        "#": range(offset + 1, offset + len(page) + 1),
+        "#": [f"▶ {offset + i + 1}" if offset + i == position else str(offset + i + 1) for i in range(len(page))],
         "kind": page["kind"], "score": page["score"].round(3), "path": page["path"],
-        "label": page["current_label"], "suggested": page["suggested_label"].fillna(""),
         "state": np.where(page["decided"], "decided", "open"),
     })
     st.dataframe(table, hide_index=True, key="queue_table", height=min(38 + 35 * len(table), 460))
@@ -320,7 +315,7 @@ def main() -> None:
         offset = position - position % PER_PAGE
         page = load_page(database, job_id, version, queue, offset)
         item = page.iloc[position - offset]
-        queue_column, item_column = st.columns([2, 5])
+        queue_column, item_column = st.columns([3, 5])
         with queue_column:
             render_queue_table(page, offset, position)
         with item_column:

@@ -313,10 +313,9 @@ def render_duplicates(item, *, root: str, members: pd.DataFrame, context: Review
     if item["reason"]:
         st.caption(item["reason"])
     states = member_states(members)
-    for start in range(0, len(members), 4):
-        columns = st.columns(4)
-        for column, (_, row) in zip(columns, members.iloc[start:start + 4].iterrows()):
-            with column:
+    with st.container(horizontal=True):
+        for _, row in members.iterrows():
+            with st.container(width=THUMBNAIL_SIDE + 40):
                 st.image(image_bytes(root, row, max_side=THUMBNAIL_SIDE), width=THUMBNAIL_SIDE)
                 st.caption(sample_caption(row))
                 st.button(
