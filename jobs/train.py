@@ -11,16 +11,18 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.training import EpochLog, TrainConfig, main as train_main
+from core.train_config import TrainConfig
 from db.models import Dataset, Job
 from db.queries import dataset_classes, samples_frame
-from db.runs import TRAIN_KIND, claim_train_slot, dataset_snapshot, record_epoch, running_train_job
-from jobs.runner import JobCancelled, JobReporter, job_params, process_alive, reap_dead_jobs, utcnow
+from db.runs import claim_train_slot, dataset_snapshot, record_epoch, running_train_job
+from jobs.runner import JobCancelled, JobReporter, job_params, reap_dead_jobs, utcnow
+
+if TYPE_CHECKING:
+    from core.training import EpochLog
 
 #: Seconds between checks of the training slot while queued.
 QUEUE_POLL_S = 1.0
@@ -36,28 +38,12 @@ def run_dir(factory: sessionmaker[Session], run_id: int) -> Path:
     return data_dir(factory) / "runs" / str(run_id)
 
 
-def reap_dead_train_jobs(session: Session) -> list[int]:
-    """`reap_dead_jobs`, plus queued train jobs whose waiting worker died (they would wait forever)."""
-    dead = reap_dead_jobs(session)
-    host = socket.gethostname()
-    waiting = session.scalars(
-        select(Job).where(Job.kind == TRAIN_KIND, Job.status == "queued", Job.pid.is_not(None), Job.host == host)
-    ).all()
-    gone = [job.id for job in waiting if not process_alive(job.pid)]
-    if gone:
-        session.execute(update(Job).where(Job.id.in_(gone)).values(
-            status="failed", finished_at=utcnow(),
-            error="the worker process stopped while waiting in the queue (killed or crashed)",
-        ))
-    return dead + gone
-
-
 def wait_for_train_slot(factory: sessionmaker[Session], run_id: int, *, poll_s: float = QUEUE_POLL_S) -> None:
     """Block until this run holds the machine's training slot; raises JobCancelled if cancelled meanwhile."""
     host = socket.gethostname()
     while True:
         with factory.begin() as session:
-            reap_dead_train_jobs(session)
+            reap_dead_jobs(session)  # a dead worker must not hold the slot
             if claim_train_slot(session, run_id, host):
                 return
             job = session.get(Job, run_id)
@@ -78,7 +64,7 @@ def _config_for(factory: sessionmaker[Session], run_id: int, params: dict[str, A
 
 
 def _epoch_recorder(factory: sessionmaker[Session], run_id: int):
-    def record(entry: EpochLog) -> None:
+    def record(entry: "EpochLog") -> None:
         with factory.begin() as session:
             record_epoch(session, run_id, epoch=entry.epoch, train_loss=entry.train_loss,
                          train_accuracy=entry.train_accuracy, val_loss=entry.val_loss,
@@ -88,6 +74,9 @@ def _epoch_recorder(factory: sessionmaker[Session], run_id: int):
 
 def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobReporter) -> dict[str, Any]:
     """Job entry point (see the module docstring); returns the run's result dict."""
+    # torch is loaded only here, in the worker that trains: the app and the CLI import this module too.
+    from core.training import EpochLog, main as train_main
+
     with factory() as session:
         job = session.get(Job, job_id)
         params, dataset_id = job_params(job), job.dataset_id

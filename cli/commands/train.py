@@ -9,12 +9,10 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
-from core.metrics import report_table
-from core.training import BACKBONES, DEVICES, TrainConfig
+from core.train_config import BACKBONE_NAMES, DEVICES, TrainConfig
 from db.queries import get_dataset
 from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_result, runs_frame
-from jobs.runner import create_job, run_job
-from jobs.train import reap_dead_train_jobs
+from jobs.runner import create_job, reap_dead_jobs, run_job
 
 DEFAULTS = TrainConfig()
 #: command-line option -> TrainConfig field, for the options passed straight through
@@ -34,7 +32,7 @@ def register(subparsers) -> None:
     train.add_argument("dataset_dir", help="a dataset folder already scanned into the database")
     add_db_option(train)
     add_format_option(train)
-    train.add_argument("--backbone", choices=list(BACKBONES), default=DEFAULTS.backbone)
+    train.add_argument("--backbone", choices=BACKBONE_NAMES, default=DEFAULTS.backbone)
     train.add_argument("--pretrained", choices=("imagenet", "none"), default="imagenet",
                        help="start from ImageNet weights (installed offline) or from scratch")
     train.add_argument("--epochs", type=int, default=None, help=f"most epochs to train (default {DEFAULTS.epochs})")
@@ -100,6 +98,8 @@ def _dataset_id(factory, dataset_dir: str) -> int:
 
 def format_report(metrics: dict) -> str:
     """A classification report like scikit-learn's, plus the confusion matrix."""
+    from core.metrics import report_table  # scikit-learn takes a second to load: only when printing a report
+
     table = report_table(metrics)
     width = max(len(str(name)) for name in table.index)
     lines = [f"{'':<{width}}  precision  recall  f1-score  support"]
@@ -154,7 +154,7 @@ def run_runs(args: argparse.Namespace) -> int:
     factory = open_db(args)
     dataset_id = _dataset_id(factory, args.dataset_dir)
     with factory.begin() as session:
-        reap_dead_train_jobs(session)
+        reap_dead_jobs(session)
         table = runs_frame(session, dataset_id)
     if args.format == "json":
         print_json(table.astype(object).where(table.notna(), None).to_dict("records"))

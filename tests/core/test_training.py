@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
+from core.train_config import BACKBONE_NAMES
 from core.train_data import Augmentation, MemoryBatches
 from core.training import (BACKBONES, TrainConfig, WeightsUnavailable, build_model, load_checkpoint,
                            load_out_of_fold, main, make_criterion, select_samples, set_backbone_frozen,
@@ -56,6 +57,10 @@ def test_config_round_trips_through_json_and_refuses_unknown_or_invalid_options(
         TrainConfig.from_dict({"backbone": "vgg11"})
     with pytest.raises(ValueError, match="pretrained"):
         TrainConfig.from_dict({"pretrained": False, "freeze_backbone_epochs": 2})
+
+
+def test_the_config_accepts_exactly_the_backbones_that_can_be_built():
+    assert tuple(BACKBONES) == BACKBONE_NAMES
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
