@@ -3,6 +3,7 @@ open one to see it large with its metadata and its correction history.
 
 Only the visible page is queried (LIMIT/OFFSET in SQL) and only its thumbnails
 are decoded, each cached per file version, so large datasets page quickly.
+Filters and page survive a visit to another page (persist_state="session").
 """
 from __future__ import annotations
 
@@ -95,8 +96,8 @@ def price_filter(bounds: Optional[tuple[float, float]]) -> Optional[tuple[float,
     if chosen is not None and not set(chosen) <= set(stops):  # stops of another price range
         del st.session_state[PRICE_KEY]
     low, high = st.select_slider(
-        "Price", options=stops, value=(stops[0], stops[-1]), key=PRICE_KEY, on_change=_first_page,
-        format_func=format_price,
+        "Price", options=stops, value=(stops[0], stops[-1]), key=PRICE_KEY, persist_state="session",
+        on_change=_first_page, format_func=format_price,
         help="Round-number steps on a log scale; images without a price are shown only over the full range.",
     )
     return None if (low, high) == (stops[0], stops[-1]) else (float(low), float(high))
@@ -110,17 +111,19 @@ def render_filters(counts: ClassCounts, bounds: Optional[tuple[float, float]]) -
         st.session_state[CLASS_KEY] = ALL_CLASSES
     class_column, readable_column, price_column, deleted_column = st.columns([3, 4, 4, 2], vertical_alignment="bottom")
     label = class_column.selectbox(
-        "Class (current label)", options, key=CLASS_KEY, on_change=_first_page,
+        "Class (current label)", options, key=CLASS_KEY, persist_state="session", on_change=_first_page,
         format_func=lambda c: f"All classes ({sum(counts.current)})" if c == ALL_CLASSES else f"{c} ({per_class[c]})",
         help="Images relabelled by a correction are listed under their new class.",
     )
     readable = readable_column.radio(
-        "Images", READABILITY, key=READABLE_KEY, horizontal=True, on_change=_first_page,
-        format_func=READABILITY_LABELS.__getitem__,
+        "Images", READABILITY, key=READABLE_KEY, persist_state="session", horizontal=True,
+        on_change=_first_page, format_func=READABILITY_LABELS.__getitem__,
     )
     with price_column:
         price_range = price_filter(bounds)
-    include_deleted = deleted_column.checkbox("Show deleted", key=DELETED_KEY, on_change=_first_page)
+    include_deleted = deleted_column.checkbox(
+        "Show deleted", key=DELETED_KEY, persist_state="session", on_change=_first_page,
+    )
     return BrowseFilter(
         label=None if label == ALL_CLASSES else label, readable=readable,
         price_range=price_range, include_deleted=include_deleted,
@@ -135,7 +138,9 @@ def render_pager(total: int) -> int:
     count_column, previous_column, page_column, next_column = st.columns([5, 1, 1, 1], vertical_alignment="bottom")
     previous_column.button("Previous", key="browse_previous", on_click=_step_page, args=(-1, pages),
                            disabled=st.session_state[PAGE_KEY] <= 1, width="stretch")
-    page = page_column.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=PAGE_KEY)
+    page = page_column.number_input(
+        f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=PAGE_KEY, persist_state="session",
+    )
     next_column.button("Next", key="browse_next", on_click=_step_page, args=(1, pages),
                        disabled=page >= pages, width="stretch")
     first = (page - 1) * PER_PAGE + 1 if total else 0

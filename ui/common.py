@@ -166,7 +166,8 @@ def _elapsed(job: JobSnapshot) -> str:
 
 
 def _render_active(job: JobSnapshot, title: str) -> None:
-    text = f"{title}: {job.message or job.status}{_elapsed(job)}"
+    waiting = "waiting for the worker to start" if job.status == "queued" else job.status
+    text = f"{title}: {job.message or waiting}{_elapsed(job)}"
     if job.cancel_requested:
         text += " - stopping"
     bar, button = st.columns([6, 1], vertical_alignment="bottom")

@@ -160,6 +160,40 @@ def test_opening_an_unreadable_image_shows_why(factory, shop):
     assert any("No corrections" in c.value for c in app.caption)
 
 
+def test_filters_and_page_are_kept_across_a_visit_to_another_page(factory, app_db, tmp_path):
+    root = tmp_path / "big"
+    for index in range(30):
+        make_image(root / "mug" / f"{index:02d}.png", size=(8, 8))
+    make_image(root / "cup" / "0.png", size=(8, 8))
+    scan_dataset(factory, root, workers=1)
+    app = AppTest.from_file(str(PAGE.parent.parent / "app.py"), default_timeout=TIMEOUT_S).run()
+    app.switch_page("pages/1_Browse.py").run()
+    app.selectbox(key="browse_class").set_value("mug").run()
+    app.button(key="browse_next").click().run()
+    app.switch_page("app.py").run()
+    app.switch_page("pages/1_Browse.py").run()
+    assert not app.exception
+    assert app.selectbox(key="browse_class").value == "mug" and app.number_input(key="browse_page").value == 2
+    assert opened_paths(app)[0] == "mug/24.png"
+
+
+def test_choosing_another_dataset_resets_filters_page_and_open_image(factory, shop, tmp_path):
+    other_root = tmp_path / "other"
+    for index in range(3):
+        make_image(other_root / "lamp" / f"{index}.png", size=(8, 8))
+    other = scan_dataset(factory, other_root, workers=1)["dataset_id"]
+    app = run_browse()
+    app.selectbox(key="dataset_id").set_value(shop).run()
+    app.selectbox(key="browse_class").set_value("phone").run()
+    app.button(key=f"open_{sample_id(factory, 'phone/phone-0.png')}").click().run()
+    assert app.dataframe
+    app.selectbox(key="dataset_id").set_value(other).run()
+    assert not app.exception and not app.dataframe
+    assert app.selectbox(key="browse_class").value == "(all)"
+    assert opened_paths(app) == [f"lamp/{i}.png" for i in range(3)]
+    assert "No price range" in app.caption[0].value
+
+
 def test_without_a_dataset_the_page_points_to_the_home_page(app_db):
     app = run_browse()
     assert "home page" in app.info[0].value
