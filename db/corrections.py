@@ -274,6 +274,31 @@ def undo_last_action(
     return undos
 
 
+def undo_decision(
+    session: Session, correction_id: int, *, classes: list[str], reviewer: str = "", note: str = ""
+) -> Correction:
+    """Undo one given decision (e.g. picked from the History page); returns the undo decision.
+
+    Only a sample's latest decision still in effect can be undone this way;
+    otherwise DecisionError says which decision came after it.
+    """
+    correction = session.get(Correction, correction_id)
+    if correction is None:
+        raise DecisionError(f"there is no decision {correction_id}")
+    sample = session.get(Sample, correction.sample_id)
+    if correction.action == "undo":
+        raise DecisionError(f"decision {correction_id} is itself an undo; make a new decision instead")
+    target = undo_target(session, sample.id)
+    if target is not None and target.id > correction.id:
+        raise DecisionError(
+            f"only the latest decision on {sample.path} can be undone; decision {target.id} came after it"
+        )
+    if target is None or target.id != correction.id:
+        raise DecisionError(f"decision {correction_id} was undone already")
+    return decide(session, sample, "undo", classes=classes, reviewer=reviewer, note=note,
+                  expected_last_id=sample_state(session, sample).last_correction_id)
+
+
 # --- the log as CSV ------------------------------------------------------------------------------
 
 
