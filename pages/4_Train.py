@@ -1,0 +1,195 @@
+"""Train: start a training run on the dataset's current labels, watch its loss and accuracy live, cancel or resume it.
+
+The run is a job in its own worker process (`jobs.runner.spawn_job`), never in the
+Streamlit server: closing the browser does not stop it, and its state and curves
+are read back from the database on every refresh.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+import streamlit as st
+
+from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from db.runs import TRAIN_KIND, requeue_run, run_epochs, runs_frame
+from jobs.runner import ACTIVE, create_job, reap_dead_jobs, spawn_job
+from ui.common import DatasetRef, db_path, job_status_panel, selected_dataset, session_factory
+from ui.train_charts import curves_figure
+
+RUN_KEY = "train_run_id"
+FEEDBACK_KEY = "train_feedback"
+CURVES_REFRESH_S = 2.0
+DEFAULTS = TrainConfig()
+IMAGE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 320)
+#: widget key -> TrainConfig field
+FORM_FIELDS = {
+    "train_backbone": "backbone", "train_pretrained": "pretrained", "train_epochs": "epochs",
+    "train_image_size": "image_size", "train_batch_size": "batch_size", "train_lr": "lr",
+    "train_optimizer": "optimizer", "train_scheduler": "scheduler", "train_balance": "balance",
+    "train_augment": "augment", "train_freeze_epochs": "freeze_backbone_epochs", "train_patience": "patience",
+    "train_val_fraction": "val_fraction", "train_folds": "folds", "train_device": "device", "train_seed": "seed",
+}
+
+
+# --- starting and resuming runs ---------------------------------------------------------------------
+
+
+def start_run(dataset_id: int, config: TrainConfig) -> int:
+    """Queue a run and start its worker; returns the run id. It waits in the queue while another run trains."""
+    with session_factory().begin() as session:
+        run_id = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()}).id
+    spawn_job(db_path(), run_id, log_dir=db_path().parent / "logs")
+    return run_id
+
+
+def resume_run(run_id: int) -> None:
+    with session_factory().begin() as session:
+        requeue_run(session, run_id)
+    spawn_job(db_path(), run_id, log_dir=db_path().parent / "logs")
+
+
+def _start_clicked(dataset_id: int) -> None:
+    """Form callback: build the config from the widgets, start the run (runs before the page)."""
+    values = {name: st.session_state[key] for key, name in FORM_FIELDS.items()}
+    if not values["pretrained"]:
+        values["freeze_backbone_epochs"] = 0
+    try:
+        config = TrainConfig.from_dict(values)
+    except ValueError as error:
+        st.session_state[FEEDBACK_KEY] = ("error", str(error))
+        return
+    run_id = start_run(dataset_id, config)
+    st.session_state[RUN_KEY] = run_id
+    st.session_state[FEEDBACK_KEY] = ("success", f"Run {run_id} started.")
+
+
+def _resume_clicked(run_id: int) -> None:
+    try:
+        resume_run(run_id)
+    except ValueError as error:
+        st.session_state[FEEDBACK_KEY] = ("error", str(error))
+        return
+    st.session_state[FEEDBACK_KEY] = ("success", f"Run {run_id} resumes from its last checkpoint.")
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+
+def _field_help(name: str) -> Optional[str]:
+    return {
+        "balance": "sampler: draw every class equally often; loss: weigh rare classes more; none",
+        "freeze_backbone_epochs": "train only the new classification head for these first epochs",
+        "patience": "stop after this many epochs without validation-loss improvement (0: never)",
+        "folds": "also train K models for out-of-fold probabilities of every sample, for the next audit (0: off)",
+    }.get(name)
+
+
+def render_form(dataset: DatasetRef) -> None:
+    with st.form("train_form"):
+        first, second, third = st.columns(3)
+        first.selectbox("Backbone", BACKBONE_NAMES, index=BACKBONE_NAMES.index(DEFAULTS.backbone),
+                        key="train_backbone")
+        first.checkbox("ImageNet weights", value=DEFAULTS.pretrained, key="train_pretrained",
+                       help="start from pretrained weights (installed offline); off: train from scratch")
+        second.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs")
+        second.selectbox("Image size (px)", IMAGE_SIZES, index=IMAGE_SIZES.index(DEFAULTS.image_size),
+                         key="train_image_size")
+        third.number_input("Batch size", 2, 1024, DEFAULTS.batch_size, key="train_batch_size")
+        third.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, format="%.5f", key="train_lr")
+        with st.expander("More options"):
+            left, middle, right = st.columns(3)
+            left.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer")
+            left.selectbox("Learning-rate schedule", SCHEDULERS, key="train_scheduler")
+            left.selectbox("Class imbalance", BALANCING, key="train_balance", help=_field_help("balance"))
+            middle.checkbox("Augmentation (crop, flip, colour)", value=DEFAULTS.augment, key="train_augment")
+            middle.number_input("Frozen backbone epochs", 0, 100, DEFAULTS.freeze_backbone_epochs,
+                                key="train_freeze_epochs", help=_field_help("freeze_backbone_epochs"))
+            middle.number_input("Early-stopping patience", 0, 100, DEFAULTS.patience, key="train_patience",
+                                help=_field_help("patience"))
+            right.number_input("Validation share", 0.05, 0.5, DEFAULTS.val_fraction, step=0.05,
+                               key="train_val_fraction")
+            right.number_input("Out-of-fold folds", 0, 10, DEFAULTS.folds, key="train_folds",
+                               help=_field_help("folds"))
+            right.selectbox("Device", DEVICES, key="train_device", help="auto: the GPU when there is one")
+            right.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed")
+        st.form_submit_button("Start training", key="train_start", type="primary",
+                              on_click=_start_clicked, args=(dataset.id,))
+
+
+def render_curves(run_id: int) -> None:
+    with session_factory()() as session:
+        epochs = run_epochs(session, run_id)
+    if epochs.empty:
+        st.caption("The curves appear when the first epoch ends.")
+        return
+    st.plotly_chart(curves_figure(epochs), key=f"train_curves_{run_id}")
+
+
+def render_run(run_id: int) -> None:
+    """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled."""
+    status = job_status_panel(run_id, title=f"Run {run_id}")
+    if status is None:
+        return
+    if status in ACTIVE:
+        st.fragment(run_every=CURVES_REFRESH_S)(render_curves)(run_id)
+    else:
+        render_curves(run_id)
+    if status in ("failed", "cancelled"):
+        st.button("Resume from the last checkpoint", key="train_resume", on_click=_resume_clicked, args=(run_id,))
+
+
+def _run_label(runs: pd.DataFrame, run_id: int) -> str:
+    row = runs.set_index("id").loc[run_id]
+    return f"Run {run_id} · {row.status} · {row.backbone} · {row.epochs_done}/{row.epochs} epochs"
+
+
+def choose_run(runs: pd.DataFrame) -> int:
+    """The run to show: the one just started, else the newest."""
+    ids = runs["id"].tolist()
+    if st.session_state.get(RUN_KEY) not in ids:
+        st.session_state[RUN_KEY] = ids[0]
+    return st.selectbox("Run", ids, key=RUN_KEY, format_func=lambda run_id: _run_label(runs, run_id))
+
+
+def render_runs_table(runs: pd.DataFrame) -> None:
+    table = runs[["id", "status", "backbone", "image_size", "epochs_done", "epochs", "accuracy", "macro_f1",
+                  "corrections", "device", "created_at"]]
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "accuracy": st.column_config.NumberColumn(format="%.4f"),
+        "macro_f1": st.column_config.NumberColumn("macro F1", format="%.4f"),
+        "corrections": st.column_config.NumberColumn("corrections applied"),
+    })
+
+
+def show_feedback() -> None:
+    feedback: Optional[tuple[str, str]] = st.session_state.pop(FEEDBACK_KEY, None)
+    if feedback:
+        kind, text = feedback
+        (st.error if kind == "error" else st.success)(text)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Train · listing-audit", layout="wide")
+    dataset = selected_dataset()
+    st.title("Train")
+    if dataset is None:
+        st.info("No dataset yet: scan a folder on the home page first.")
+        return
+    st.caption("Fine-tunes a classifier on the current labels: corrections applied, deleted and unreadable images "
+               "left out. Runs train one at a time; a new run waits in the queue while another trains.")
+    render_form(dataset)
+    show_feedback()
+    with session_factory().begin() as session:
+        reap_dead_jobs(session)
+        runs = runs_frame(session, dataset.id)
+    if runs.empty:
+        st.info("No training run yet.")
+        return
+    st.subheader("Runs")
+    run_id = choose_run(runs)
+    render_run(run_id)
+    render_runs_table(runs)
+
+
+main()

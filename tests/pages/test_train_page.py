@@ -1,0 +1,96 @@
+"""Tests of the Train page with AppTest: it renders, starts a run in a worker process, shows it, offers resume."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from streamlit.testing.v1 import AppTest
+
+from db.models import Job
+from db.runs import run_config, run_result
+from jobs.runner import request_cancel, utcnow
+from tests.training_data import create_train_job, scanned_dataset
+
+TIMEOUT_S = 60
+WORKER_TIMEOUT_S = 240
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "4_Train.py"
+
+
+@pytest.fixture
+def dataset(factory, db_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
+    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the spawned worker: two shared cores
+    return scanned_dataset(factory, tmp_path / "data")
+
+
+def open_page() -> AppTest:
+    page = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
+    page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def wait_for_worker(factory, job_id: int) -> Job:
+    """Wait until the job's worker process has ended (the job finished) and reap it; returns the job."""
+    deadline = time.monotonic() + WORKER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with factory() as session:
+            job = session.get(Job, job_id)
+        if job.status not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"run {job_id} did not finish in {WORKER_TIMEOUT_S} s")
+    if job.pid:
+        os.waitpid(job.pid, 0)  # the worker is this process's child (spawned in-process by the page)
+    return job
+
+
+def test_the_page_renders_its_form_without_runs(dataset):
+    page = open_page()
+    assert page.selectbox(key="train_backbone").value == "mobilenet_v2"
+    assert page.number_input(key="train_epochs").value == 10
+    assert "No training run yet." in [info.value for info in page.info]
+
+
+def test_starting_a_run_spawns_a_worker_that_trains_and_the_page_shows_it(factory, dataset):
+    page = open_page()
+    page.checkbox(key="train_pretrained").uncheck()
+    page.number_input(key="train_epochs").set_value(1)
+    page.selectbox(key="train_image_size").set_value(32)
+    page.number_input(key="train_batch_size").set_value(4)
+    page.selectbox(key="train_device").set_value("cpu")
+    page.button(key="train_start").click().run()
+    assert not page.exception, page.exception
+    with factory() as session:
+        job = session.scalars(select(Job).where(Job.kind == "train")).one()
+        config = run_config(job)
+    assert (config["epochs"], config["image_size"], config["pretrained"], config["device"]) == (1, 32, False, "cpu")
+    assert f"Run {job.id} started." in [s.value for s in page.success]
+    finished = wait_for_worker(factory, job.id)
+    assert finished.status == "succeeded", finished.error
+    page.run()
+    assert not page.exception
+    assert page.selectbox(key="train_run_id").value == job.id
+    table = page.dataframe[0].value
+    assert table["status"].tolist() == ["succeeded"]
+    assert table["accuracy"].iloc[0] == pytest.approx(run_result(finished)["metrics"]["accuracy"])
+
+
+def test_a_cancelled_run_can_be_resumed(factory, dataset):
+    job_id = create_train_job(factory, dataset)
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status="cancelled", finished_at=utcnow()))
+    page = open_page()
+    assert any("cancelled" in w.value for w in page.warning)
+    page.button(key="train_resume").click().run()
+    assert not page.exception, page.exception
+    with factory.begin() as session:
+        job = session.get(Job, job_id)
+        assert job.status in ("queued", "running") and job.pid is not None
+        request_cancel(session, job_id)  # the test needs the page's action, not a second training
+    wait_for_worker(factory, job_id)
