@@ -39,13 +39,23 @@ def _sample_values(entry: FileEntry, info: ImageInfo, scanned_at: datetime) -> d
     }
 
 
-def _needs_inspection(entry: FileEntry, known: Optional[tuple[int, int, int]]) -> bool:
-    return known is None or entry.stat_error is not None or (known[1], known[2]) != (entry.size, entry.mtime_ns)
+def _needs_inspection(entry: FileEntry, known: Optional[tuple[int, int, int]], unreadable: set[str]) -> bool:
+    """New, changed (size or mtime), or unreadable last time: a permission fixed or a file system
+    remounted makes a file readable without touching its mtime, so failures are always retried."""
+    if known is None or entry.stat_error is not None or entry.path in unreadable:
+        return True
+    return (known[1], known[2]) != (entry.size, entry.mtime_ns)
+
+
+def _unreadable_paths(session: Session, dataset_id: int) -> set[str]:
+    return set(session.scalars(
+        select(Sample.path).where(Sample.dataset_id == dataset_id, Sample.readable.is_(False))
+    ))
 
 
 def _store_inspected(session: Session, dataset_id: int, entries: list[FileEntry], infos: list[ImageInfo],
-                     known: dict[str, tuple[int, int, int]], listings: pd.DataFrame) -> tuple[int, int]:
-    """Insert new samples (with their listing columns), update changed ones in place. Returns (new, updated)."""
+                     known: dict[str, tuple[int, int, int]], listings: pd.DataFrame) -> None:
+    """Insert new samples (with their listing columns), update re-read ones in place."""
     listing_rows = {row.path: row for row in listings.itertuples(index=False)}
     now = utcnow()
     inserts, updates = [], []
@@ -62,7 +72,16 @@ def _store_inspected(session: Session, dataset_id: int, entries: list[FileEntry]
         session.execute(insert(Sample), inserts)
     if updates:
         session.execute(update(Sample), updates)
-    return len(inserts), len(updates)
+
+
+def _file_changes(files: list[FileEntry], known: dict[str, tuple[int, int, int]]) -> dict[str, int]:
+    """{new, updated, unchanged}: files not seen before, files whose size or mtime changed, the rest."""
+    new = sum(1 for entry in files if entry.path not in known)
+    updated = sum(
+        1 for entry in files
+        if entry.path in known and known[entry.path][1:] != (entry.size, entry.mtime_ns)
+    )
+    return {"new": new, "updated": updated, "unchanged": len(files) - new - updated}
 
 
 def listings_by_image(table: pd.DataFrame, image_paths: list[str]) -> pd.DataFrame:
@@ -80,8 +99,7 @@ def summarise(session: Session, dataset: Dataset, classes: list[str], listings_p
               problems: list[str]) -> dict:
     """The scan summary: counts per class, unreadable files, listing join counts (see the scan command)."""
     rows = session.execute(
-        select(Sample.path, Sample.label, Sample.readable, Sample.error, Sample.listing_id, Sample.price,
-               Sample.title)
+        select(Sample.path, Sample.label, Sample.readable, Sample.error)
         .where(Sample.dataset_id == dataset.id, Sample.missing.is_(False))
         .order_by(Sample.path)
     ).all()
@@ -89,7 +107,7 @@ def summarise(session: Session, dataset: Dataset, classes: list[str], listings_p
     unreadable = []
     image_paths = set()
     without_listing = 0
-    for path, label, readable, error, listing_id, price, title in rows:
+    for path, label, readable, error in rows:
         per_class[label] = per_class.get(label, 0) + 1
         image_paths.add(path)
         if not readable:
@@ -113,9 +131,12 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
                  progress: Optional[ProgressCallback] = None) -> dict:
     """Scan `root` into the database and return the summary dict (also stored on the dataset).
 
-    Summary keys: dataset_id, root, images, classes (name -> count), empty_classes,
-    unreadable [{path, reason}], unmatched_listings, images_without_listing,
-    listings_problems, new, updated, unchanged, missing, seconds.
+    Summary keys: dataset_id, root, images (present files, readable or not),
+    classes (name -> count, sorted), empty_classes, unreadable [{path, reason}],
+    unmatched_listings (listings.csv rows matching no image), images_without_listing,
+    listings_problems, listings_file (whether there is one), new, updated (size or
+    mtime changed), unchanged, missing (samples whose file is gone), seconds.
+    Unchanged files are not read again unless they were unreadable last time.
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
@@ -126,7 +147,8 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     with factory.begin() as session:
         dataset_id = get_or_create_dataset(session, files.root).id
         known = known_files(session, dataset_id)
-    to_inspect = [e for e in files.files if _needs_inspection(e, known.get(e.path))]
+        unreadable = _unreadable_paths(session, dataset_id)
+    to_inspect = [e for e in files.files if _needs_inspection(e, known.get(e.path), unreadable)]
     infos = inspect_files(
         files.root, to_inspect,
         workers=workers, progress=lambda f, m: report(f * INSPECT_SHARE, m),
@@ -134,12 +156,12 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     report(INSPECT_SHARE, "saving")
     with factory.begin() as session:
         dataset = session.get(Dataset, dataset_id)
-        new, updated = _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
+        _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
         missing = mark_missing(session, dataset_id, {e.path for e in files.files})
         apply_listings(session, dataset_id, listings_table)
         summary = summarise(session, dataset, files.classes, set(listings_table["path"]), listings.problems)
         summary.update(
-            new=new, updated=updated, unchanged=len(files.files) - len(to_inspect), missing=missing,
+            **_file_changes(files.files, known), missing=missing,
             listings_file=listings.present, seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)

@@ -213,6 +213,21 @@ def test_a_file_that_breaks_and_is_fixed_is_rescanned(factory, tmp_path):
     assert row.readable and row.error is None and row.phash
 
 
+def test_unreadable_files_are_retried_even_when_size_and_mtime_are_the_same(factory, tmp_path):
+    """A permission fixed or a disk remounted does not change a file's mtime; a broken file is read again."""
+    path = make_image(tmp_path / "shoes" / "a.jpg")
+    good, stat = path.read_bytes(), path.stat()
+    path.write_bytes(b"\0" * len(good))  # same size, garbage
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    first = scan_dataset(factory, tmp_path)
+    assert [item["path"] for item in first["unreadable"]] == ["shoes/a.jpg"]
+    path.write_bytes(good)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = scan_dataset(factory, tmp_path)
+    assert second["unreadable"] == [] and (second["new"], second["updated"], second["unchanged"]) == (0, 0, 1)
+    assert sample_rows(factory, first["dataset_id"])["shoes/a.jpg"].phash
+
+
 def test_listings_are_joined_and_counted(factory, tmp_path):
     for name in ["a.jpg", "b.jpg", "c.jpg"]:
         make_image(tmp_path / "shoes" / name)
