@@ -32,6 +32,7 @@ JOB_KINDS = {
     "scan": "jobs.scan:run_scan_job",
     "export": "jobs.export:run_export_job",
     "train": "jobs.train:run_train_job",
+    "audit": "jobs.audit:run_audit_job",
 }
 ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
