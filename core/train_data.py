@@ -180,15 +180,31 @@ def place_pixels(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
     return pixels.pin_memory()
 
 
+_CONSTANTS: dict[tuple[str, torch.device], torch.Tensor] = {}
+
+
+def _constant(name: str, values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A small (1, 3, 1, 1) constant, created once per device (a per-batch copy to the GPU would stall it)."""
+    key = (name, device)
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    return _CONSTANTS[key]
+
+
 def _normalise(images: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images - mean) / std
+    return (images - _constant("mean", IMAGENET_MEAN, images.device)) / _constant("std", IMAGENET_STD, images.device)
 
 
 def to_model_input(batch: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, 3) -> normalised float32 (B, 3, H, W) (channels-last strides, which CUDA convolutions prefer)."""
     return _normalise(batch.permute(0, 3, 1, 2).float().div_(255.0))
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small CPU tensor to `device` without making the host wait for the GPU (pinned, non_blocking)."""
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 @dataclass(frozen=True)
@@ -205,13 +221,9 @@ def _uniform(count: int, low: float, high: float, generator: torch.Generator) ->
     return torch.rand(count, generator=generator) * (high - low) + low
 
 
-def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:
-    """Augment a float batch in [0, 1], shape (B, 3, H, W), on its own device; returns the same shape.
-
-    Random parameters are drawn on the CPU from `generator` (so a seed gives the
-    same augmentation on any device); crop and flip are one affine resampling.
-    """
-    count, _, height, width = images.shape
+def _augmentation_parameters(count: int, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """Per-image parameters drawn on the CPU, shape (B, 9): the 2x3 affine crop-and-flip matrix, then the
+    brightness, contrast and saturation factors."""
     area = _uniform(count, *augmentation.scale, generator)
     log_ratio = _uniform(count, math.log(augmentation.ratio[0]), math.log(augmentation.ratio[1]), generator)
     crop_w = torch.sqrt(area * torch.exp(log_ratio)).clamp(max=1.0)
@@ -219,19 +231,26 @@ def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.G
     centre_x = (torch.rand(count, generator=generator) * 2 - 1) * (1 - crop_w)
     centre_y = (torch.rand(count, generator=generator) * 2 - 1) * (1 - crop_h)
     flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0) if augmentation.flip else 1.0
-    theta = torch.zeros(count, 2, 3)
-    theta[:, 0, 0] = crop_w * flip
-    theta[:, 0, 2] = centre_x
-    theta[:, 1, 1] = crop_h
-    theta[:, 1, 2] = centre_y
-    grid = F.affine_grid(theta.to(images.device), [count, 3, height, width], align_corners=False)
+    zeros = torch.zeros(count)
+    jitter = [_uniform(count, 1 - augmentation.jitter, 1 + augmentation.jitter, generator) for _ in range(3)]
+    return torch.stack([crop_w * flip, zeros, centre_x, zeros, crop_h, centre_y, *jitter], dim=1)
+
+
+def augment(images: torch.Tensor, augmentation: Augmentation, generator: torch.Generator) -> torch.Tensor:
+    """Augment a float batch in [0, 1], shape (B, 3, H, W), on its own device; returns the same shape.
+
+    Random parameters are drawn on the CPU from `generator` (so a seed gives the
+    same augmentation on any device) and copied in one non-blocking transfer;
+    crop and flip are one affine resampling.
+    """
+    count, _, height, width = images.shape
+    parameters = _to_device(_augmentation_parameters(count, augmentation, generator), images.device)
+    grid = F.affine_grid(parameters[:, :6].view(count, 2, 3), [count, 3, height, width], align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if augmentation.jitter > 0:
-        low, high = 1 - augmentation.jitter, 1 + augmentation.jitter
-        factors = torch.stack([_uniform(count, low, high, generator) for _ in range(3)]).to(images.device)
-        brightness, contrast, saturation = (f.view(count, 1, 1, 1) for f in factors)
+        brightness, contrast, saturation = (parameters[:, i].view(count, 1, 1, 1) for i in (6, 7, 8))
+        luma_weights = _constant("luma", (0.299, 0.587, 0.114), images.device)
         out = out * brightness
-        luma_weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
         mean_luma = (out * luma_weights).sum(1, keepdim=True).mean((2, 3), keepdim=True)
         out = (out - mean_luma) * contrast + mean_luma
         luma = (out * luma_weights).sum(1, keepdim=True)
@@ -285,7 +304,11 @@ class MemoryBatches:
         return torch.as_tensor(self.indices)[order]
 
     def _batch_rows(self, generator: torch.Generator) -> list[torch.Tensor]:
-        rows = self._order(generator).split(self.batch_size)
+        """The epoch's rows split into batches, on the cache's device (one copy per epoch)."""
+        order = self._order(generator)
+        if self.pixels.device.type == "cuda":
+            order = _to_device(order, self.pixels.device)
+        rows = order.split(self.batch_size)
         if self.augmentation is not None and len(rows) > 1 and len(rows[-1]) < 2:
             rows = rows[:-1]
         return list(rows)
@@ -297,12 +320,10 @@ class MemoryBatches:
         return steps
 
     def _gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = rows.to(self.pixels.device, non_blocking=True)
         images = self.pixels.index_select(0, rows)
         labels = self.labels.index_select(0, rows)
-        if images.device != self.device:  # pinned host cache -> GPU
-            images = images.pin_memory().to(self.device, non_blocking=True)
-            labels = labels.pin_memory().to(self.device, non_blocking=True)
+        if images.device != self.device:  # cache in (pinned) host memory, training on the GPU
+            images, labels = _to_device(images, self.device), _to_device(labels, self.device)
         return images, labels
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
