@@ -1,0 +1,94 @@
+"""`listing-audit audit DATASET_DIR`: run the audit checks on a scanned dataset and print a summary per kind.
+
+The same job code path as the app (an `audit` job run in the foreground). The
+dataset must have been scanned into the database first (`listing-audit scan`).
+"""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, require_dataset
+from core.audit import available_checks
+from db.flags import class_flag_counts
+from jobs.audit import AuditError, audit_params
+from jobs.runner import create_job, job_result, run_job
+
+
+NOISIEST_SHOWN = 5
+
+
+def register(subparsers) -> None:
+    checks = ",".join(available_checks())
+    parser = subparsers.add_parser("audit", help="find mislabels, price outliers, duplicates, broken and poor images")
+    parser.add_argument("dataset_dir", help="the dataset folder (scanned before)")
+    add_db_option(parser)
+    parser.add_argument("--checks", default=None,
+                        help=f"comma-separated checks to run (default: all: {checks})")
+    parser.add_argument("--folds", type=int, default=None, help="cross-validation folds of the mislabel check")
+    parser.add_argument("--backbone", default=None, help="image backbone of the mislabel check")
+    add_format_option(parser)
+    parser.set_defaults(func=run)
+
+
+def format_summary(job_id: int, root: str, result: dict, classes: pd.DataFrame) -> str:
+    """The text summary of an audit job: flags and time per check, then the noisiest classes
+    (`classes`: db.flags.class_flag_counts)."""
+    lines = [
+        f"Audit job {job_id} of {root}: {result['samples']} samples, {len(result['classes'])} classes, "
+        f"{result['flags']} flags in {result['seconds']:.1f} s",
+        f"  {'check':<10} {'flags':>6} {'seconds':>8}",
+    ]
+    for name, summary in result["checks"].items():
+        lines.append(f"  {name:<10} {summary['flags']:>6} {summary['seconds']:>8.1f}{_details(name, summary)}")
+    noisy = classes[classes["flagged_samples"] > 0].head(NOISIEST_SHOWN)
+    if not noisy.empty:
+        lines.append("  noisiest classes (share of samples with any flag):")
+        lines += [f"    {row.Index:<16} {row.flagged_share:6.1%}  ({row.flagged_samples} of {row.samples})"
+                  for row in noisy.itertuples()]
+    return "\n".join(lines)
+
+
+def _details(name: str, summary: dict) -> str:
+    if name == "duplicate":
+        return f"   {summary['groups']} groups, {summary['label_conflict_groups']} with conflicting labels"
+    if name == "price":
+        return (f"   {summary['without_price']} without a price"
+                + (f", {summary['explained_by_mislabel']} odd prices explained by a mislabel"
+                   if summary.get("used_mislabel_result") else ""))
+    if name == "quality":
+        found = ", ".join(f"{issue.replace('_', ' ')} {count}" for issue, count in summary["by_issue"].items() if count)
+        return f"   {found}" if found else ""
+    return ""
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.folds is not None and args.folds < 2:
+        raise CliError("--folds must be at least 2")
+    checks = args.checks.split(",") if args.checks else None
+    try:
+        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone)
+    except AuditError as error:
+        raise CliError(str(error)) from error
+    factory = open_db(args)
+    with factory.begin() as session:
+        dataset = require_dataset(session, args.dataset_dir)
+        if dataset.scanned_at is None:
+            raise CliError(f"{args.dataset_dir} has not been scanned; run `listing-audit scan {args.dataset_dir}` first")
+        root = dataset.root
+        job_id = create_job(session, dataset.id, "audit", params).id
+    bar = ProgressBar(f"audit {job_id}")
+    job = run_job(factory, job_id, echo=bar)
+    bar.close()
+    if job.status != "succeeded":
+        first_line = (job.error or "").splitlines()[0] if job.error else ""
+        raise CliError(f"audit {job_id} {job.status}: {first_line}")
+    result = job_result(job)
+    if args.format == "json":
+        print_json({"job_id": job_id, **result})
+        return 0
+    with factory() as session:
+        classes = class_flag_counts(session, job_id)
+    print(format_summary(job_id, root, result, classes))
+    return 0

@@ -1,0 +1,229 @@
+"""The `duplicate` check: exact copies (same bytes) and near copies (re-encoded, resized, re-saved) grouped together.
+
+Exact duplicates share a content hash. Near-duplicate candidates are pairs whose
+64-bit pHashes differ in at most `max_distance` bits (found with
+core.hashindex.near_pairs, no loop over all pairs); each candidate is confirmed
+on pixels: the mean absolute difference of 32x32 RGB thumbnails must be at most
+`max_pixel_difference` (on 0..255). Candidates whose stored brightness, contrast
+or colorfulness differ clearly are dropped first, so few files are read. pHash alone confuses distinct items that are
+photographed the same way (same layout, same background), the pixel check does
+not. Confirmed pairs are joined into groups (connected components); a group
+whose members carry different current labels is a label conflict, strong
+evidence that some member is mislabelled.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from core.checks.base import AuditContext, Check, CheckResult, register
+from core.hashindex import hex_to_uint64, near_pairs
+from core.imaging import open_rgb
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIDE = 32
+#: Before reading pixels, a candidate pair must agree on the scan's brightness, contrast and colorfulness
+#: (each in [0, 1]) within this; copies on the demo differ by at most 0.01, so this only saves file reads.
+STATS_TOLERANCE = 0.03
+STATS_COLUMNS = ("brightness", "contrast", "colorfulness")
+#: Members listed in a flag's evidence (a group can be large; the group id finds them all).
+MAX_LISTED_MEMBERS = 50
+
+
+def pixel_thumbnail(path: Path) -> Optional[np.ndarray]:
+    """A 32x32 RGB thumbnail as float32 (32, 32, 3) on 0..255, or None when the file cannot be decoded now."""
+    try:
+        image = open_rgb(path, max_side=4 * THUMBNAIL_SIDE)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        log.warning("cannot read %s to compare pixels: %s", path, error)
+        return None
+    return np.asarray(image.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def exact_pairs(content_hashes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (a, b) chaining the samples of each content hash: enough edges to connect each group."""
+    codes, _ = pd.factorize(content_hashes, use_na_sentinel=True)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    same = (sorted_codes[1:] == sorted_codes[:-1]) & (sorted_codes[1:] >= 0)
+    return order[:-1][same], order[1:][same]
+
+
+def group_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Group id of each of n positions joined by edges (a, b): 1..G numbered in order of first
+    position, 0 for a position in no group. Shape (n,)."""
+    if len(a) == 0:
+        return np.zeros(n, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    count, component = connected_components(graph, directed=False)
+    grouped = np.bincount(component, minlength=count)[component] > 1
+    in_order = pd.unique(component[grouped])
+    group_of_component = np.zeros(count, dtype=np.int64)
+    group_of_component[in_order] = np.arange(1, len(in_order) + 1)
+    return np.where(grouped, group_of_component[component], 0)
+
+
+def _stats_agree(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whether positions a[k] and b[k] agree on every STATS_COLUMNS value within STATS_TOLERANCE."""
+    agree = np.ones(len(a), dtype=bool)
+    for column in STATS_COLUMNS:
+        values = samples[column].to_numpy(dtype=float)
+        agree &= np.abs(values[a] - values[b]) <= STATS_TOLERANCE
+    return agree
+
+
+@register
+class DuplicateCheck(Check):
+    """Exact and near-duplicate images, grouped; label conflicts within a group are mislabel evidence.
+
+    max_distance: pHash Hamming distance (of 64 bits) for a near-duplicate candidate.
+    max_pixel_difference: mean absolute difference of 32x32 RGB thumbnails (0..255) to confirm one;
+        None skips the pixel check (pHash alone).
+    """
+
+    name = "duplicate"
+
+    def __init__(self, *, max_distance: int = 4, max_pixel_difference: Optional[float] = 2.0):
+        self.max_distance = max_distance
+        self.max_pixel_difference = max_pixel_difference
+
+    def find_issues(self, context: AuditContext) -> CheckResult:
+        samples = context.samples
+        n = len(samples)
+        exact_a, exact_b = exact_pairs(samples["content_hash"])
+        context.progress(0.05, "searching near-duplicate hashes")
+        near = self._near_candidates(samples)
+        context.progress(0.2, f"comparing pixels of {len(near)} candidate pairs")
+        near = self._confirmed(near, samples, context)
+        a = np.concatenate([exact_a, near["a"].to_numpy(dtype=np.int64)])
+        b = np.concatenate([exact_b, near["b"].to_numpy(dtype=np.int64)])
+        group = group_components(n, a, b)
+        edges = pd.DataFrame({
+            "a": a, "b": b,
+            "distance": np.concatenate([np.zeros(len(exact_a), np.int64), near["distance"].to_numpy(dtype=np.int64)]),
+            "exact": np.concatenate([np.ones(len(exact_a), bool), np.zeros(len(near), bool)]),
+            "pixel_difference": np.concatenate([np.zeros(len(exact_a)), near["pixel_difference"].to_numpy(dtype=float)]),
+        })
+        issues = self._member_table(samples, group, edges)
+        context.progress(1.0, f"{int(issues['is_duplicate_issue'].sum())} files in duplicate groups")
+        return self.result(issues, self._summary(issues, group, len(exact_a), near))
+
+    def _near_candidates(self, samples: pd.DataFrame) -> pd.DataFrame:
+        """Pairs of positions (a < b) with pHash distance <= max_distance and different content hashes."""
+        has_hash = np.flatnonzero(samples["phash"].notna().to_numpy())
+        pairs = near_pairs(hex_to_uint64(samples["phash"].iloc[has_hash].tolist()), max_distance=self.max_distance)
+        a, b = has_hash[pairs.i], has_hash[pairs.j]
+        content = samples["content_hash"].to_numpy()
+        different = content[a] != content[b]
+        return pd.DataFrame({"a": a[different], "b": b[different], "distance": pairs.distance[different].astype(np.int64)})
+
+    def _confirmed(self, near: pd.DataFrame, samples: pd.DataFrame, context: AuditContext) -> pd.DataFrame:
+        """The candidates whose thumbnails agree, with their pixel difference (NaN when not compared)."""
+        if self.max_pixel_difference is None or near.empty:
+            return near.assign(pixel_difference=np.nan)
+        near = near[_stats_agree(samples, near["a"].to_numpy(), near["b"].to_numpy())]
+        positions = np.unique(np.concatenate([near["a"], near["b"]]))
+        thumbnails = {}
+        paths = samples["path"].to_numpy()
+        for done, position in enumerate(positions, start=1):
+            thumbnails[position] = pixel_thumbnail(Path(context.root) / paths[position])
+            if done % 200 == 0:
+                context.progress(0.2 + 0.75 * done / len(positions), f"compared {done}/{len(positions)} images")
+        difference = np.array([
+            np.inf if thumbnails[a] is None or thumbnails[b] is None
+            else float(np.abs(thumbnails[a] - thumbnails[b]).mean())
+            for a, b in zip(near["a"], near["b"])
+        ])
+        near = near.assign(pixel_difference=difference)
+        return near[near["pixel_difference"] <= self.max_pixel_difference].reset_index(drop=True)
+
+    def _member_table(self, samples: pd.DataFrame, group: np.ndarray, edges: pd.DataFrame) -> pd.DataFrame:
+        """The per-sample table: every member of a group is an issue, with its group's evidence."""
+        both_ends = pd.concat([edges.rename(columns={"a": "position"}).drop(columns="b"),
+                               edges.rename(columns={"b": "position"}).drop(columns="a")])
+        nearest = both_ends.groupby("position").agg(distance=("distance", "min"), exact=("exact", "any"),
+                                                     pixel_difference=("pixel_difference", "min"))
+        table = pd.DataFrame({
+            "is_duplicate_issue": group > 0,
+            "duplicate_score": 1.0,
+            "suggested_label": None,
+            "group": [int(g) if g else None for g in group],
+            "reason": None,
+            "evidence": [{} for _ in range(len(samples))],
+        }, index=samples.index)
+        labels = samples["label"].to_numpy()
+        for group_id in np.unique(group[group > 0]):
+            members = np.flatnonzero(group == group_id)
+            described = self._describe_group(samples, members, int(group_id))
+            for position in members:
+                edge = nearest.loc[position]
+                exact = bool(edge["exact"])
+                distance = 0 if exact else int(edge["distance"])
+                score = 0.25 * (1 + distance / (self.max_distance + 1))
+                if described["label_conflict"]:
+                    score *= 0.5
+                suggestion = described["majority_label"]
+                table.iloc[position, table.columns.get_loc("duplicate_score")] = score
+                table.iat[position, table.columns.get_loc("suggested_label")] = (
+                    suggestion if described["label_conflict"] and suggestion != labels[position] else None)
+                table.iat[position, table.columns.get_loc("reason")] = _reason(described, exact, distance,
+                                                                               labels[position])
+                table.iat[position, table.columns.get_loc("evidence")] = {
+                    **described, "exact": exact, "phash_distance": distance,
+                    "pixel_difference": None if np.isnan(edge["pixel_difference"]) else round(float(edge["pixel_difference"]), 2),
+                }
+        return table
+
+    def _describe_group(self, samples: pd.DataFrame, members: np.ndarray, group_id: int) -> dict:
+        rows = samples.iloc[members]
+        counts = Counter(rows["label"])
+        top_label, top_count = counts.most_common(1)[0]
+        area = rows["width"].fillna(0).to_numpy(dtype=float) * rows["height"].fillna(0).to_numpy(dtype=float)
+        keep = np.lexsort((-rows["file_size"].fillna(0).to_numpy(dtype=float), -area))[0]
+        return {
+            "group": group_id,
+            "size": len(members),
+            "members": [{"sample_id": int(sample_id), "path": path, "label": label}
+                        for sample_id, path, label in zip(rows.index[:MAX_LISTED_MEMBERS],
+                                                          rows["path"].iloc[:MAX_LISTED_MEMBERS],
+                                                          rows["label"].iloc[:MAX_LISTED_MEMBERS])],
+            "labels": dict(sorted(counts.items())),
+            "label_conflict": len(counts) > 1,
+            "majority_label": top_label if top_count * 2 > len(members) else None,
+            "keep": int(rows.index[keep]),
+        }
+
+    def _summary(self, issues: pd.DataFrame, group: np.ndarray, exact_edges: int, near: pd.DataFrame) -> dict:
+        flagged = issues[issues["is_duplicate_issue"]]
+        conflicts = {e["group"] for e in flagged["evidence"] if e["label_conflict"]}
+        return {
+            "groups": int(len(np.unique(group[group > 0]))),
+            "files_in_groups": int(len(flagged)),
+            "label_conflict_groups": len(conflicts),
+            "exact_pairs": int(exact_edges),
+            "near_pairs_confirmed": int(len(near)),
+            "max_distance": self.max_distance,
+            "max_pixel_difference": self.max_pixel_difference,
+        }
+
+
+def _reason(described: dict, exact: bool, distance: int, label: str) -> str:
+    others = described["size"] - 1
+    copies = f"{others} other file{'s' if others != 1 else ''}"
+    text = f"exact copy of {copies} in its group" if exact else \
+        f"near duplicate (pHash distance {distance}) of {copies} in its group"
+    if described["label_conflict"]:
+        labels = ", ".join(f"{name} x{count}" for name, count in described["labels"].items())
+        majority = described["majority_label"]
+        text += f"; labels disagree ({labels})"
+        text += f", most say {majority}" if majority and majority != label else ""
+    return text

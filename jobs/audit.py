@@ -1,0 +1,104 @@
+"""The `audit` job: run the checks on a scanned dataset's current state and store the flags under the job.
+
+Corrections are respected: each sample is audited under its current label, and
+deleted or missing samples are left out. The CLI runs this in the foreground,
+the app in a worker process; both go through run_audit_job.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.audit import flags_table, resolve_checks, run_audit
+from core.checks.base import AuditContext
+from db.embeddings import DbEmbeddingStore
+from db.flags import store_flags
+from db.models import Dataset, Job
+from db.queries import dataset_classes, samples_frame
+from jobs.runner import job_params
+
+log = logging.getLogger(__name__)
+
+#: Share of the progress bar for loading samples before the checks, and for storing flags after them.
+LOAD_SHARE = 0.02
+STORE_SHARE = 0.03
+
+
+class AuditError(ValueError):
+    """The audit cannot run as asked (dataset not scanned, no samples, unknown check); the message says why."""
+
+
+def audit_params(*, checks: Optional[list[str]] = None, folds: Optional[int] = None,
+                 backbone: Optional[str] = None, options: Optional[dict[str, dict]] = None) -> dict[str, Any]:
+    """The params_json of an audit job: the checks to run (validated, in run order) and their options.
+
+    folds and backbone are read by the mislabel check from AuditContext.params; None
+    leaves the check's default. Raises AuditError for an unknown check.
+    """
+    try:
+        names = resolve_checks(checks)
+    except ValueError as error:
+        raise AuditError(str(error)) from error
+    params: dict[str, Any] = {"checks": names}
+    if folds is not None:
+        params["folds"] = int(folds)
+    if backbone is not None:
+        params["backbone"] = backbone
+    if options:
+        params["options"] = options
+    return params
+
+
+def audit_samples(session: Session, dataset_id: int) -> pd.DataFrame:
+    """The samples an audit looks at, indexed by sample id: present, not deleted, `label` = current label,
+    `folder_label` = the folder's class."""
+    frame = samples_frame(session, dataset_id)
+    frame = frame[~frame["deleted"]]
+    frame = frame.rename(columns={"label": "folder_label"}).rename(columns={"current_label": "label"})
+    return frame.set_index("id")
+
+
+def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict:
+    """Job entry point; params: see audit_params. Returns the audit summary (stored as the job result).
+
+    Result keys: dataset_id, samples, classes, class_sizes (class -> audited samples),
+    checks (per check: flags, seconds and the check's summary), flags (total), seconds.
+    """
+    with factory() as session:
+        job = session.get(Job, job_id)
+        params = job_params(job)
+        dataset = session.get(Dataset, job.dataset_id)
+        if dataset.scanned_at is None:
+            raise AuditError(f"dataset {dataset.root} has not been scanned yet: scan it first")
+        root = Path(dataset.root)
+        classes = dataset_classes(session, dataset.id)
+        samples = audit_samples(session, dataset.id)
+    if samples.empty:
+        raise AuditError(f"dataset {root} has no samples to audit (all deleted or missing?)")
+    reporter(LOAD_SHARE, f"auditing {len(samples)} samples")
+    check_share = 1.0 - LOAD_SHARE - STORE_SHARE
+    context = AuditContext(
+        samples=samples, classes=classes, root=root, params=params,
+        progress=lambda fraction, message: reporter(LOAD_SHARE + check_share * fraction, message),
+        embeddings=DbEmbeddingStore(factory),
+    )
+    run = run_audit(context, params.get("checks") or None, options=params.get("options"))
+    flags = flags_table(run, samples)
+    reporter(1.0 - STORE_SHARE, f"storing {len(flags)} flags")
+    with factory.begin() as session:
+        stored = store_flags(session, job_id, flags)
+    log.info("audit job %s stored %d flags", job_id, stored)
+    return {
+        "dataset_id": int(job.dataset_id),
+        "samples": int(len(samples)),
+        "classes": classes,
+        "class_sizes": {name: int(count) for name, count in samples["label"].value_counts().sort_index().items()},
+        "checks": run.summary(),
+        "flags": int(stored),
+        "flags_by_kind": {name: int((flags["kind"] == name).sum()) for name in run.results},
+        "seconds": round(sum(run.seconds.values()), 3),
+    }
