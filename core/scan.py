@@ -16,7 +16,7 @@ from core.imaging import ImageInfo, inspect_image_bytes
 #: progress(fraction in [0, 1], message)
 ProgressCallback = Callable[[float, str], None]
 
-CHUNK_SIZE = 64
+CHUNK_SIZE = 32  # files per task: small enough that the last tasks end together
 #: Below this many files the pool's start-up costs more than it saves.
 MIN_FILES_FOR_POOL = 256
 

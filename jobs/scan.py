@@ -5,7 +5,9 @@ correction stays attached. Unchanged files (same size and mtime) are not re-read
 """
 from __future__ import annotations
 
+import gc
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -127,6 +129,27 @@ def summarise(session: Session, dataset: Dataset, classes: list[str], listings_p
     }
 
 
+@contextmanager
+def _cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector, restoring its state after.
+
+    A scan allocates tens of thousands of small objects that live until it ends
+    (file entries, results, row dicts); each full collection they trigger walks
+    every object of the process, pandas and SQLAlchemy included (about 0.1 s a
+    time, several times per 4,000 images). Reference counting still frees
+    everything that is not in a cycle; cycles wait for the next collection.
+    Worker processes forked meanwhile inherit the pause, which spares them from
+    walking (and copying) the parent's objects; inspecting an image makes no cycles.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int] = None,
                  progress: Optional[ProgressCallback] = None) -> dict:
     """Scan `root` into the database and return the summary dict (also stored on the dataset).
@@ -138,6 +161,12 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     mtime changed), unchanged, missing (samples whose file is gone), seconds.
     Unchanged files are not read again unless they were unreadable last time.
     """
+    with _cyclic_gc_paused():
+        return _scan(factory, root, workers=workers, progress=progress)
+
+
+def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int],
+          progress: Optional[ProgressCallback]) -> dict:
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     report(0.0, "listing files")
