@@ -138,9 +138,9 @@ def bench_ours(root: Path, args: argparse.Namespace, device: torch.device, cache
     criterion = torch.nn.CrossEntropyLoss()
     everything = np.arange(len(paths))
     train = MemoryBatches(pixels, labels, everything, batch_size=args.batch_size, device=device,
-                          sampler="weighted", augmentation=Augmentation())
+                          sampler="weighted", augmentation=Augmentation(), training=True)
     warmup = MemoryBatches(pixels, labels, everything[: WARMUP_STEPS * args.batch_size],
-                           batch_size=args.batch_size, device=device, augmentation=Augmentation())
+                           batch_size=args.batch_size, device=device, augmentation=Augmentation(), training=True)
     model.train()
     train_one_epoch(model, warmup, criterion, optimizer, epoch=0, scaler=scaler, autocast_dtype=dtype)
 

@@ -273,13 +273,13 @@ class MemoryBatches:
     pixels: uint8 (N_all, H, W, 3), placed by `place_pixels`; labels: int64 (N_all,);
     indices: the rows this loader uses. sampler: 'weighted' (with replacement,
     every class equally likely: WeightedRandomSampler), 'shuffle' or 'sequential'.
-    A training loader (augmentation given) drops a last batch of one image,
-    which batch norm cannot train on.
+    A training loader (`training=True`) drops a last batch of one image, which
+    batch norm cannot train on.
     """
 
     def __init__(self, pixels: torch.Tensor, labels: np.ndarray, indices: np.ndarray, *, batch_size: int,
                  device: torch.device, sampler: str = "sequential", augmentation: Optional[Augmentation] = None,
-                 seed: int = 0):
+                 training: bool = False, seed: int = 0):
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; samplers are: {', '.join(SAMPLERS)}")
         self.pixels = pixels
@@ -290,6 +290,7 @@ class MemoryBatches:
         self.device = device
         self.sampler = sampler
         self.augmentation = augmentation
+        self.training = training
         self.seed = seed
 
     def _order(self, generator: torch.Generator) -> torch.Tensor:
@@ -309,13 +310,13 @@ class MemoryBatches:
         if self.pixels.device.type == "cuda":
             order = _to_device(order, self.pixels.device)
         rows = order.split(self.batch_size)
-        if self.augmentation is not None and len(rows) > 1 and len(rows[-1]) < 2:
+        if self.training and len(rows) > 1 and len(rows[-1]) < 2:
             rows = rows[:-1]
         return list(rows)
 
     def __len__(self) -> int:
         steps = math.ceil(len(self.indices) / self.batch_size)
-        if self.augmentation is not None and steps > 1 and len(self.indices) % self.batch_size == 1:
+        if self.training and steps > 1 and len(self.indices) % self.batch_size == 1:
             steps -= 1
         return steps
 

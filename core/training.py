@@ -386,19 +386,19 @@ def evaluate(model: nn.Module, batches: MemoryBatches, *, autocast_dtype: Option
     return Evaluation(averages["loss"], averages["accuracy"], torch.cat(probs).cpu().numpy())
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay, nesterov=config.momentum > 0)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    if config.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+#: TrainConfig.optimizer -> factory(config, parameters)
+OPTIMIZER_FACTORIES: dict[str, Callable[[TrainConfig, Any], torch.optim.Optimizer]] = {
+    "adam": lambda config, parameters: torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay),
+    "sgd": lambda config, parameters: torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
+                                                      weight_decay=config.weight_decay, nesterov=config.momentum > 0),
+}
+#: TrainConfig.scheduler -> factory(config, optimizer); stepped once per epoch
+SCHEDULER_FACTORIES: dict[str, Callable[[TrainConfig, torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]] = {
+    "cosine": lambda config, optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs),
+    "step": lambda config, optimizer: torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size,
+                                                                      gamma=config.gamma),
+    "none": lambda config, optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0),
+}
 
 
 def make_criterion(config: TrainConfig, train_labels: np.ndarray, num_classes: int, device: torch.device) -> nn.Module:
@@ -432,16 +432,15 @@ def _setup(config: TrainConfig, pixels: torch.Tensor, labels: np.ndarray, train_
         torch.backends.cudnn.benchmark = True
     else:
         model = model.to(device)
-    optimizer = make_optimizer(config, model)
+    optimizer = OPTIMIZER_FACTORIES[config.optimizer](config, model.parameters())
     dtype = amp_dtype(device, config.amp)
     batches = MemoryBatches(
         pixels, labels, train_index, batch_size=config.batch_size, device=device,
         sampler="weighted" if config.balance == "sampler" else "shuffle",
-        augmentation=Augmentation() if config.augment else Augmentation(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, jitter=0.0),
-        seed=config.seed,
+        augmentation=Augmentation() if config.augment else None, training=True, seed=config.seed,
     )
     return _Training(
-        model=model, optimizer=optimizer, scheduler=make_scheduler(config, optimizer),
+        model=model, optimizer=optimizer, scheduler=SCHEDULER_FACTORIES[config.scheduler](config, optimizer),
         scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
         criterion=make_criterion(config, labels[train_index], num_classes, device),
         train_batches=batches, autocast_dtype=dtype,

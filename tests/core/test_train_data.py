@@ -111,10 +111,11 @@ def test_full_augmentation_keeps_shape_and_range():
     assert not torch.allclose(out, images)
 
 
-def loader(labels, *, batch_size=4, sampler="sequential", augmentation=None, seed=0) -> MemoryBatches:
+def loader(labels, *, batch_size=4, sampler="sequential", augmentation=None, training=False, seed=0) -> MemoryBatches:
     pixels = torch.arange(len(labels), dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 4, 4, 3).contiguous()
     return MemoryBatches(pixels, np.asarray(labels), np.arange(len(labels)), batch_size=batch_size,
-                         device=torch.device("cpu"), sampler=sampler, augmentation=augmentation, seed=seed)
+                         device=torch.device("cpu"), sampler=sampler, augmentation=augmentation, training=training,
+                         seed=seed)
 
 
 def test_sequential_batches_cover_the_indices_in_order():
@@ -139,7 +140,7 @@ def test_batch_order_depends_on_seed_and_epoch_only():
 
 
 def test_training_batches_drop_a_last_batch_of_one_image():
-    training = loader([0, 1] * 4 + [0], augmentation=Augmentation())
+    training = loader([0, 1] * 4 + [0], training=True)
     sizes = [len(labels) for _, labels in training.epoch(0)]
     assert sizes == [4, 4] and len(training) == 2
     assert len(loader([0, 1] * 4 + [0])) == 3

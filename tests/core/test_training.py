@@ -10,11 +10,11 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from core.train_config import BACKBONE_NAMES
+from core.train_config import BACKBONE_NAMES, OPTIMIZERS, SCHEDULERS
 from core.train_data import Augmentation, MemoryBatches
-from core.training import (BACKBONES, TrainConfig, WeightsUnavailable, build_model, load_checkpoint,
-                           load_out_of_fold, main, make_criterion, select_samples, set_backbone_frozen,
-                           stratified_split, train_one_epoch, weights_available)
+from core.training import (BACKBONES, OPTIMIZER_FACTORIES, SCHEDULER_FACTORIES, TrainConfig, WeightsUnavailable,
+                           build_model, load_checkpoint, load_out_of_fold, main, make_criterion, select_samples,
+                           set_backbone_frozen, stratified_split, train_one_epoch, weights_available)
 from tests.training_data import CLASSES, FAST_CONFIG, IMAGES_PER_CLASS, one_torch_thread, write_training_images
 
 __all__ = ["one_torch_thread"]  # fixture used by name
@@ -59,8 +59,10 @@ def test_config_round_trips_through_json_and_refuses_unknown_or_invalid_options(
         TrainConfig.from_dict({"pretrained": False, "freeze_backbone_epochs": 2})
 
 
-def test_the_config_accepts_exactly_the_backbones_that_can_be_built():
+def test_the_config_accepts_exactly_the_backbones_optimizers_and_schedules_that_exist():
     assert tuple(BACKBONES) == BACKBONE_NAMES
+    assert tuple(OPTIMIZER_FACTORIES) == OPTIMIZERS
+    assert tuple(SCHEDULER_FACTORIES) == SCHEDULERS
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))
@@ -91,7 +93,7 @@ def test_freezing_the_backbone_trains_only_the_head(one_torch_thread):
     before = {name: value.clone() for name, value in model.state_dict().items()}
     labels = np.array([0, 1, 2, 0, 1, 2])
     batches = MemoryBatches(torch.randint(0, 255, (6, 32, 32, 3), dtype=torch.uint8), labels, np.arange(6),
-                            batch_size=6, device=torch.device("cpu"), augmentation=Augmentation())
+                            batch_size=6, device=torch.device("cpu"), augmentation=Augmentation(), training=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     train_one_epoch(model, batches, torch.nn.CrossEntropyLoss(), optimizer, epoch=0,
                     scaler=torch.amp.GradScaler("cpu", enabled=False))
