@@ -48,6 +48,8 @@ def format_summary(summary: dict) -> str:
     if summary["missing"]:
         lines.append(f"  {_count(summary['missing'], 'file')} seen before no longer on disk (kept, marked missing)")
     lines.append("")
+    if not classes:
+        lines.append("  no class folders: a dataset folder holds one subfolder per class, each with its images")
     width = max([len("class"), *(len(name) for name in classes)])
     lines.append(f"  {'class':<{width}}  {'images':>7}")
     for name, count in classes.items():

@@ -81,6 +81,13 @@ def test_text_summary_of_a_rescan_mentions_missing_files(capsys, shop, db_path):
     assert "listings.csv: none in the folder, so no prices or titles" in out
 
 
+def test_a_folder_without_class_folders_says_what_is_expected(capsys, tmp_path, db_path):
+    make_image(tmp_path / "flat" / "loose.jpg")
+    code, out, _ = scan(capsys, tmp_path / "flat", "--db", db_path)
+    assert code == 0 and "0 images in 0 classes" in out
+    assert "no class folders: a dataset folder holds one subfolder per class" in out
+
+
 def test_missing_folder_is_an_error(capsys, tmp_path, db_path):
     code, out, err = scan(capsys, tmp_path / "nope", "--db", db_path)
     assert code == 2 and out == ""
