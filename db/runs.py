@@ -48,6 +48,11 @@ def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
     return run_result(job).get("metrics")
 
 
+def _json_field(column, path: str):
+    """SQLite's json_extract of one field, so listing runs never parses their large results."""
+    return func.json_extract(column, path)
+
+
 def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     """One row per training run of a dataset, newest first; columns RUN_COLUMNS.
 
@@ -58,25 +63,31 @@ def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
         select(TrainEpoch.job_id, func.count(TrainEpoch.id).label("done")).group_by(TrainEpoch.job_id).subquery()
     )
     rows = session.execute(
-        select(Job, func.coalesce(epochs_done.c.done, 0))
+        select(
+            Job.id, Job.status, Job.created_at, Job.finished_at,
+            _json_field(Job.params_json, "$.config.backbone"), _json_field(Job.params_json, "$.config.image_size"),
+            _json_field(Job.params_json, "$.config.epochs"), func.coalesce(epochs_done.c.done, 0),
+            _json_field(Job.result_json, "$.metrics.accuracy"), _json_field(Job.result_json, "$.metrics.macro_avg.f1"),
+            _json_field(Job.result_json, "$.device"), _json_field(Job.params_json, "$.snapshot.corrections"),
+            Job.message, Job.error,
+        )
         .outerjoin(epochs_done, epochs_done.c.job_id == Job.id)
         .where(Job.dataset_id == dataset_id, Job.kind == TRAIN_KIND)
         .order_by(Job.id.desc())
     ).all()
-    records = []
-    for job, done in rows:
-        config, result = run_config(job), run_result(job)
-        metrics = result.get("metrics") or {}
-        records.append({
-            "id": job.id, "status": job.status, "created_at": job.created_at, "finished_at": job.finished_at,
-            "backbone": config.get("backbone"), "image_size": config.get("image_size"),
-            "epochs": config.get("epochs"), "epochs_done": int(done),
-            "accuracy": metrics.get("accuracy", float("nan")),
-            "macro_f1": (metrics.get("macro_avg") or {}).get("f1", float("nan")),
-            "device": result.get("device"), "corrections": (result.get("snapshot") or {}).get("corrections"),
-            "message": job.message, "error": job.error,
-        })
-    return pd.DataFrame(records, columns=RUN_COLUMNS)
+    table = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return table.astype({"accuracy": float, "macro_f1": float, "epochs_done": int})
+
+
+def latest_out_of_fold_run(session: Session, dataset_id: int) -> Optional[str]:
+    """The folder of the dataset's newest succeeded run with out-of-fold probabilities (see
+    core.training.load_out_of_fold), or None."""
+    return session.scalars(
+        select(_json_field(Job.result_json, "$.out_dir"))
+        .where(Job.dataset_id == dataset_id, Job.kind == TRAIN_KIND, Job.status == "succeeded",
+               _json_field(Job.result_json, "$.out_of_fold").is_not(None))
+        .order_by(Job.id.desc()).limit(1)
+    ).one_or_none()
 
 
 def run_epochs(session: Session, run_id: int) -> pd.DataFrame:

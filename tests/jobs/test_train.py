@@ -15,8 +15,9 @@ from sqlalchemy import select, update
 
 from db.corrections import decide
 from db.models import Job, Sample
-from db.queries import dataset_classes
-from db.runs import requeue_run, run_config, run_epochs, run_result, runs_frame
+from core.training import load_out_of_fold
+from db.queries import dataset_classes, samples_frame
+from db.runs import latest_out_of_fold_run, requeue_run, run_config, run_epochs, run_result, runs_frame
 from jobs.runner import job_result, reap_dead_jobs, request_cancel, run_job, spawn_job, utcnow
 from jobs.train import run_dir
 from tests.training_data import CLASSES, IMAGES_PER_CLASS, create_train_job, one_torch_thread, scanned_dataset
@@ -87,6 +88,23 @@ def test_a_one_epoch_run_records_its_epochs_metrics_split_and_snapshot(factory, 
     assert config["backbone"] == "mobilenet_v2" and config["out_dir"] == result["out_dir"]
     assert runs["id"].tolist() == [job_id] and runs["accuracy"].iloc[0] == metrics["accuracy"]
     assert runs["corrections"].iloc[0] == 2
+
+
+def test_out_of_fold_probabilities_of_the_latest_k_fold_run_align_with_the_audited_samples(
+        factory, dataset, one_torch_thread):
+    with factory() as session:
+        assert latest_out_of_fold_run(session, dataset) is None
+    job = run_job(factory, create_train_job(factory, dataset, folds=2))
+    run_job(factory, create_train_job(factory, dataset))  # a newer run without folds
+    with factory() as session:
+        folder = latest_out_of_fold_run(session, dataset)
+        samples = samples_frame(session, dataset)
+        classes = dataset_classes(session, dataset)
+    assert folder == run_result(job)["out_dir"]
+    audited = samples[samples["readable"]]["id"].tolist()[::-1]
+    probs = load_out_of_fold(folder, audited, classes=classes)
+    assert probs.shape == (len(audited), len(CLASSES))
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
 
 
 def test_a_run_that_cannot_train_is_marked_failed_with_its_error(factory, dataset, one_torch_thread):
