@@ -45,6 +45,7 @@ class TrainConfig:
     out_dir: Optional[str] = None  # checkpoints and run files; the job sets data/runs/<run id>
     cache_dir: Optional[str] = None  # decoded-image cache; the job sets data/cache/images
     decode_workers: Optional[int] = None  # threads decoding images (default: CPU count)
+    cpu_threads: Optional[int] = None  # torch threads when training on CPU (default: torch's, one per core)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -81,5 +82,7 @@ class TrainConfig:
             raise ValueError("freeze_backbone_epochs, patience and weight_decay cannot be negative")
         if self.freeze_backbone_epochs and not self.pretrained:
             raise ValueError("freezing the backbone only makes sense with pretrained weights")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be at least 1, got {self.cpu_threads}")
         if self.folds == 1 or self.folds < 0:
             raise ValueError(f"folds must be 0 (off) or at least 2, got {self.folds}")

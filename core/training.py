@@ -705,6 +705,8 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
     device = pick_device(config.device)
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)  # this process trains; on a busy machine fewer threads are faster
     chosen, pixels = _prepare(config, samples, classes, Path(root), out_dir, Path(config.cache_dir), resume, report)
     pixels = place_pixels(pixels, device)
     fit_end = DECODE_SHARE + (1 - DECODE_SHARE) / (1 + (config.folds or 0))

@@ -20,6 +20,7 @@ CONFIG_OPTIONS = {
     "backbone": "backbone", "epochs": "epochs", "image_size": "image_size", "batch_size": "batch_size", "lr": "lr",
     "optimizer": "optimizer", "scheduler": "scheduler", "balance": "balance", "freeze_epochs": "freeze_backbone_epochs",
     "patience": "patience", "val_fraction": "val_fraction", "folds": "folds", "device": "device", "seed": "seed",
+    "cpu_threads": "cpu_threads",
 }
 
 
@@ -53,6 +54,9 @@ def register(subparsers) -> None:
     train.add_argument("--no-augment", action="store_true", help="no crop, flip or colour jitter")
     train.add_argument("--device", choices=DEVICES, default=DEFAULTS.device)
     train.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    train.add_argument("--cpu-threads", type=int, default=None, metavar="N",
+                       help="torch threads when training on CPU (default: one per core; on a machine busy with "
+                            "other work, fewer are often faster)")
     train.add_argument("--out-dir", type=Path, default=None,
                        help="checkpoint folder (default: runs/<run id> beside the database)")
     train.add_argument("--resume", type=int, default=None, metavar="RUN_ID",

@@ -10,7 +10,8 @@ from cli.main import main
 from tests.training_data import CLASSES, one_torch_thread, scanned_dataset
 
 __all__ = ["one_torch_thread"]  # fixture used by name
-FAST_OPTIONS = ["--pretrained", "none", "--epochs", "1", "--image-size", "32", "--batch-size", "4", "--device", "cpu"]
+FAST_OPTIONS = ["--pretrained", "none", "--epochs", "1", "--image-size", "32", "--batch-size", "4", "--device", "cpu",
+                "--cpu-threads", "1"]
 
 
 @pytest.fixture
