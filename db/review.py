@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from db.corrections import LOG_COLUMNS, in_effect, log_statement
@@ -211,13 +211,20 @@ def rows_for_flags(session: Session, job_id: int, flag_ids: list[int]) -> pd.Dat
 
 
 def queue_summary(session: Session, job_id: int) -> pd.DataFrame:
-    """Per kind of flag: items in the queue (duplicate groups counted once), how many open and decided."""
-    rows = []
-    for kind in session.scalars(select(Flag.kind).where(Flag.job_id == job_id).distinct().order_by(Flag.kind)):
-        total = queue_count(session, job_id, QueueFilter(kinds=(kind,), state="all"))
-        open_ = queue_count(session, job_id, QueueFilter(kinds=(kind,), state="open"))
-        rows.append({"kind": kind, "items": total, "open": open_, "decided": total - open_})
-    return pd.DataFrame(rows, columns=["kind", "items", "open", "decided"])
+    """Per kind of flag: items in the queue (duplicate groups counted once), how many open and decided.
+
+    One grouped pass over the job's flags.
+    """
+    decided = _decided_condition(job_id)
+    rows = session.execute(
+        select(Flag.kind, func.count(Flag.id), func.sum(case((decided, 1), else_=0)))
+        .where(*_queue_conditions(job_id, QueueFilter(state="all")))
+        .group_by(Flag.kind).order_by(Flag.kind)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["kind", "items", "decided"])
+    frame["decided"] = frame["decided"].fillna(0).astype(int)
+    frame["open"] = frame["items"] - frame["decided"]
+    return frame[["kind", "items", "open", "decided"]]
 
 
 # --- evidence -----------------------------------------------------------------------------------

@@ -36,10 +36,17 @@ DATASET_SEEN_KEY = "review_dataset_seen"
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
-def load_facets(database: str, dataset_id: int, job_id: int, version: tuple) -> tuple[list[str], pd.DataFrame]:
-    """(classes, per-kind summary of the queue)."""
+def load_classes(database: str, dataset_id: int, scan_version: str) -> list[str]:
+    """The dataset's classes; they only change with a scan."""
     with factory_for(database)() as session:
-        return dataset_classes(session, dataset_id), queue_summary(session, job_id)
+        return dataset_classes(session, dataset_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def load_summary(database: str, job_id: int, version: tuple) -> pd.DataFrame:
+    """Per kind of flag: items, open, decided."""
+    with factory_for(database)() as session:
+        return queue_summary(session, job_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
@@ -296,7 +303,8 @@ def main() -> None:
         st.info("This dataset has no finished audit yet: run one from the home page or with `listing-audit audit`.")
         return
     database = str(db_path())
-    classes, summary = load_facets(database, dataset.id, job_id, version)
+    classes = load_classes(database, dataset.id, version[2])
+    summary = load_summary(database, job_id, version)
     queue = render_filters(classes, summary)
     context = ReviewContext(dataset_id=dataset.id, root=dataset.root, reviewer=reviewer, classes=tuple(classes),
                             state_filter=queue.state)
