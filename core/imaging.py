@@ -114,7 +114,8 @@ def phash_hex(image: Image.Image) -> str:
     by scipy.fftpack, low 8x8 block compared with its median), without its
     per-call overhead (hash object, bit-string formatting).
     """
-    luma = image.convert("L").resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)
+    gray = image if image.mode == "L" else image.convert("L")  # converting L to L only copies
+    luma = gray.resize((_PHASH_SIDE, _PHASH_SIDE), Image.Resampling.LANCZOS)
     dct = scipy.fftpack.dct(scipy.fftpack.dct(np.asarray(luma), axis=0), axis=1)
     low = dct[:_PHASH_BITS_SIDE, :_PHASH_BITS_SIDE]
     ordered = np.sort(low, axis=None)
