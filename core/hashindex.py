@@ -26,6 +26,8 @@ HASH_BITS = 64
 DIRECT_TABLE_MAX_BITS = 24
 #: Candidate pairs expanded and verified at once (bounds the memory of one step to about 100 MB).
 BLOCK_CANDIDATES = 4_000_000
+#: A chunking that needs more flip masks than this would take hours: refused with a clear error.
+MAX_FLIP_MASKS = 2_000_000
 #: From this many hashes on, the search runs on two threads by default.
 PARALLEL_MIN_HASHES = 100_000
 
@@ -121,6 +123,10 @@ def _check_chunks(widths: list[int], radii: list[int], max_distance: int) -> Non
         raise ValueError(
             f"chunk radii must sum to max_distance - chunks + 1 = {max_distance - len(widths) + 1}, got {sum(radii)}"
         )
+    masks = sum(math.comb(width, flipped) for width, radius in zip(widths, radii) for flipped in range(radius + 1))
+    if masks > MAX_FLIP_MASKS:
+        raise ValueError(f"this chunking needs {masks:,} flip masks (at most {MAX_FLIP_MASKS:,}): use more chunks; "
+                         "max_distance this large is closer to comparing all pairs")
 
 
 def _empty_pairs() -> NearPairs:

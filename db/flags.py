@@ -100,7 +100,9 @@ def flags_frame(session: Session, job_id: int, *, kind: Optional[str] = None) ->
         statement = statement.where(Flag.kind == kind)
     frame = pd.DataFrame(session.execute(statement).all(), columns=FLAG_FRAME_COLUMNS)
     frame["evidence"] = [json.loads(text or "{}") for text in frame["evidence"]]
-    frame["group"] = frame["group"].astype(object).where(frame["group"].notna(), None)
+    frame["suggested_label"] = frame["suggested_label"].astype(object).where(frame["suggested_label"].notna(), None)
+    frame["group"] = pd.Series([None if pd.isna(group) else int(group) for group in frame["group"]],
+                               index=frame.index, dtype=object)
     return frame
 
 
@@ -138,6 +140,7 @@ def class_flag_counts(session: Session, job_id: int) -> pd.DataFrame:
     table = table.reindex(classes, fill_value=0).astype(int)
     table["flagged_samples"] = [int(distinct.get(name, 0)) for name in classes]
     table["samples"] = [int(sizes.get(name, 0)) for name in classes]
+    table.index.name = "class"
     table["flagged_share"] = np.where(table["samples"] > 0, table["flagged_samples"] / table["samples"].clip(lower=1), 0.0)
     return table.sort_values(["flagged_share", "flagged_samples"], ascending=False, kind="stable")
 
@@ -163,10 +166,22 @@ class FlagDiff:
         return table.fillna(0).astype(int).sort_index()
 
 
+def _checks_run(session: Session, job_id: int) -> Optional[set[str]]:
+    """The checks audit job `job_id` ran (from its parameters), None when it does not say."""
+    checks = json.loads(session.get(Job, job_id).params_json or "{}").get("checks")
+    return set(checks) if checks else None
+
+
 def diff_flags(session: Session, old_job_id: int, new_job_id: int) -> FlagDiff:
-    """Compare the flags of two audit jobs (see FlagDiff)."""
+    """Compare the flags of two audit jobs (see FlagDiff), over the kinds of check both ran:
+    a check left out of one audit is not counted as its flags appearing or vanishing."""
     old = flags_frame(session, old_job_id)
     new = flags_frame(session, new_job_id)
+    old_checks, new_checks = _checks_run(session, old_job_id), _checks_run(session, new_job_id)
+    if old_checks is not None and new_checks is not None:
+        both = old_checks & new_checks
+        old = old[old["kind"].isin(both)]
+        new = new[new["kind"].isin(both)]
     old_keys = set(zip(old["sample_id"], old["kind"]))
     new_keys = set(zip(new["sample_id"], new["kind"]))
     appeared = [key not in old_keys for key in zip(new["sample_id"], new["kind"])]

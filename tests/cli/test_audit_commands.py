@@ -1,0 +1,95 @@
+"""`listing-audit audit` and `listing-audit flags`, run in-process on a real folder and a temporary database."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from cli.main import main
+from tests.audit_data import BROKEN_PATH, COPY_PATH, TYPO_PATH, build_audit_dataset
+
+CHECKS = "broken,quality,duplicate,price"
+FLAG_COLUMNS = ["path", "kind", "score", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
+                "job_id"]
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def shop(tmp_path, db_path, capsys):
+    root = build_audit_dataset(tmp_path / "shop")
+    assert run(capsys, "scan", root, "--db", db_path, "--workers", "1")[0] == 0
+    return root
+
+
+def test_audit_prints_a_summary_per_kind(capsys, shop, db_path):
+    code, out, err = run(capsys, "audit", shop, "--db", db_path, "--checks", CHECKS)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("Audit job 2 of ") and "22 samples, 2 classes, 4 flags" in lines[0]
+    table = {line.split()[0]: line.split()[1] for line in lines[2:6]}
+    assert table == {"broken": "1", "quality": "0", "duplicate": "2", "price": "1"}
+    assert "1 groups, 1 with conflicting labels" in out
+    assert "noisiest classes" in out and "dear" in out
+
+
+def test_audit_json_output(capsys, shop, db_path):
+    code, out, _ = run(capsys, "audit", shop, "--db", db_path, "--checks", "broken,price", "--format", "json")
+    result = json.loads(out)
+    assert code == 0 and result["job_id"] == 2 and result["flags_by_kind"] == {"broken": 1, "price": 1}
+
+
+def test_flags_lists_one_row_per_flag_worst_first(capsys, shop, db_path):
+    run(capsys, "audit", shop, "--db", db_path, "--checks", CHECKS)
+    code, out, _ = run(capsys, "flags", shop, "--db", db_path)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and list(rows[0]) == FLAG_COLUMNS
+    assert [(row["path"], row["kind"]) for row in rows][0] == (BROKEN_PATH, "broken")
+    assert sorted((row["path"], row["kind"]) for row in rows) == sorted([
+        (BROKEN_PATH, "broken"), (TYPO_PATH, "duplicate"), (COPY_PATH, "duplicate"), (TYPO_PATH, "price")])
+    scores = [float(row["score"]) for row in rows]
+    assert scores == sorted(scores)
+    duplicates = [row for row in rows if row["kind"] == "duplicate"]
+    assert {row["group"] for row in duplicates} == {"1"} and {row["suggested_label"] for row in duplicates} == {""}
+    price = next(row for row in rows if row["kind"] == "price")
+    assert price["group"] == "" and price["given_label"] == "cheap" and "cheap median" in price["reason"]
+
+
+def test_flags_of_one_kind_as_json_with_evidence(capsys, shop, db_path):
+    run(capsys, "audit", shop, "--db", db_path, "--checks", CHECKS)
+    code, out, _ = run(capsys, "flags", shop, "--db", db_path, "--kind", "price", "--format", "json", "--evidence")
+    rows = json.loads(out)
+    assert code == 0 and [row["path"] for row in rows] == [TYPO_PATH]
+    assert rows[0]["evidence"]["price"] == 1000.0 and rows[0]["suggested_label"] == ""
+
+
+def test_flags_of_a_given_job_after_a_later_audit(capsys, shop, db_path):
+    run(capsys, "audit", shop, "--db", db_path, "--checks", "broken")
+    run(capsys, "audit", shop, "--db", db_path, "--checks", "price")
+    latest = list(csv.DictReader(io.StringIO(run(capsys, "flags", shop, "--db", db_path)[1])))
+    first = list(csv.DictReader(io.StringIO(run(capsys, "flags", shop, "--db", db_path, "--job", 2)[1])))
+    assert [row["kind"] for row in latest] == ["price"] and [row["kind"] for row in first] == ["broken"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["audit", "{root}", "--checks", "broken,colour"], "unknown check 'colour'; checks are: broken"),
+    (["audit", "{root}", "--folds", "1"], "--folds must be at least 2"),
+    (["flags", "{root}"], "has no finished audit"),
+    (["flags", "{root}", "--job", "1"], "job 1 is not an audit of"),
+    (["flags", "{root}", "--kind", "colour"], "unknown kind 'colour'"),
+])
+def test_clear_errors(capsys, shop, db_path, argv, message):
+    code, _, err = run(capsys, *[arg.format(root=shop) for arg in argv], "--db", db_path)
+    assert code == 2 and message in err
+
+
+def test_a_folder_that_was_never_scanned_is_refused(capsys, tmp_path, db_path):
+    root = build_audit_dataset(tmp_path / "new")
+    code, _, err = run(capsys, "audit", root, "--db", db_path, "--checks", "broken")
+    assert code == 2 and "run `listing-audit scan" in err

@@ -1,0 +1,112 @@
+"""The price check on log-normal class prices with planted typos, mislabelled items and missing prices."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.checks.base import AuditContext, CheckResult
+from core.checks.price import PriceCheck, class_price_stats, valid_log_prices
+
+MEDIANS = {"coat": 90.0, "shirt": 25.0, "t-shirt": 15.0}
+PER_CLASS = 60
+SIGMA = 0.35
+
+
+def listings(seed: int = 0) -> pd.DataFrame:
+    """PER_CLASS honest listings per class (log-normal prices, sigma 0.35, within 2.5 sigma), indexed by sample id."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, median in MEDIANS.items():
+        z = np.clip(rng.standard_normal(PER_CLASS), -2.5, 2.5)
+        rows += [{"label": label, "price": round(median * float(np.exp(SIGMA * value)), 2)} for value in z]
+    frame = pd.DataFrame(rows)
+    frame.index = pd.RangeIndex(100, 100 + len(frame), name="id")
+    frame["path"] = [f"{label}/{i}.jpg" for i, label in zip(frame.index, frame["label"])]
+    frame["readable"] = True
+    return frame
+
+
+def context_of(samples: pd.DataFrame, **options) -> AuditContext:
+    return AuditContext(samples=samples, classes=sorted(MEDIANS), root=Path("."), **options)
+
+
+def plant(samples: pd.DataFrame, label: str, price: float) -> int:
+    """Add one listing; returns its sample id."""
+    sample_id = int(samples.index.max()) + 1
+    samples.loc[sample_id] = {"label": label, "price": price, "path": f"{label}/planted-{sample_id}.jpg",
+                              "readable": True}
+    return sample_id
+
+
+def test_typos_are_flagged_and_honest_prices_are_not():
+    samples = listings()
+    typos = [plant(samples, "shirt", 2500.0), plant(samples, "coat", 0.9), plant(samples, "t-shirt", 140.0),
+             plant(samples, "coat", 1000.0)]
+    result = PriceCheck().find_issues(context_of(samples))
+    assert sorted(result.flagged().index) == sorted(typos)
+    assert (result.issues.loc[typos, "price_score"] < 0.5).all()
+    honest = result.issues.drop(typos)
+    assert (honest["price_score"] > 0.5).all() and not honest["is_price_issue"].any()
+    assert set(result.flagged().index[:2]) == set(typos[:2])  # x100 and /100 are further out than x10
+    evidence = result.issues.at[typos[0], "evidence"]
+    assert evidence["price"] == 2500.0 and evidence["class_median"] == pytest.approx(25.0, rel=0.2)
+    assert evidence["typical_low"] < evidence["class_median"] < evidence["typical_high"]
+    assert "shirt median" in result.issues.at[typos[0], "reason"]
+
+
+def test_missing_and_non_positive_prices_are_not_outliers():
+    samples = listings()
+    missing = [plant(samples, "coat", float("nan")), plant(samples, "coat", 0.0), plant(samples, "shirt", -5.0)]
+    result = PriceCheck().find_issues(context_of(samples))
+    assert not result.issues.loc[missing, "is_price_issue"].any()
+    assert (result.issues.loc[missing, "price_score"] == 1.0).all()
+    assert result.summary["without_price"] == 3
+
+
+def test_a_mislabelled_item_fits_its_true_class_and_is_explained_by_the_mislabel_check():
+    samples = listings()
+    coat_as_tshirt = plant(samples, "t-shirt", 110.0)  # a coat in the t-shirt folder keeps a coat's price
+    typo = plant(samples, "t-shirt", 1500.0)
+    alone = PriceCheck().find_issues(context_of(samples))
+    assert alone.issues.at[coat_as_tshirt, "is_price_issue"]
+    evidence = alone.issues.at[coat_as_tshirt, "evidence"]
+    assert evidence["best_class"] == "coat" and evidence["fits_other_class"]
+    assert "fits coat" in alone.issues.at[coat_as_tshirt, "reason"]
+    assert not alone.issues.at[typo, "evidence"]["fits_other_class"]
+
+    mislabel = pd.DataFrame({"is_mislabel_issue": False, "mislabel_score": 1.0, "suggested_label": None},
+                            index=samples.index)
+    mislabel.loc[[coat_as_tshirt, typo], ["is_mislabel_issue", "suggested_label"]] = [[True, "coat"], [True, "coat"]]
+    earlier = {"mislabel": CheckResult("mislabel", mislabel, {})}
+    result = PriceCheck().find_issues(context_of(samples, earlier=earlier))
+    assert not result.issues.at[coat_as_tshirt, "is_price_issue"]
+    assert result.issues.at[coat_as_tshirt, "evidence"]["explained_by_mislabel"] == "coat"
+    assert result.issues.at[typo, "is_price_issue"]  # 1500 fits no class, suggested or not
+    assert result.summary["explained_by_mislabel"] == 1 and result.summary["used_mislabel_result"]
+
+
+def test_classes_with_few_prices_are_not_judged():
+    samples = listings()
+    rare = [plant(samples, "scarf", price) for price in (10.0, 12.0, 5000.0)]
+    context = AuditContext(samples=samples, classes=sorted([*MEDIANS, "scarf"]), root=Path("."))
+    result = PriceCheck().find_issues(context)
+    assert not result.issues.loc[rare, "is_price_issue"].any()
+    assert result.summary["classes"]["scarf"] == {"prices": 3, "median": None, "log_scale": None}
+
+
+def test_class_statistics_are_robust_to_the_outliers_they_look_for():
+    rng = np.random.default_rng(1)
+    log_price = np.log(50.0) + SIGMA * rng.standard_normal(400)
+    log_price[:40] += np.log(100.0)  # 10% typos
+    stats = class_price_stats(log_price, np.zeros(400, dtype=int), ["bag"], min_count=8, min_scale=0.05)
+    assert np.exp(stats.median[0]) == pytest.approx(50.0, rel=0.1)
+    assert stats.scale[0] == pytest.approx(SIGMA, rel=0.25)
+
+
+def test_identical_prices_get_the_minimum_scale():
+    stats = class_price_stats(np.log(np.full(20, 9.99)), np.zeros(20, dtype=int), ["x"], min_count=8, min_scale=0.05)
+    assert stats.scale[0] == 0.05
+    assert np.isnan(valid_log_prices(pd.Series([None, 0.0, -1.0, np.inf]))).all()

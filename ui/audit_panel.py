@@ -1,0 +1,136 @@
+"""The audit section of the home page: what the latest audit flagged (per kind, per class), what changed
+since the audit before it, and a form that starts a new audit in a worker process.
+
+Progress lives in the database (the job row), so a running audit is shown again after a reload.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.audit import available_checks
+from db.flags import class_flag_counts, diff_flags, flag_counts, previous_audit_job
+from db.models import Job
+from db.review import latest_audit_job
+from jobs.audit import AuditError, audit_params
+from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
+from ui.common import DatasetRef, db_path, job_status_panel, session_factory
+
+#: Backbones offered for the mislabel check's embeddings (names of core.features.BACKBONES, listed
+#: here so that the home page does not import torch); "pixels" needs no pretrained weights.
+BACKBONE_CHOICES = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "pixels")
+DEFAULT_FOLDS = 5
+FEEDBACK_KEY = "audit_feedback"
+KIND_LABELS = {"mislabel": "Mislabels", "price": "Price outliers", "duplicate": "Duplicates",
+               "broken": "Broken files", "quality": "Poor images"}
+
+
+def start_audit(dataset_id: int, params: dict) -> tuple[int, bool]:
+    """Queue an audit of the dataset and start its worker, unless one is already queued or running.
+
+    Returns (job id, started): started is False when an active audit was reused.
+    """
+    with session_factory().begin() as session:
+        reap_dead_jobs(session)
+        running = latest_job(session, dataset_id, "audit")
+        if running is not None and running.status in ACTIVE:
+            return running.id, False
+        job_id = create_job(session, dataset_id, "audit", params).id
+    spawn_job(db_path(), job_id, log_dir=db_path().parent / "logs")
+    return job_id, True
+
+
+def _audit_clicked(dataset_id: int) -> None:
+    """Button callback: build the audit's parameters from the form and start it."""
+    if not st.session_state.get("audit_checks"):
+        st.session_state[FEEDBACK_KEY] = ("error", "Choose at least one check.")
+        return
+    try:
+        params = audit_params(
+            checks=st.session_state.get("audit_checks") or None,
+            folds=int(st.session_state.get("audit_folds", DEFAULT_FOLDS)),
+            backbone=st.session_state.get("audit_backbone", BACKBONE_CHOICES[0]),
+        )
+    except AuditError as error:
+        st.session_state[FEEDBACK_KEY] = ("error", str(error))
+        return
+    job_id, started = start_audit(dataset_id, params)
+    if not started:
+        st.session_state[FEEDBACK_KEY] = ("info", f"An audit of this dataset is already running (job {job_id}).")
+
+
+def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
+    """Checks, folds and backbone, and the button that starts an audit."""
+    checks = available_checks()
+    with st.container(border=True):
+        st.multiselect("Checks", options=checks, default=checks, key="audit_checks",
+                       format_func=lambda name: KIND_LABELS.get(name, name))
+        folds_column, backbone_column = st.columns(2)
+        folds_column.number_input("Cross-validation folds", min_value=2, max_value=10, value=DEFAULT_FOLDS, step=1,
+                                  key="audit_folds", help="Mislabel check: each image is judged by a model "
+                                  "trained on the other folds.")
+        backbone_column.selectbox("Backbone", options=BACKBONE_CHOICES, key="audit_backbone",
+                                  help="Mislabel check: the network whose image embeddings are classified. "
+                                       "'pixels' needs no pretrained weights.")
+        st.button("Start audit", key="audit_start", type="primary", disabled=running,
+                  on_click=_audit_clicked, args=(dataset.id,),
+                  help="Runs in the background: you can leave this page; progress is kept.")
+        feedback = st.session_state.pop(FEEDBACK_KEY, None)
+        if feedback is not None:
+            level, text = feedback
+            (st.error if level == "error" else st.info)(text)
+
+
+def render_flag_summary(job_id: int, finished_at) -> None:
+    """Counts per kind and the noisiest classes of one audit."""
+    with session_factory()() as session:
+        counts = flag_counts(session, job_id)
+        classes = class_flag_counts(session, job_id)
+    st.caption(f"Audit job {job_id}" + (f", finished {finished_at:%Y-%m-%d %H:%M} UTC" if finished_at else ""))
+    kinds = [kind for kind in KIND_LABELS if kind in counts] + sorted(set(counts) - set(KIND_LABELS))
+    if not kinds:
+        st.success("The audit flagged nothing.")
+        return
+    for column, kind in zip(st.columns(len(kinds)), kinds):
+        column.metric(KIND_LABELS.get(kind, kind), f"{counts[kind]:,}")
+    st.markdown("**Noisiest classes** (share of the class's images with any flag)")
+    st.dataframe(classes.reset_index(), hide_index=True, key="audit_classes_table",
+                 column_config={"flagged_share": st.column_config.ProgressColumn(
+                     "flagged share", format="percent", min_value=0.0, max_value=1.0)})
+
+
+def render_changes(job_id: int) -> None:
+    """New and resolved flags per kind since the previous succeeded audit, if there is one."""
+    with session_factory()() as session:
+        previous = previous_audit_job(session, session.get(Job, job_id))
+        if previous is None:
+            return
+        diff = diff_flags(session, previous.id, job_id)
+    counts = diff.counts()
+    st.markdown(f"**Since the previous audit** (job {previous.id})")
+    if counts.empty:
+        st.write(f"Nothing changed: the same {diff.kept} flags.")
+        return
+    st.dataframe(counts.reset_index(names="kind"), hide_index=True, key="audit_changes_table")
+    st.caption(f"{len(diff.new)} new flags, {len(diff.resolved)} no longer raised, {diff.kept} still raised.")
+
+
+def render_audit_section(dataset: DatasetRef) -> None:
+    """The home page's audit section for `dataset`: status of a running or failed audit, the latest
+    audit's flags per kind and per class, what changed since the audit before, and the start form."""
+    st.subheader("Audit")
+    with session_factory().begin() as session:
+        reap_dead_jobs(session)
+        last = latest_job(session, dataset.id, "audit")
+        done = latest_audit_job(session, dataset.id)
+        last_id, last_status = (last.id, last.status) if last else (None, None)
+        done_id, done_at = (done.id, done.finished_at) if done else (None, None)
+    running = last_status in ACTIVE
+    if last_id is not None and last_id != done_id:
+        job_status_panel(last_id, title=f"Audit of {dataset.name}", show_success=False)
+    if done_id is None:
+        if not running:
+            st.info("No audit yet: choose the checks below and start one.")
+    else:
+        render_flag_summary(done_id, done_at)
+        render_changes(done_id)
+    render_audit_form(dataset, running=running)
