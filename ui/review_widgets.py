@@ -239,6 +239,20 @@ def suggested_probability(item) -> Optional[float]:
     return None if value is None else float(value)
 
 
+def cross_evidence(evidence: dict, *, suggested: str) -> list[str]:
+    """What the price and duplicate checks said about a mislabel flag's sample, as markdown lines."""
+    lines = []
+    price = evidence.get("price_check") or {}
+    if price.get("supports_suggestion"):
+        lines.append(f"Its price {float(price['price']):,.2f} is an outlier for its class and fits **{suggested}**.")
+    group = evidence.get("duplicate_group") or {}
+    if group.get("majority_label"):
+        labels = group.get("labels")
+        shown = ", ".join(map(str, labels)) if isinstance(labels, list) else str(labels or "")
+        lines.append(f"It has duplicates labelled {shown}; the majority label is **{group['majority_label']}**.")
+    return lines
+
+
 def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame) -> None:
     probability = suggested_probability(item)
     shown = f" ({probability:.0%})" if probability is not None else ""
@@ -248,6 +262,8 @@ def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_
         st.markdown("Top classes: " + ", ".join(f"{label} {p:.0%}" for label, p in top))
     if item["reason"]:
         st.caption(item["reason"])
+    for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):
+        st.markdown(line)
     given_column, suggested_column = st.columns(2)
     with given_column:
         render_examples(root, given_examples, title=f"Other images of {item['given_label']}")

@@ -177,3 +177,21 @@ def test_without_an_audit_the_page_says_so(tmp_path, factory, db_path, monkeypat
     scan_dataset(factory, build_tiny_dataset(tmp_path / "tiny"), workers=1)
     app = open_review()
     assert "no finished audit" in app.info[0].value
+
+
+def test_mislabel_shows_what_the_price_and_duplicate_checks_said(factory, data):
+    import json
+
+    from db.models import Flag
+
+    with factory.begin() as session:
+        flag = session.get(Flag, data.flag_ids["bag/bag-0.png"])
+        evidence = json.loads(flag.evidence_json)
+        evidence["price_check"] = {"price": 40.0, "class_median": 45.0, "z": 4.2, "best_class": "phone",
+                                   "best_class_z": 0.1, "supports_suggestion": True}
+        evidence["duplicate_group"] = {"group": 3, "labels": ["bag", "phone", "phone"], "majority_label": "phone"}
+        flag.evidence_json = json.dumps(evidence)
+    app = open_review(kinds=("mislabel",))
+    text = " ".join(m.value for m in app.markdown)
+    assert "Its price 40.00 is an outlier for its class and fits **phone**." in text
+    assert "It has duplicates labelled bag, phone, phone; the majority label is **phone**." in text
