@@ -203,7 +203,6 @@ def decide_many(
     unknown = sorted(set(sample_ids) - set(samples))
     if unknown:
         raise DecisionError(f"unknown sample ids: {unknown}")
-    begin_write(session)
     batch_id = batch_id or new_batch_id()
     return [
         decide(
