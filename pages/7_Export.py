@@ -22,6 +22,7 @@ from ui.review_widgets import notify, render_notice
 
 CACHE_TTL_S = 600
 OUT_KEY, MODE_KEY, OVERWRITE_KEY = "export_out", "export_mode", "export_overwrite"
+DATASET_SEEN_KEY = "export_dataset_seen"
 MODE_HELP = {
     "copy": "copy the images (independent of the source folder)",
     "symlink": "link to the source images (fast, no extra space; the source must stay)",
@@ -109,6 +110,9 @@ def main() -> None:
     if dataset is None:
         st.info("No dataset yet: scan a folder on the home page.")
         return
+    if st.session_state.get(DATASET_SEEN_KEY) != dataset.id:  # the output folder belongs to one dataset
+        st.session_state.pop(OUT_KEY, None)
+        st.session_state[DATASET_SEEN_KEY] = dataset.id
     render_notice()
     with session_factory()() as session:
         version = data_version(session, dataset.id)
