@@ -17,6 +17,7 @@ import streamlit as st
 from db.browse import DatasetOverview, dataset_overview, dataset_version
 from db.queries import get_or_create_dataset
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
+from ui.audit_panel import render_audit_section
 from ui.common import (
     DatasetRef, db_path, factory_for, job_status_panel, reviewer_name, select_dataset, selected_dataset,
     session_factory,
@@ -256,6 +257,7 @@ def main() -> None:
         return
     render_scan_status(dataset)
     render_summary(dataset)
+    render_audit_section(dataset)
 
 
 main()
