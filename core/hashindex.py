@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Optional, Sequence
@@ -22,8 +23,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 HASH_BITS = 64
-#: Chunks up to this many bits are looked up in a direct-address table (2^bits int32 entries, 64 MiB at 24).
-DIRECT_TABLE_MAX_BITS = 24
+#: Chunks up to this many bits are looked up in direct-address tables (2^bits int32 codes and uint64
+#: hashes: 48 MiB per chunk at 22 bits); wider ones by binary search.
+DIRECT_TABLE_MAX_BITS = 22
 #: Candidate pairs expanded and verified at once (bounds the memory of one step to about 100 MB).
 BLOCK_CANDIDATES = 4_000_000
 #: A chunking that needs more flip masks than this would take hours: refused with a clear error.
@@ -60,19 +62,41 @@ def popcount64(values: np.ndarray) -> np.ndarray:
 _BYTE_POPCOUNT = np.array([bin(value).count("1") for value in range(256)], dtype=np.uint8)
 
 
-def choose_chunks(n_hashes: int, max_distance: int) -> tuple[list[int], list[int]]:
-    """Chunk widths (bits, summing to 64) and radii (summing to max_distance - m + 1).
-
-    m is about 64 / log2(N) so that a chunk value is shared by about one hash
-    (Norouzi et al.'s rule for multi-index hashing), and at most max_distance + 1.
-    Wider chunks get the larger radii: their buckets are emptier.
-    """
-    bits_per_chunk = max(8.0, math.log2(max(n_hashes, 2)))
-    chunks = int(min(max_distance + 1, max(1, round(HASH_BITS / bits_per_chunk))))
+def _even_chunks(chunks: int, max_distance: int) -> tuple[list[int], list[int]]:
+    """64 bits split into `chunks` near-equal widths; radii summing to max_distance - chunks + 1,
+    the larger ones on the wider chunks (whose buckets are emptier)."""
     widths = [HASH_BITS // chunks + (1 if k < HASH_BITS % chunks else 0) for k in range(chunks)]
     spare = max_distance - chunks + 1
     radii = [spare // chunks + (1 if k < spare % chunks else 0) for k in range(chunks)]
     return widths, radii
+
+
+def _flip_mask_count(width: int, radius: int) -> int:
+    return sum(math.comb(width, flipped) for flipped in range(min(radius, width) + 1))
+
+
+def estimated_cost(n_hashes: int, widths: Sequence[int], radii: Sequence[int]) -> float:
+    """Relative work of a chunking, per hash: each flip mask costs a lookup (4x without a direct table)
+    plus about two candidate checks per hash expected in the bucket found (N / 2^width)."""
+    cost = 0.0
+    for width, radius in zip(widths, radii):
+        lookup = 1.0 if width <= DIRECT_TABLE_MAX_BITS else 4.0
+        cost += _flip_mask_count(width, radius) * (lookup + 2.0 * n_hashes / 2.0 ** width)
+    return cost
+
+
+def choose_chunks(n_hashes: int, max_distance: int) -> tuple[list[int], list[int]]:
+    """Chunk widths (bits, summing to 64) and radii (summing to max_distance - m + 1) for N hashes.
+
+    Tries every number of chunks m from 1 to max_distance + 1 (even splits) and keeps
+    the cheapest by estimated_cost: for random hashes that is about 64 / log2(N)
+    chunks (Norouzi et al.'s rule for multi-index hashing) when max_distance allows
+    it, e.g. 3 chunks of 21-22 bits with radius 2 for 1,000,000 hashes within 8.
+    """
+    options = [_even_chunks(chunks, max_distance) for chunks in range(1, min(max_distance + 1, HASH_BITS) + 1)]
+    feasible = [option for option in options
+                if sum(_flip_mask_count(w, r) for w, r in zip(*option)) <= MAX_FLIP_MASKS] or options[-1:]
+    return min(feasible, key=lambda option: estimated_cost(n_hashes, *option))
 
 
 def near_pairs(hashes: np.ndarray, *, max_distance: int,
@@ -100,16 +124,18 @@ def near_pairs(hashes: np.ndarray, *, max_distance: int,
         return _empty_pairs()
     if workers is None:
         workers = min(2, os.cpu_count() or 1) if len(hashes) >= PARALLEL_MIN_HASHES else 1
+    workers = max(1, workers)
     shifts = np.cumsum([0] + list(chunk_widths[:-1]))
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        indexes = list(pool.map(
+    with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        mapper = pool.map if pool is not None else map
+        indexes = list(mapper(
             lambda chunk: _ChunkIndex(hashes, width=chunk[0], shift=int(chunk[1]), radius=chunk[2],
                                       max_distance=max_distance),
             zip(chunk_widths, shifts, chunk_radii),
         ))
         tasks = [(index, masks) for index in indexes for masks in index.mask_groups()]
         found = [index.same_bucket_pairs() for index in indexes]
-        for part in pool.map(lambda task: task[0].pairs_at_masks(task[1]), tasks):
+        for part in mapper(lambda task: task[0].pairs_at_masks(task[1]), tasks):
             found.extend(part)
     return _unique_pairs(hashes, found)
 
@@ -123,7 +149,7 @@ def _check_chunks(widths: list[int], radii: list[int], max_distance: int) -> Non
         raise ValueError(
             f"chunk radii must sum to max_distance - chunks + 1 = {max_distance - len(widths) + 1}, got {sum(radii)}"
         )
-    masks = sum(math.comb(width, flipped) for width, radius in zip(widths, radii) for flipped in range(radius + 1))
+    masks = sum(_flip_mask_count(width, radius) for width, radius in zip(widths, radii))
     if masks > MAX_FLIP_MASKS:
         raise ValueError(f"this chunking needs {masks:,} flip masks (at most {MAX_FLIP_MASKS:,}): use more chunks; "
                          "max_distance this large is closer to comparing all pairs")
@@ -164,7 +190,9 @@ class _ChunkIndex:
 
     def __init__(self, all_hashes: np.ndarray, *, width: int, shift: int, radius: int, max_distance: int):
         self.width, self.radius, self.max_distance = width, radius, max_distance
-        keys = (all_hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        # Chunk values as the narrowest unsigned type that holds them (less memory traffic per flip mask).
+        self.key_type = np.uint32 if width <= 32 else np.uint64
+        keys = ((all_hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(self.key_type)
         self.order = np.argsort(keys, kind="stable")
         self.hashes = all_hashes[self.order]
         sorted_keys = keys[self.order]
@@ -208,14 +236,14 @@ class _ChunkIndex:
         """Verified pairs (as hash indices) of buckets whose values differ by one of `masks`,
         which share their top bit."""
         top_bit = masks[0].bit_length() - 1
-        top_clear = (self.key >> np.uint64(top_bit)) & np.uint64(1) == 0
+        top_clear = (self.key >> self.key_type(top_bit)) & self.key_type(1) == 0
         left = self.single[top_clear[self.single]]
         left_keys, left_positions = self.key[left], self.start[left]
         left_hashes = self.hashes[left_positions]
         several_keys, several_top_clear = self.key[self.several], top_clear[self.several]
         found = []
         for mask in masks:
-            flip = np.uint64(mask)
+            flip = self.key_type(mask)
             if self.hash_table is not None:
                 distance = popcount64(self.hash_table[left_keys ^ flip] ^ left_hashes)
                 hit = np.flatnonzero(distance <= self.max_distance)

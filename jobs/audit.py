@@ -7,14 +7,15 @@ the app in a worker process; both go through run_audit_job.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.audit import flags_table, resolve_checks, run_audit
-from core.checks.base import AuditContext
+from core.audit import AuditRun, flags_table, resolve_checks, run_audit
+from core.checks.base import AuditContext, ProgressCallback
 from db.embeddings import DbEmbeddingStore
 from db.flags import store_flags
 from db.models import Dataset, Job
@@ -62,11 +63,19 @@ def audit_samples(session: Session, dataset_id: int) -> pd.DataFrame:
     return frame.set_index("id")
 
 
-def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict:
-    """Job entry point; params: see audit_params. Returns the audit summary (stored as the job result).
+@dataclass
+class AuditOutcome:
+    """An audit's stored summary (the job result), its full per-check tables and the samples it audited."""
 
-    Result keys: dataset_id, samples, classes, class_sizes (class -> audited samples),
-    checks (per check: flags, seconds and the check's summary), flags (total), seconds.
+    summary: dict[str, Any]
+    run: AuditRun
+    samples: pd.DataFrame
+
+
+def audit_job(factory: sessionmaker[Session], job_id: int, progress: ProgressCallback) -> AuditOutcome:
+    """Run audit job `job_id`'s checks on its dataset and store the flags under the job.
+
+    Raises AuditError when the dataset was never scanned, has nothing to audit or a check is unknown.
     """
     with factory() as session:
         job = session.get(Job, job_id)
@@ -74,26 +83,30 @@ def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict
         dataset = session.get(Dataset, job.dataset_id)
         if dataset.scanned_at is None:
             raise AuditError(f"dataset {dataset.root} has not been scanned yet: scan it first")
-        root = Path(dataset.root)
-        classes = dataset_classes(session, dataset.id)
-        samples = audit_samples(session, dataset.id)
+        dataset_id, root = dataset.id, Path(dataset.root)
+        classes = dataset_classes(session, dataset_id)
+        samples = audit_samples(session, dataset_id)
     if samples.empty:
         raise AuditError(f"dataset {root} has no samples to audit (all deleted or missing?)")
-    reporter(LOAD_SHARE, f"auditing {len(samples)} samples")
+    try:
+        checks = resolve_checks(params.get("checks"))
+    except ValueError as error:
+        raise AuditError(str(error)) from error
+    progress(LOAD_SHARE, f"auditing {len(samples)} samples")
     check_share = 1.0 - LOAD_SHARE - STORE_SHARE
     context = AuditContext(
         samples=samples, classes=classes, root=root, params=params,
-        progress=lambda fraction, message: reporter(LOAD_SHARE + check_share * fraction, message),
+        progress=lambda fraction, message: progress(LOAD_SHARE + check_share * fraction, message),
         embeddings=DbEmbeddingStore(factory),
     )
-    run = run_audit(context, params.get("checks") or None, options=params.get("options"))
+    run = run_audit(context, checks, options=params.get("options"))
     flags = flags_table(run, samples)
-    reporter(1.0 - STORE_SHARE, f"storing {len(flags)} flags")
+    progress(1.0 - STORE_SHARE, f"storing {len(flags)} flags")
     with factory.begin() as session:
         stored = store_flags(session, job_id, flags)
     log.info("audit job %s stored %d flags", job_id, stored)
-    return {
-        "dataset_id": int(job.dataset_id),
+    summary = {
+        "dataset_id": dataset_id,
         "samples": int(len(samples)),
         "classes": classes,
         "class_sizes": {name: int(count) for name, count in samples["label"].value_counts().sort_index().items()},
@@ -102,3 +115,14 @@ def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict
         "flags_by_kind": {name: int((flags["kind"] == name).sum()) for name in run.results},
         "seconds": round(sum(run.seconds.values()), 3),
     }
+    return AuditOutcome(summary, run, samples)
+
+
+def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict:
+    """Job entry point; params: see audit_params. Returns the audit summary (stored as the job result).
+
+    Result keys: dataset_id, samples, classes, class_sizes (class -> audited samples),
+    checks (per check: flags, seconds and the check's summary), flags (total),
+    flags_by_kind, seconds.
+    """
+    return audit_job(factory, job_id, reporter).summary
