@@ -43,13 +43,18 @@ class RunView:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def load_run(database: str, run_id: int) -> Optional[RunView]:
-    """A succeeded run's config, result and epochs (a succeeded run never changes, so this is cached)."""
+def _run_parts(database: str, run_id: int) -> Optional[tuple[dict, dict, pd.DataFrame]]:
+    """(config, result, epochs) of a succeeded run: it never changes, so it is cached (as plain, picklable values)."""
     with factory_for(database)() as session:
         job = get_run(session, run_id)
         if job is None or job.status != "succeeded":
             return None
-        return RunView(run_id, run_config(job), run_result(job), run_epochs(session, run_id))
+        return run_config(job), run_result(job), run_epochs(session, run_id)
+
+
+def load_run(database: str, run_id: int) -> Optional[RunView]:
+    parts = _run_parts(database, run_id)
+    return None if parts is None else RunView(run_id, *parts)
 
 
 def finished_runs(dataset_id: int) -> pd.DataFrame:
@@ -84,7 +89,7 @@ def render_headline(run: RunView) -> None:
 def render_report(run: RunView) -> None:
     st.subheader("Per class")
     table = report_table(run.metrics).reset_index()
-    st.dataframe(table, hide_index=True, width="stretch", key="report_table", column_config={
+    st.dataframe(table, hide_index=True, width="stretch", height="content", key="report_table", column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "f1")
     })
 
@@ -211,7 +216,8 @@ def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
         value = lambda metrics: metrics["accuracy"] if key is None else metrics[key]["f1"]
         column.metric(f"{label} (run {run.id} vs {other_id})", f"{value(run.metrics):.3f}",
                       delta=f"{value(run.metrics) - value(before.metrics):+.3f}")
-    st.dataframe(comparison_table(before, run), hide_index=True, width="stretch", key="comparison_table")
+    st.dataframe(comparison_table(before, run), hide_index=True, width="stretch", height="content",
+                 key="comparison_table")
     shared = len(set(before.result["split"]["val"]) & set(run.result["split"]["val"]))
     st.caption(f"Validation images in both runs: {shared}. The split is drawn by folder class with the run's seed, "
                "so runs with the same seed share it; each run scores against the labels current when it trained, so "

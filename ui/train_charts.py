@@ -47,7 +47,7 @@ def confusion_figure(metrics: dict[str, Any]) -> go.Figure:
     ))
     grid_x, grid_y = np.meshgrid(classes, classes)
     figure.add_trace(go.Scatter(
-        x=grid_x.ravel(), y=grid_y.ravel(), mode="markers", showlegend=False, hoverinfo="skip",
+        x=grid_x.ravel(), y=grid_y.ravel(), mode="markers", showlegend=False, hoverinfo="none",
         marker={"symbol": "square", "size": 28, "color": "rgba(0,0,0,0)"},
     ))
     side = max(360, 48 * len(classes) + 160)
