@@ -719,12 +719,13 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
         out_of_fold = save_out_of_fold(out_dir, chosen.sample_ids, probs, chosen.classes)
     y_true = chosen.labels[chosen.val_index]
     y_pred = result.evaluation.probs.argmax(1)
-    report(1.0, f"done: val accuracy {result.evaluation.accuracy:.3f}")
+    metrics = classification_report(y_true, y_pred, chosen.classes)
+    report(1.0, f"validation accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}")
     return {
         "config": config.to_dict(),
         "device": describe_device(device),
         "classes": list(chosen.classes),
-        "metrics": classification_report(y_true, y_pred, chosen.classes),
+        "metrics": metrics,
         "history": [asdict(entry) for entry in result.history],
         "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early,
