@@ -179,13 +179,16 @@ class _ChunkIndex:
     index at position p and `hashes[p]` its hash. Bucket b holds positions start[b] ..
     start[b] + count[b] - 1 and has chunk value key[b].
 
-    Most buckets hold one hash when chunks are ~log2(N) bits ("singles"). Pairs of two
-    singles go through a fused table: the hash of the single with a given chunk value,
+    Most buckets hold one hash when chunks are ~log2(N) bits ("singles"). Pairs with a
+    single go through a fused table: the hash of the single with a given chunk value,
     or a stand-in whose chunk bits are the complement of the value (so never within
     max_distance: that needs width - radius > max_distance), and are verified without
-    expanding candidates. A bucket of several hashes is paired from its own side.
-    Each unordered pair of buckets at flip f is looked at once: singles with singles,
-    and several with several, from the side whose value has f's top bit clear.
+    expanding candidates: each single and each member of a bucket of several looks up
+    the single at its flipped value. Pairs of two buckets of several are expanded and
+    verified. Each unordered pair of buckets at flip f is looked at once: singles with
+    singles, and several with several, from the side whose value has f's top bit clear.
+    Without a fused table (wide chunks, or radius too close to the chunk width), singles
+    look up codes and buckets of several are paired from their own side.
     """
 
     def __init__(self, all_hashes: np.ndarray, *, width: int, shift: int, radius: int, max_distance: int):
@@ -212,6 +215,10 @@ class _ChunkIndex:
                 values = np.arange(1 << width, dtype=np.uint64)
                 self.hash_table = (~values & np.uint64((1 << width) - 1)) << np.uint64(shift)
                 self.hash_table[self.key[single]] = self.hashes[self.start[single]]
+                # every hash in a bucket of several, with its chunk value
+                self.member_positions = np.flatnonzero(np.repeat(~single, self.count))
+                self.member_keys = sorted_keys[self.member_positions]
+                self.member_hashes = self.hashes[self.member_positions]
 
     def codes(self, values: np.ndarray) -> np.ndarray:
         """Lookup codes (int64) of chunk values."""
@@ -240,20 +247,31 @@ class _ChunkIndex:
         left = self.single[top_clear[self.single]]
         left_keys, left_positions = self.key[left], self.start[left]
         left_hashes = self.hashes[left_positions]
-        several_keys, several_top_clear = self.key[self.several], top_clear[self.several]
+        several = self.several if self.hash_table is None else self.several[top_clear[self.several]]
+        several_keys, several_top_clear = self.key[several], top_clear[several]
         found = []
         for mask in masks:
             flip = self.key_type(mask)
             if self.hash_table is not None:
-                distance = popcount64(self.hash_table[left_keys ^ flip] ^ left_hashes)
-                hit = np.flatnonzero(distance <= self.max_distance)
-                found.append((left_positions[hit], self.codes(left_keys[hit] ^ flip)))
+                found.append(self._fused(left_keys, left_positions, left_hashes, flip))
+                found.append(self._fused(self.member_keys, self.member_positions, self.member_hashes, flip))
+                code = self.codes(several_keys ^ flip)
+                with_several = np.flatnonzero(code < _EMPTY)
+                found.append(self._verify_units(*_cross_bucket_units(self.start, self.count, several[with_several],
+                                                                     -2 - code[with_several])))
             else:
                 code = self.codes(left_keys ^ flip)
                 hit = np.flatnonzero(code >= 0)
                 found.append(self._verify(left_positions[hit], code[hit]))
-            found.extend(self._several_pairs(self.codes(several_keys ^ flip), several_top_clear))
+                found.extend(self._several_pairs(self.codes(several_keys ^ flip), several_top_clear))
         return [self._as_indices(found)]
+
+    def _fused(self, keys: np.ndarray, positions: np.ndarray, hashes: np.ndarray, flip) -> Found:
+        """Pairs of the hashes at `positions` (`hashes`, chunk values `keys`) with the single at value
+        key ^ flip, verified through the fused table without expanding candidates."""
+        distance = popcount64(self.hash_table[keys ^ flip] ^ hashes)
+        hit = np.flatnonzero(distance <= self.max_distance)
+        return positions[hit], self.codes(keys[hit] ^ flip)
 
     def _several_pairs(self, code: np.ndarray, top_clear: np.ndarray) -> list[Found]:
         """Pairs of each bucket of several with the bucket at its flipped value (`code`):
