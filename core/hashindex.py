@@ -28,6 +28,8 @@ HASH_BITS = 64
 DIRECT_TABLE_MAX_BITS = 22
 #: Candidate pairs expanded and verified at once (bounds the memory of one step to about 100 MB).
 BLOCK_CANDIDATES = 4_000_000
+#: Table lookups per block of the fused search (keys x flips): about 2 MB of intermediate arrays.
+FUSED_BLOCK = 1 << 18
 #: A chunking that needs more flip masks than this would take hours: refused with a clear error.
 MAX_FLIP_MASKS = 2_000_000
 #: From this many hashes on, the search runs on two threads by default.
@@ -250,11 +252,13 @@ class _ChunkIndex:
         several = self.several if self.hash_table is None else self.several[top_clear[self.several]]
         several_keys, several_top_clear = self.key[several], top_clear[several]
         found = []
+        if self.hash_table is not None:
+            flips = np.array(masks, dtype=self.key_type)
+            found.append(self._fused(left_keys, left_positions, left_hashes, flips))
+            found.append(self._fused(self.member_keys, self.member_positions, self.member_hashes, flips))
         for mask in masks:
             flip = self.key_type(mask)
             if self.hash_table is not None:
-                found.append(self._fused(left_keys, left_positions, left_hashes, flip))
-                found.append(self._fused(self.member_keys, self.member_positions, self.member_hashes, flip))
                 code = self.codes(several_keys ^ flip)
                 with_several = np.flatnonzero(code < _EMPTY)
                 found.append(self._verify_units(*_cross_bucket_units(self.start, self.count, several[with_several],
@@ -266,12 +270,22 @@ class _ChunkIndex:
                 found.extend(self._several_pairs(self.codes(several_keys ^ flip), several_top_clear))
         return [self._as_indices(found)]
 
-    def _fused(self, keys: np.ndarray, positions: np.ndarray, hashes: np.ndarray, flip) -> Found:
-        """Pairs of the hashes at `positions` (`hashes`, chunk values `keys`) with the single at value
-        key ^ flip, verified through the fused table without expanding candidates."""
-        distance = popcount64(self.hash_table[keys ^ flip] ^ hashes)
-        hit = np.flatnonzero(distance <= self.max_distance)
-        return positions[hit], self.codes(keys[hit] ^ flip)
+    def _fused(self, keys: np.ndarray, positions: np.ndarray, hashes: np.ndarray, flips: np.ndarray) -> Found:
+        """Pairs of the hashes at `positions` (`hashes`, chunk values `keys`, sorted) with the single at
+        value key ^ flip, for every flip, verified through the fused table without expanding candidates.
+
+        Works on blocks of consecutive keys times all flips: the table entries one block reaches
+        for the different flips lie close together, so they are read from cache, not memory.
+        """
+        block = max(1, FUSED_BLOCK // len(flips))
+        kept_positions, kept_codes = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for start in range(0, len(keys), block):
+            partner_keys = keys[start:start + block, None] ^ flips[None, :]
+            distance = popcount64(self.hash_table[partner_keys] ^ hashes[start:start + block, None])
+            rows, columns = np.nonzero(distance <= self.max_distance)
+            kept_positions.append(positions[start + rows])
+            kept_codes.append(self.codes(partner_keys[rows, columns]))
+        return np.concatenate(kept_positions), np.concatenate(kept_codes)
 
     def _several_pairs(self, code: np.ndarray, top_clear: np.ndarray) -> list[Found]:
         """Pairs of each bucket of several with the bucket at its flipped value (`code`):
