@@ -256,18 +256,17 @@ class _ChunkIndex:
             flips = np.array(masks, dtype=self.key_type)
             found.append(self._fused(left_keys, left_positions, left_hashes, flips))
             found.append(self._fused(self.member_keys, self.member_positions, self.member_hashes, flips))
+            code = self.codes((several_keys[:, None] ^ flips[None, :]).ravel())
+            with_several = np.flatnonzero(code < _EMPTY)
+            found.append(self._verify_units(*_cross_bucket_units(
+                self.start, self.count, several[with_several // len(flips)], -2 - code[with_several])))
+            return [self._as_indices(found)]
         for mask in masks:
             flip = self.key_type(mask)
-            if self.hash_table is not None:
-                code = self.codes(several_keys ^ flip)
-                with_several = np.flatnonzero(code < _EMPTY)
-                found.append(self._verify_units(*_cross_bucket_units(self.start, self.count, several[with_several],
-                                                                     -2 - code[with_several])))
-            else:
-                code = self.codes(left_keys ^ flip)
-                hit = np.flatnonzero(code >= 0)
-                found.append(self._verify(left_positions[hit], code[hit]))
-                found.extend(self._several_pairs(self.codes(several_keys ^ flip), several_top_clear))
+            code = self.codes(left_keys ^ flip)
+            hit = np.flatnonzero(code >= 0)
+            found.append(self._verify(left_positions[hit], code[hit]))
+            found.extend(self._several_pairs(self.codes(several_keys ^ flip), several_top_clear))
         return [self._as_indices(found)]
 
     def _fused(self, keys: np.ndarray, positions: np.ndarray, hashes: np.ndarray, flips: np.ndarray) -> Found:
@@ -282,7 +281,7 @@ class _ChunkIndex:
         for start in range(0, len(keys), block):
             partner_keys = keys[start:start + block, None] ^ flips[None, :]
             distance = popcount64(self.hash_table[partner_keys] ^ hashes[start:start + block, None])
-            rows, columns = np.nonzero(distance <= self.max_distance)
+            rows, columns = np.divmod(np.flatnonzero(distance <= self.max_distance), len(flips))
             kept_positions.append(positions[start + rows])
             kept_codes.append(self.codes(partner_keys[rows, columns]))
         return np.concatenate(kept_positions), np.concatenate(kept_codes)
