@@ -1,0 +1,86 @@
+"""The mislabel check on real tiny images: colour-coded classes with planted wrong folders."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.checks.mislabel import MislabelCheck
+from core.features import MissingWeightsError
+from db.embeddings import DbEmbeddingStore
+from tests.conftest import make_image
+
+COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
+PER_CLASS = 12
+
+
+def build_colour_dataset(root, *, planted: dict[str, str]):
+    """PER_CLASS noisy images per colour class; `planted` maps a file name to the true colour it is drawn in."""
+    rng = np.random.default_rng(0)
+    for label, colour in COLOURS.items():
+        for index in range(PER_CLASS):
+            jitter = tuple(int(c) for c in np.clip(np.array(colour) + rng.integers(-25, 25, 3), 0, 255))
+            make_image(root / label / f"{label}-{index}.png", size=(24, 24), color=jitter)
+    for name, true_colour in planted.items():
+        given = name.split("/")[0]
+        assert given != true_colour
+        make_image(root / name, size=(24, 24), color=COLOURS[true_colour])
+    return root
+
+
+def test_finds_planted_mislabels_and_not_clean_samples(tmp_path, scanned_context):
+    planted = {"red/odd-1.png": "blue", "green/odd-2.png": "red"}
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted=planted),
+                              params={"backbone": "pixels", "folds": 3})
+    result = MislabelCheck().find_issues(context)
+    flagged = result.flagged()
+    flagged_paths = set(context.samples.loc[flagged.index, "path"])
+    assert flagged_paths == set(planted)
+    suggestions = dict(zip(context.samples.loc[flagged.index, "path"], flagged["suggested_label"]))
+    assert suggestions == planted
+    scores = result.issues["mislabel_score"]
+    assert scores.between(0, 1).all()
+    assert scores.loc[flagged.index].max() < scores.drop(flagged.index).min()
+    evidence = flagged.iloc[0]["evidence"]
+    assert {"given_label", "suggested_label", "suggested_probability", "top3"} <= set(evidence)
+    assert result.summary["flagged"] == 2
+
+
+def test_respects_corrections_by_auditing_current_labels(tmp_path, scanned_context):
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={"red/odd-1.png": "blue"}),
+                              params={"backbone": "pixels", "folds": 3})
+    odd = context.samples.index[context.samples["path"] == "red/odd-1.png"][0]
+    context.samples.loc[odd, "label"] = "blue"  # as after a relabel decision
+    result = MislabelCheck().find_issues(context)
+    assert not result.issues["is_mislabel_issue"].any()
+
+
+def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_context, factory):
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}),
+                              params={"folds": 2, "image_size": 32}, embeddings=DbEmbeddingStore(factory))
+    first = MislabelCheck().find_issues(context)
+    second = MislabelCheck().find_issues(context)
+    assert first.summary["embedded"] == len(context.samples)
+    assert second.summary["embedded"] == 0
+    assert second.summary["embeddings_from_cache"] == len(context.samples)
+
+
+def test_missing_weights_give_a_clear_error(tmp_path, scanned_context, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}), params={"folds": 2})
+    with pytest.raises(MissingWeightsError, match="pixels"):
+        MislabelCheck().find_issues(context)
+
+
+def test_probabilities_from_a_training_run(tmp_path, scanned_context):
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}), params={})
+    classes = context.classes
+    pred_probs = np.full((len(context.samples), len(classes)), 0.05)
+    for row, label in enumerate(context.samples["label"]):
+        pred_probs[row, classes.index(label)] = 0.9
+    other = next(c for c in classes if c != context.samples["label"].iloc[0])
+    pred_probs[0] = [0.9 if c == other else 0.05 for c in classes]
+    pred_probs = pred_probs / pred_probs.sum(axis=1, keepdims=True)
+    context.params.update(source="run", pred_probs=pred_probs)
+    result = MislabelCheck().find_issues(context)
+    assert result.summary["source"] == "run"
+    assert list(result.flagged().index) == [context.samples.index[0]]
