@@ -1,11 +1,11 @@
 """Near-duplicate search at scale: all pairs of random 64-bit hashes within a Hamming distance.
 
 Usage: python bench/neardup.py [--hashes 1000000] [--max-distance 8] [--planted 10000]
-                               [--subset 20000] [--workers N] [--repeat 1]
+                               [--subset 20000] [--repeat 1]
 
 Generates random 64-bit hashes, plants `--planted` near pairs (a copy of a hash
 with 0..max-distance random bits flipped), runs core.hashindex.near_pairs and
-reports wall time, CPU time (all threads), peak resident memory
+reports wall time, CPU time, peak resident memory
 (resource.getrusage), and the recall of the planted pairs. Completeness beyond
 the planted pairs is checked against a brute-force comparison of every pair of
 a `--subset` of the hashes: the pairs the search returns inside the subset must
@@ -72,7 +72,6 @@ def main() -> None:
     parser.add_argument("--max-distance", type=int, default=8)
     parser.add_argument("--planted", type=int, default=10_000)
     parser.add_argument("--subset", type=int, default=20_000, help="hashes compared by brute force (0: skip)")
-    parser.add_argument("--workers", type=int, default=None, help="threads (default: near_pairs' choice)")
     parser.add_argument("--repeat", type=int, default=1, help="searches to time; the best is reported")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -88,12 +87,12 @@ def main() -> None:
     runs = []
     for _ in range(args.repeat):
         wall, cpu = time.perf_counter(), time.process_time()
-        pairs = near_pairs(hashes, max_distance=args.max_distance, workers=args.workers)
+        pairs = near_pairs(hashes, max_distance=args.max_distance)
         runs.append((time.perf_counter() - wall, time.process_time() - cpu))
     wall_s, cpu_s = min(runs)
     found = set(zip(pairs.i.tolist(), pairs.j.tolist()))
     recall = sum(1 for pair in map(tuple, planted.tolist()) if pair in found) / len(planted)
-    print(f"search: {wall_s:.2f} s wall, {cpu_s:.2f} s CPU (all threads), "
+    print(f"search: {wall_s:.2f} s wall, {cpu_s:.2f} s CPU (one thread), "
           f"peak RSS {peak_rss_mb():.0f} MB (hashes and planting: {before:.0f} MB); "
           f"{len(pairs):,} pairs found, planted recall {recall:.4f}")
     if args.subset:

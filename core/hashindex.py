@@ -13,9 +13,6 @@ table, and candidate pairs are expanded and verified in bounded blocks.
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Optional, Sequence
@@ -32,8 +29,6 @@ BLOCK_CANDIDATES = 4_000_000
 FUSED_BLOCK = 1 << 18
 #: A chunking that needs more flip masks than this would take hours: refused with a clear error.
 MAX_FLIP_MASKS = 2_000_000
-#: From this many hashes on, the search runs on two threads by default.
-PARALLEL_MIN_HASHES = 100_000
 
 
 @dataclass(frozen=True)
@@ -103,16 +98,14 @@ def choose_chunks(n_hashes: int, max_distance: int) -> tuple[list[int], list[int
 
 def near_pairs(hashes: np.ndarray, *, max_distance: int,
                chunk_widths: Optional[Sequence[int]] = None,
-               chunk_radii: Optional[Sequence[int]] = None,
-               workers: Optional[int] = None) -> NearPairs:
+               chunk_radii: Optional[Sequence[int]] = None) -> NearPairs:
     """All pairs (i < j) of `hashes` (uint64, shape (N,)) with Hamming distance <= max_distance.
 
     chunk_widths / chunk_radii override `choose_chunks` (both or neither); they must
     satisfy sum(widths) == 64 and sum(radii) == max_distance - len(widths) + 1.
     Identical hashes are pairs at distance 0. Time grows with N times the number
-    of flip masks (sum of C(width, <= radius)) plus the number of candidates.
-    workers: threads (numpy releases the GIL in the array work); default: up to 2
-    for N >= PARALLEL_MIN_HASHES, else 1.
+    of flip masks (sum of C(width, <= radius)) plus the number of candidates; memory
+    with the size of one chunk's index (about 200 MB for 1,000,000 hashes).
     """
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64).ravel()
     if not 0 <= max_distance <= HASH_BITS:
@@ -124,21 +117,14 @@ def near_pairs(hashes: np.ndarray, *, max_distance: int,
     _check_chunks(list(chunk_widths), list(chunk_radii), max_distance)
     if len(hashes) < 2:
         return _empty_pairs()
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if len(hashes) >= PARALLEL_MIN_HASHES else 1
-    workers = max(1, workers)
-    shifts = np.cumsum([0] + list(chunk_widths[:-1]))
-    with ThreadPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
-        mapper = pool.map if pool is not None else map
-        indexes = list(mapper(
-            lambda chunk: _ChunkIndex(hashes, width=chunk[0], shift=int(chunk[1]), radius=chunk[2],
-                                      max_distance=max_distance),
-            zip(chunk_widths, shifts, chunk_radii),
-        ))
-        tasks = [(index, masks) for index in indexes for masks in index.mask_groups()]
-        found = [index.same_bucket_pairs() for index in indexes]
-        for part in mapper(lambda task: task[0].pairs_at_masks(task[1]), tasks):
-            found.extend(part)
+    found = []
+    shift = 0
+    for width, radius in zip(chunk_widths, chunk_radii):
+        index = _ChunkIndex(hashes, width=width, shift=shift, radius=radius, max_distance=max_distance)
+        found.append(index.same_bucket_pairs())
+        for masks in index.mask_groups():
+            found.extend(index.pairs_at_masks(masks))
+        shift += width
     return _unique_pairs(hashes, found)
 
 

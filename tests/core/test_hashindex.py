@@ -59,11 +59,6 @@ def test_identical_hashes_in_big_buckets_are_all_paired(monkeypatch):
     assert sum(1 for i, j in as_set(pairs) if i < 40 and j < 40) == 40 * 39 // 2
 
 
-def test_two_threads_give_the_same_pairs():
-    hashes = random_hashes(3000, planted=300, max_flips=9, seed=5)
-    assert as_set(near_pairs(hashes, max_distance=8, workers=2)) == as_set(near_pairs(hashes, max_distance=8, workers=1))
-
-
 def test_small_inputs_and_bad_options():
     assert len(near_pairs(np.array([], dtype=np.uint64), max_distance=8)) == 0
     assert len(near_pairs(np.array([7], dtype=np.uint64), max_distance=8)) == 0
