@@ -97,10 +97,7 @@ class PriceCheck(Check):
         labels = context.label_indices()
         log_price = valid_log_prices(samples["price"])
         mislabel, used_mislabels = _mislabel_suggestions(context)
-        # Class statistics leave out samples this audit thinks are mislabelled: their prices belong to another class.
-        reference = np.where(mislabel.notna().to_numpy(), np.nan, log_price)
-        stats = class_price_stats(reference, labels, classes, min_count=self.min_class_prices,
-                                  min_scale=self.min_scale)
+        stats = self._class_stats(log_price, labels, classes, suspected=mislabel.notna().to_numpy())
         z = stats.z_scores(log_price)
         rows = np.arange(len(samples))
         given_z = z[rows, labels]
@@ -137,6 +134,18 @@ class PriceCheck(Check):
         }, index=samples.index)
         context.progress(1.0, f"{int(issue.sum())} price outliers")
         return self.result(issues, self._summary(stats, log_price, issue, explained, used_mislabels))
+
+    def _class_stats(self, log_price: np.ndarray, labels: np.ndarray, classes: list[str], *,
+                     suspected: np.ndarray) -> ClassPriceStats:
+        """Class statistics without the samples this audit thinks are mislabelled (their prices belong to
+        another class); a class left with too few prices that way uses all of its prices."""
+        options = dict(min_count=self.min_class_prices, min_scale=self.min_scale)
+        cleaned = class_price_stats(np.where(suspected, np.nan, log_price), labels, classes, **options)
+        every = class_price_stats(log_price, labels, classes, **options)
+        fallback = np.isnan(cleaned.median)
+        return ClassPriceStats(classes, np.where(fallback, every.median, cleaned.median),
+                               np.where(fallback, every.scale, cleaned.scale),
+                               np.where(fallback, every.count, cleaned.count))
 
     def _evidence(self, price: float, stats: ClassPriceStats, label: int, given_z: float, best: int,
                   best_z: float, fits_other: bool) -> dict:

@@ -93,3 +93,14 @@ def test_a_folder_that_was_never_scanned_is_refused(capsys, tmp_path, db_path):
     root = build_audit_dataset(tmp_path / "new")
     code, _, err = run(capsys, "audit", root, "--db", db_path, "--checks", "broken")
     assert code == 2 and "run `listing-audit scan" in err
+
+
+def test_the_default_audit_runs_every_check_including_mislabels(capsys, shop, db_path):
+    code, out, err = run(capsys, "audit", shop, "--db", db_path, "--backbone", "pixels", "--folds", "2",
+                         "--format", "json")
+    result = json.loads(out)
+    assert code == 0, err
+    assert list(result["checks"]) == ["broken", "quality", "duplicate", "mislabel", "price"]
+    assert result["checks"]["mislabel"]["backbone"].startswith("pixels") and result["checks"]["mislabel"]["folds"] == 2
+    rows = list(csv.DictReader(io.StringIO(run(capsys, "flags", shop, "--db", db_path)[1])))
+    assert {row["kind"] for row in rows} >= {"broken", "duplicate", "price"}

@@ -110,3 +110,14 @@ def test_identical_prices_get_the_minimum_scale():
     stats = class_price_stats(np.log(np.full(20, 9.99)), np.zeros(20, dtype=int), ["x"], min_count=8, min_scale=0.05)
     assert stats.scale[0] == 0.05
     assert np.isnan(valid_log_prices(pd.Series([None, 0.0, -1.0, np.inf]))).all()
+
+
+def test_a_class_with_most_prices_suspected_falls_back_to_all_its_prices():
+    samples = listings()
+    typo = plant(samples, "coat", 9000.0)
+    mislabel = pd.DataFrame({"is_mislabel_issue": samples["label"] == "coat", "mislabel_score": 0.5,
+                             "suggested_label": "shirt"}, index=samples.index)
+    mislabel.loc[samples.index[samples["label"] == "coat"][:5], "is_mislabel_issue"] = False
+    result = PriceCheck().find_issues(context_of(samples, earlier={"mislabel": CheckResult("mislabel", mislabel, {})}))
+    assert result.summary["classes"]["coat"]["prices"] == PER_CLASS + 1
+    assert result.issues.at[typo, "is_price_issue"]
