@@ -1,17 +1,21 @@
-"""Image embeddings: frozen ImageNet backbones (or raw pixels), one vector per image, cached by content hash.
+"""Image embeddings for the mislabel check: frozen ImageNet backbones, or weight-free shape features.
 
-`BACKBONES` maps a name to a `Backbone`; `embed_images` turns image files into an (N, D) float32
-array; `embed_cached` does the same through an `EmbeddingStore` so a re-audit recomputes nothing.
-Pretrained weights are only ever read from torch's hub cache: a missing file raises
-`MissingWeightsError`, never a download and never a silently random network.
+Every image is first cropped to its object (listing photos are mostly an item on a plain
+background): the background colour comes from the image border, the crop is the bounding
+square of the pixels that differ from it. `BACKBONES` maps a name to a `Backbone`;
+`embed_images` turns image files into an (N, D) float32 array and `embed_cached` does the
+same through an `EmbeddingStore`, so a re-audit recomputes nothing. Pretrained weights are
+only ever read from torch's hub cache: a missing file raises `MissingWeightsError`, never a
+download and never a silently random network.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -29,12 +33,31 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_BACKBONE = "mobilenet_v2"
-DEFAULT_IMAGE_SIZE = 160
+#: Side, in pixels, of the object crop a network sees (Fashion-MNIST-sized items lose nothing at 112).
+DEFAULT_IMAGE_SIZE = 112
 DEFAULT_BATCH_SIZE = 64
-#: The side, in pixels, of the thumbnail whose pixels are the "pixels" backbone's features.
-PIXELS_SIDE = 32
+#: Side of the grey "difference from background" image the weight-free `pixels` features are made of.
+PIXELS_SIDE = 28
+#: Colour part of the pixels features: background RGB and mean object RGB, in [0, 1].
+COLOUR_LENGTH = 6
+#: HOG of the pixels features: cell side in pixels and orientation bins (unsigned, 0..180 degrees).
+HOG_CELL = 4
+HOG_BINS = 9
+#: A border whose pixels differ from their median colour by more than this (0..255, median over the
+#: border) is not a plain background: the whole image is used instead of an object crop.
+BORDER_SPREAD_MAX = 24.0
+#: A pixel belongs to the object when it differs from the background by more than
+#: max(OBJECT_MIN_DIFFERENCE, OBJECT_RELATIVE_DIFFERENCE * the largest difference).
+OBJECT_MIN_DIFFERENCE = 12.0
+OBJECT_RELATIVE_DIFFERENCE = 0.15
+#: The crop is the object's bounding square enlarged by this share.
+CROP_MARGIN = 0.1
+#: Images are decoded at this many times the crop side before cropping (the object is part of the image).
+DECODE_FACTOR = 2
 #: Errors Pillow raises on a file it cannot decode.
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+#: Version of the preprocessing, part of every cache key: bump it when crops or features change.
+PREPROCESSING_VERSION = "crop1"
 
 
 class MissingWeightsError(RuntimeError):
@@ -49,35 +72,50 @@ class UnreadableImageError(RuntimeError):
 class Backbone:
     """A named feature extractor.
 
-    arch: torchvision model name (None for "pixels"); weights: name of the torchvision weights
-    enum member ("IMAGENET1K_V1"), None when the backbone needs no weights file; layers: indices
-    of the `features` blocks whose globally average-pooled outputs are concatenated (the last
-    block only when empty); dim: the embedding's length.
+    arch: torchvision model name, None for "pixels" (no network); weights: name of the torchvision
+    weights enum member ("IMAGENET1K_V1"), None when no weights file is needed; pools: the
+    (block index, grid side, channels) of each `features` block whose output is average-pooled to a
+    grid x grid map and concatenated; classifier: the core.oof classifier that suits these features.
     """
 
     name: str
     arch: Optional[str]
     weights: Optional[str]
-    dim: int
-    layers: tuple[int, ...] = ()
+    pools: tuple[tuple[int, int, int], ...]
+    classifier: str
     description: str = ""
 
     @property
     def pretrained(self) -> bool:
         return self.weights is not None
 
+    @property
+    def dim(self) -> int:
+        """Length of one embedding."""
+        if self.arch is None:
+            return PIXELS_SIDE * PIXELS_SIDE + _hog_length(PIXELS_SIDE) + COLOUR_LENGTH
+        return sum(channels * grid * grid for _, grid, channels in self.pools)
+
+
+def _hog_length(side: int) -> int:
+    cells = side // HOG_CELL
+    return (cells - 1) * (cells - 1) * 4 * HOG_BINS
+
 
 BACKBONES: dict[str, Backbone] = {
     backbone.name: backbone
     for backbone in (
-        Backbone("mobilenet_v2", "mobilenet_v2", "IMAGENET1K_V1", 1280 + 160 + 96, layers=(13, 16, 18),
-                 description="MobileNetV2, ImageNet weights; blocks 13, 16 and the last, pooled"),
-        Backbone("resnet18", "resnet18", "IMAGENET1K_V1", 512, description="ResNet-18, ImageNet weights"),
-        Backbone("resnet50", "resnet50", "IMAGENET1K_V2", 2048, description="ResNet-50, ImageNet weights"),
-        Backbone("efficientnet_b0", "efficientnet_b0", "IMAGENET1K_V1", 1280,
-                 description="EfficientNet-B0, ImageNet weights"),
-        Backbone("pixels", None, None, 3 * PIXELS_SIDE * PIXELS_SIDE,
-                 description=f"no network: the image's {PIXELS_SIDE}x{PIXELS_SIDE} RGB pixels (needs no weights)"),
+        # Blocks 13 and 16 keep a 2x2 layout (sleeves, collars, heels are where classes differ); the last
+        # block is pooled to one vector. Measured in docs/mislabel.md.
+        Backbone("mobilenet_v2", "mobilenet_v2", "IMAGENET1K_V1", ((13, 2, 96), (16, 2, 160), (18, 1, 1280)),
+                 "logreg", "MobileNetV2, ImageNet weights: blocks 13 and 16 on a 2x2 grid, the last block pooled"),
+        Backbone("resnet18", "resnet18", "IMAGENET1K_V1", ((7, 1, 512),), "logreg", "ResNet-18, ImageNet weights"),
+        Backbone("resnet50", "resnet50", "IMAGENET1K_V2", ((7, 1, 2048),), "logreg", "ResNet-50, ImageNet weights"),
+        Backbone("efficientnet_b0", "efficientnet_b0", "IMAGENET1K_V1", ((8, 1, 1280),), "logreg",
+                 "EfficientNet-B0, ImageNet weights"),
+        Backbone("pixels", None, None, (), "kernel_logreg",
+                 f"no network, no weights: the object's {PIXELS_SIDE}x{PIXELS_SIDE} grey difference from the "
+                 "background, its histograms of oriented gradients (HOG), the object's and background's colour"),
     )
 }
 
@@ -102,39 +140,130 @@ def check_weights(backbone: Backbone) -> None:
     path = weights_path(backbone)
     if path.is_file():
         return
+    how = "Install them with `make setup` (scripts/setup.sh), or copy" if backbone.name == DEFAULT_BACKBONE else "Copy"
     raise MissingWeightsError(
         f"pretrained weights for backbone {backbone.name!r} are not installed: {path} does not exist, "
-        "and they are never downloaded at run time. "
-        + (
-            "Install them with `make setup` (scripts/setup.sh), or copy "
-            if backbone.name == DEFAULT_BACKBONE else "Copy "
-        )
-        + f"{path.name} into {path.parent} ($TORCH_HOME/hub/checkpoints). "
-        "To audit without pretrained weights, choose it explicitly: backbone 'pixels' (raw-pixel features, "
-        "needs no weights), or the mislabel source 'finetune' with backbone 'scratch' "
-        "(a small network trained from scratch on the dataset)."
+        f"and weights are never downloaded at run time. {how} {path.name} into {path.parent} "
+        "($TORCH_HOME/hub/checkpoints). To audit without pretrained weights, say so explicitly: "
+        "backbone 'pixels' (shape features, no network), or the mislabel source 'finetune' with "
+        "pretrained false (a network trained from scratch on the dataset)."
     )
 
 
+# --- object crop -------------------------------------------------------------------------------------
+
+
+def object_box(pixels: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:
+    """The object's crop square and the background colour of an RGB image, uint8 (H, W, 3).
+
+    Returns ((left, top, right, bottom) in pixels, possibly reaching past the image, and the
+    background colour, float (3,)). Without a plain background, or without an object, the
+    square is the image's bounding square.
+    """
+    height, width = pixels.shape[:2]
+    values = pixels.astype(np.float32)
+    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    background = np.median(border, axis=0)
+    spread = float(np.median(np.abs(border - background).max(axis=1)))
+    difference = np.abs(values - background).max(axis=2)
+    threshold = max(OBJECT_MIN_DIFFERENCE, OBJECT_RELATIVE_DIFFERENCE * float(difference.max()))
+    rows, columns = np.nonzero(difference > threshold)
+    if spread > BORDER_SPREAD_MAX or len(rows) == 0:
+        top, bottom, left, right = 0, height, 0, width
+    else:
+        top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    side = max(bottom - top, right - left) * (1 + CROP_MARGIN)
+    centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+    return (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2), background
+
+
+def crop_to_object(image: Image.Image, side: int) -> tuple[Image.Image, np.ndarray]:
+    """The object crop of an RGB image as a side x side RGB image, padded with the background colour
+    where the square reaches past the image, and the background colour, float (3,)."""
+    (left, top, right, bottom), background = object_box(np.asarray(image))
+    x0, y0 = math.floor(left), math.floor(top)
+    size = max(1, math.ceil(right) - x0), max(1, math.ceil(bottom) - y0)
+    canvas = Image.new("RGB", size, tuple(int(round(c)) for c in background))
+    canvas.paste(image, (-x0, -y0))
+    box = (left - x0, top - y0, right - x0, bottom - y0)
+    return canvas.resize((side, side), Image.Resampling.BILINEAR, box=box), background
+
+
+def load_object(path: str | os.PathLike, side: int) -> tuple[Image.Image, np.ndarray]:
+    """The object crop of the image file at `path`, side x side RGB, and its background colour."""
+    return crop_to_object(open_rgb(path, max_side=side * DECODE_FACTOR), side)
+
+
+def difference_image(crop: Image.Image, background: np.ndarray, side: int) -> np.ndarray:
+    """How far each pixel of `crop` is from the background, max over channels, resized to side x side
+    and scaled so the largest is 1: float32 (side, side). Colour-free: only the object's shape and shading."""
+    difference = np.abs(np.asarray(crop, dtype=np.float32) - background).max(axis=2)
+    small = Image.fromarray(np.clip(difference, 0, 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR)
+    values = np.asarray(small, dtype=np.float32)
+    return values / max(float(values.max()), 1.0)
+
+
+def colour_summary(crop: Image.Image, background: np.ndarray) -> np.ndarray:
+    """The background colour and the object's mean colour (the whole crop's without an object), RGB in
+    [0, 1]: float32 (COLOUR_LENGTH,)."""
+    pixels = np.asarray(crop, dtype=np.float32).reshape(-1, 3)
+    difference = np.abs(pixels - background).max(axis=1)
+    threshold = max(OBJECT_MIN_DIFFERENCE, OBJECT_RELATIVE_DIFFERENCE * float(difference.max()))
+    inside = difference > threshold
+    colour = pixels[inside].mean(axis=0) if inside.any() else pixels.mean(axis=0)
+    return (np.concatenate([background, colour]) / 255.0).astype(np.float32)
+
+
+def hog(images: np.ndarray) -> np.ndarray:
+    """Histograms of oriented gradients of grey images, float (N, H, W) -> float32 (N, F).
+
+    HOG_BINS unsigned orientation bins per HOG_CELL x HOG_CELL cell (magnitude-weighted, linear
+    between bins), 2x2-cell blocks L2-Hys normalised (clipped at 0.2), F = _hog_length(H).
+    """
+    gradient_y, gradient_x = np.gradient(images.astype(np.float32), axis=(1, 2))
+    magnitude = np.hypot(gradient_x, gradient_y)
+    position = (np.rad2deg(np.arctan2(gradient_y, gradient_x)) % 180.0) / (180.0 / HOG_BINS)
+    lower = np.floor(position).astype(np.int64) % HOG_BINS
+    upper = (lower + 1) % HOG_BINS
+    weight = position - np.floor(position)
+    count, height, width = images.shape
+    cells_y, cells_x = height // HOG_CELL, width // HOG_CELL
+    histogram = np.zeros((count, cells_y, cells_x, HOG_BINS), dtype=np.float32)
+    for bin_index in range(HOG_BINS):
+        votes = magnitude * ((lower == bin_index) * (1 - weight) + (upper == bin_index) * weight)
+        votes = votes[:, :cells_y * HOG_CELL, :cells_x * HOG_CELL]
+        histogram[..., bin_index] = votes.reshape(count, cells_y, HOG_CELL, cells_x, HOG_CELL).sum(axis=(2, 4))
+    blocks = np.concatenate(
+        [histogram[:, :-1, :-1], histogram[:, 1:, :-1], histogram[:, :-1, 1:], histogram[:, 1:, 1:]], axis=-1
+    )
+    for _ in range(2):  # L2 normalise, clip, normalise again (L2-Hys)
+        blocks = blocks / np.sqrt(np.square(blocks).sum(axis=-1, keepdims=True) + 1e-6)
+        blocks = np.minimum(blocks, 0.2)
+    blocks = blocks / np.sqrt(np.square(blocks).sum(axis=-1, keepdims=True) + 1e-6)
+    return blocks.reshape(count, -1).astype(np.float32)
+
+
+# --- networks ----------------------------------------------------------------------------------------
+
+
 class PooledFeatures(nn.Module):
-    """Runs a torchvision `features` stack and concatenates the global average pools of chosen blocks.
+    """Runs a torchvision `features` stack and concatenates grid-pooled outputs of chosen blocks.
 
     Input (B, 3, H, W) normalised images; output (B, D) float.
     """
 
-    def __init__(self, blocks: nn.Sequential, layers: Sequence[int]) -> None:
+    def __init__(self, blocks: nn.Sequential, pools: Sequence[tuple[int, int, int]]) -> None:
         super().__init__()
-        last = max(layers)
-        self.blocks = blocks[: last + 1]
-        self.layers = frozenset(layers)
+        self.grids = {block: grid for block, grid, _ in pools}
+        self.blocks = blocks[: max(self.grids) + 1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         pooled = []
         x = images
         for index, block in enumerate(self.blocks):
             x = block(x)
-            if index in self.layers:
-                pooled.append(x.mean(dim=(2, 3)))
+            if index in self.grids:
+                pooled.append(nn.functional.adaptive_avg_pool2d(x, self.grids[index]).flatten(1))
         return torch.cat(pooled, dim=1)
 
 
@@ -148,8 +277,7 @@ def build_extractor(backbone: Backbone) -> nn.Module:
         blocks = nn.Sequential(*list(model.children())[:-2])  # everything before avgpool and fc
     else:
         blocks = model.features
-    layers = backbone.layers or (len(blocks) - 1,)
-    extractor = PooledFeatures(blocks, layers)
+    extractor = PooledFeatures(blocks, backbone.pools)
     extractor.eval()
     extractor.requires_grad_(False)
     return extractor
@@ -162,55 +290,71 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def load_square(path: str | os.PathLike, image_size: int) -> Image.Image:
-    """The image at `path` as upright RGB, resized to image_size x image_size pixels."""
-    image = open_rgb(path, max_side=image_size)
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-    return image
+def loader_workers() -> int:
+    """DataLoader worker processes: one core stays with the main process, at most 4 decode."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-class ImageFiles(Dataset):
-    """Image files as normalised float tensors (3, S, S); an unreadable file yields zeros and ok=False."""
+class ObjectCrops(Dataset):
+    """Image files as network input: the object crop, ImageNet-normalised float (3, S, S), and whether
+    the file decoded (zeros when it did not)."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike], image_size: int) -> None:
+    def __init__(self, paths: Sequence[str | os.PathLike], side: int) -> None:
         self.paths = list(paths)
-        self.image_size = image_size
-        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        self.side = side
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
         try:
-            image = load_square(self.paths[index], self.image_size)
+            crop, _ = load_object(self.paths[index], self.side)
         except DECODE_ERRORS as error:
             log.warning("cannot decode %s for embedding: %s", self.paths[index], error)
-            return torch.zeros(3, self.image_size, self.image_size), False
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return (pixels.float() / 255.0 - self.mean) / self.std, True
+            return torch.zeros(3, self.side, self.side), False
+        pixels = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        return (pixels - mean) / std, True
 
 
-def loader_workers() -> int:
-    """DataLoader worker processes: one core stays with the network, at most 4 decode."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+class DifferenceImages(Dataset):
+    """Image files as PIXELS_SIDE x PIXELS_SIDE difference-from-background images, float32, their
+    colour summary and whether the file decoded."""
 
+    def __init__(self, paths: Sequence[str | os.PathLike]) -> None:
+        self.paths = list(paths)
 
-def _embed_pixels(paths: Sequence[str | os.PathLike], progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
-    """Raw-pixel features: each image as PIXELS_SIDE^2 RGB values in [0, 1], shape (N, 3 * PIXELS_SIDE^2)."""
-    vectors = np.zeros((len(paths), 3 * PIXELS_SIDE * PIXELS_SIDE), dtype=np.float32)
-    failed = []
-    for index, path in enumerate(paths):
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, bool]:
         try:
-            image = load_square(path, PIXELS_SIDE)
+            crop, background = load_object(self.paths[index], 2 * PIXELS_SIDE)
         except DECODE_ERRORS as error:
-            log.warning("cannot decode %s for embedding: %s", path, error)
-            failed.append(index)
-            continue
-        vectors[index] = np.asarray(image, dtype=np.float32).reshape(-1) / 255.0
-        if (index + 1) % 256 == 0:
-            progress((index + 1) / len(paths), f"embedded {index + 1}/{len(paths)} images")
+            log.warning("cannot decode %s for embedding: %s", self.paths[index], error)
+            return np.zeros((PIXELS_SIDE, PIXELS_SIDE), np.float32), np.zeros(COLOUR_LENGTH, np.float32), False
+        return difference_image(crop, background, PIXELS_SIDE), colour_summary(crop, background), True
+
+
+def _loader(dataset: Dataset, batch_size: int, *, pin_memory: bool = False) -> DataLoader:
+    workers = loader_workers() if len(dataset) > batch_size else 0
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin_memory)
+
+
+def _embed_pixels(paths: Sequence[str | os.PathLike], *, batch_size: int,
+                  progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
+    """Weight-free features, shape (N, BACKBONES["pixels"].dim): the difference image's pixels, its HOG,
+    then the colour summary."""
+    vectors = np.zeros((len(paths), get_backbone("pixels").dim), dtype=np.float32)
+    failed: list[int] = []
+    done = 0
+    for images, colours, ok in _loader(DifferenceImages(paths), batch_size):
+        images = images.numpy()
+        vectors[done:done + len(images)] = np.hstack([images.reshape(len(images), -1), hog(images), colours.numpy()])
+        failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
+        done += len(images)
+        progress(done / len(paths), f"embedded {done}/{len(paths)} images")
     return vectors, failed
 
 
@@ -220,26 +364,18 @@ def _embed_network(
     *,
     image_size: int,
     batch_size: int,
-    flip: bool,
     device: torch.device,
     progress: ProgressCallback,
 ) -> tuple[np.ndarray, list[int]]:
     """Pooled backbone features, shape (N, backbone.dim), and the indices of files that failed to decode."""
     extractor = build_extractor(backbone).to(device)
     on_cuda = device.type == "cuda"
-    loader = DataLoader(
-        ImageFiles(paths, image_size), batch_size=batch_size, shuffle=False,
-        num_workers=loader_workers() if len(paths) > batch_size else 0, pin_memory=on_cuda,
-    )
     vectors = np.zeros((len(paths), backbone.dim), dtype=np.float32)
     failed: list[int] = []
     done = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_cuda):
-        for images, ok in loader:
-            images = images.to(device, non_blocking=True)
-            features = extractor(images)
-            if flip:
-                features = (features + extractor(torch.flip(images, dims=[3]))) / 2
+        for images, ok in _loader(ObjectCrops(paths, image_size), batch_size, pin_memory=on_cuda):
+            features = extractor(images.to(device, non_blocking=True))
             vectors[done:done + len(images)] = features.float().cpu().numpy()
             failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
             done += len(images)
@@ -253,46 +389,42 @@ def embed_images(
     backbone: str = DEFAULT_BACKBONE,
     image_size: int = DEFAULT_IMAGE_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    flip: bool = True,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
     """Embed image files: float32 array of shape (N, D), D = get_backbone(backbone).dim.
 
-    Images are decoded upright, resized to image_size x image_size, ImageNet-normalised and run
-    through the frozen backbone under inference mode (fp16 autocast on CUDA); with `flip` the
-    features of the image and its mirror image are averaged. Raises MissingWeightsError when the
-    backbone's weights are not installed and UnreadableImageError naming files that do not decode.
+    Each image is decoded upright and cropped to its object. Networks see the crop at
+    image_size x image_size, ImageNet-normalised, frozen, under inference mode (fp16 autocast
+    on CUDA); "pixels" ignores image_size. Raises MissingWeightsError when the backbone's
+    weights are not installed and UnreadableImageError naming files that do not decode.
     """
     spec = get_backbone(backbone)
     progress = progress or (lambda fraction, message: None)
     if not paths:
         return np.zeros((0, spec.dim), dtype=np.float32)
     if spec.pretrained:
-        vectors, failed = _embed_network(
-            paths, spec, image_size=image_size, batch_size=batch_size, flip=flip,
-            device=pick_device(device), progress=progress,
-        )
+        vectors, failed = _embed_network(paths, spec, image_size=image_size, batch_size=batch_size,
+                                         device=pick_device(device), progress=progress)
     else:
-        vectors, failed = _embed_pixels(paths, progress)
+        vectors, failed = _embed_pixels(paths, batch_size=batch_size, progress=progress)
     if failed:
         shown = ", ".join(str(paths[i]) for i in failed[:5])
         raise UnreadableImageError(f"{len(failed)} image(s) could not be decoded (rescan the dataset): {shown}")
     return vectors
 
 
-def cache_key(backbone: str, *, image_size: int, flip: bool) -> str:
-    """The name vectors are cached under: everything that changes them, e.g. "mobilenet_v2@160+flip"."""
+def cache_key(backbone: str, *, image_size: int = DEFAULT_IMAGE_SIZE) -> str:
+    """The name vectors are cached under: everything that changes them, e.g. "mobilenet_v2@112/crop1"."""
     spec = get_backbone(backbone)
-    if not spec.pretrained:
-        return spec.name
-    return f"{spec.name}@{image_size}{'+flip' if flip else ''}"
+    size = image_size if spec.pretrained else PIXELS_SIDE
+    return f"{spec.name}@{size}/{PREPROCESSING_VERSION}"
 
 
 @dataclass
 class Embeddings:
-    """vectors: float32 (N, D) in input order; computed / reused: how many distinct files were embedded
-    now / taken from the cache; key: the cache key."""
+    """vectors: float32 (N, D) in input order; key: the cache key; computed / reused: how many
+    distinct files were embedded now / taken from the cache."""
 
     vectors: np.ndarray
     key: str
@@ -308,7 +440,6 @@ def embed_cached(
     backbone: str = DEFAULT_BACKBONE,
     image_size: int = DEFAULT_IMAGE_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    flip: bool = True,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
 ) -> Embeddings:
@@ -319,22 +450,18 @@ def embed_cached(
     """
     if len(paths) != len(content_hashes):
         raise ValueError(f"{len(paths)} paths but {len(content_hashes)} content hashes")
-    key = cache_key(backbone, image_size=image_size, flip=flip)
-    cached = store.get_many(list(set(content_hashes)), key) if store is not None else {}
-    todo: dict[str, str | os.PathLike] = {}
-    for path, content_hash in zip(paths, content_hashes):
-        if content_hash not in cached and content_hash not in todo:
-            todo[content_hash] = path
+    key = cache_key(backbone, image_size=image_size)
+    distinct = list(dict.fromkeys(content_hashes))
+    cached = store.get_many(distinct, key) if store is not None else {}
+    todo = {h: path for path, h in zip(paths, content_hashes) if h not in cached}
     if todo:
         log.info("embedding %d images with %s (%d from cache)", len(todo), key, len(cached))
-        fresh = embed_images(
-            list(todo.values()), backbone=backbone, image_size=image_size, batch_size=batch_size,
-            flip=flip, device=device, progress=progress,
-        )
+        fresh = embed_images(list(todo.values()), backbone=backbone, image_size=image_size,
+                             batch_size=batch_size, device=device, progress=progress)
         new = dict(zip(todo, fresh))
         if store is not None:
             store.put_many(new, key)
         cached = {**cached, **new}
     dim = get_backbone(backbone).dim
-    vectors = np.stack([cached[h] for h in content_hashes]) if len(content_hashes) else np.zeros((0, dim), np.float32)
-    return Embeddings(vectors.astype(np.float32, copy=False), key, computed=len(todo), reused=len(set(content_hashes)) - len(todo))
+    vectors = np.stack([cached[h] for h in content_hashes]) if content_hashes else np.zeros((0, dim))
+    return Embeddings(vectors.astype(np.float32, copy=False), key, computed=len(todo), reused=len(distinct) - len(todo))

@@ -2,62 +2,108 @@
 
 `out_of_fold_probabilities(features, labels, n_classes=K)` runs stratified K-fold cross-validation
 with a classifier chosen by name from CLASSIFIERS and returns `pred_probs`, shape (N, K), the input
-cleanlab's label-issue finders expect.
+cleanlab's label-issue finders expect. `finetune_out_of_fold` gets the same from K fine-tuned
+networks (core.training).
 """
 from __future__ import annotations
 
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.kernel_approximation import Nystroem
 
 from core.checks.base import ProgressCallback
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FOLDS = 5
-DEFAULT_CLASSIFIER = "logreg"
+#: Components kept before the classifier (fewer when a fold has fewer samples or features).
+LOGREG_COMPONENTS = 256
+KERNEL_COMPONENTS = 100
+#: Landmarks of the Nystroem approximation of the RBF kernel (fewer when a fold has fewer samples).
+KERNEL_LANDMARKS = 1500
+#: Inverse regularisation strengths at REFERENCE_SAMPLES training samples, chosen by out-of-fold
+#: accuracy against the demo's true labels (docs/mislabel.md): strong regularisation keeps the
+#: classifiers from learning the noisy labels. scikit-learn's C multiplies a sum over samples, so
+#: C is scaled by REFERENCE_SAMPLES / n to keep the same penalty per sample on any dataset size.
+LOGREG_C = 0.01
+KERNEL_LOGREG_C = 3.0
+REFERENCE_SAMPLES = 4000
 
 
-def _l2_normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def _scaled_c(c: float, n_samples: int) -> float:
+    return c * REFERENCE_SAMPLES / max(n_samples, 1)
 
 
-def make_logreg(*, seed: int, C: float = 0.5) -> Pipeline:
-    """Multinomial logistic regression on L2-normalised, standardised features."""
+def _components(wanted: int, n_samples: int, n_features: int) -> int:
+    return max(1, min(wanted, n_samples - 1, n_features))
+
+
+def make_logreg(*, n_samples: int, n_features: int, seed: int) -> Pipeline:
+    """Multinomial logistic regression on L2-normalised, standardised, PCA-whitened features."""
     return make_pipeline(
         Normalizer(), StandardScaler(),
-        LogisticRegression(C=C, max_iter=300, random_state=seed),
+        PCA(_components(LOGREG_COMPONENTS, n_samples, n_features), whiten=True, random_state=seed),
+        LogisticRegression(C=_scaled_c(LOGREG_C, n_samples), max_iter=500, random_state=seed),
     )
 
 
-def make_knn(*, seed: int, k: int = 15) -> Pipeline:
-    """Distance-weighted k nearest neighbours under cosine similarity."""
-    del seed  # deterministic
-    return make_pipeline(Normalizer(), KNeighborsClassifier(n_neighbors=k, weights="distance"))
+class UnitTotalVariance(BaseEstimator, TransformerMixin):
+    """Scale all features by one factor so that their variances sum to 1 (an RBF kernel with gamma 1
+    then has the width scikit-learn's SVC calls gamma="scale")."""
+
+    def fit(self, features: np.ndarray, y=None) -> "UnitTotalVariance":
+        total = float(np.var(features, axis=0).sum())
+        self.scale_ = 1.0 / np.sqrt(total) if total > 0 else 1.0
+        return self
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return features * self.scale_
 
 
-#: name -> factory(seed=...) of an unfitted sklearn classifier with predict_proba
-CLASSIFIERS: dict[str, Callable[..., object]] = {
+def make_kernel_logreg(*, n_samples: int, n_features: int, seed: int) -> Pipeline:
+    """Logistic regression on a Nystroem approximation of an RBF kernel over standardised, PCA-reduced
+    features: an RBF-SVM's boundaries with calibrated multinomial probabilities and no inner CV."""
+    return make_pipeline(
+        StandardScaler(),
+        PCA(_components(KERNEL_COMPONENTS, n_samples, n_features), random_state=seed),
+        UnitTotalVariance(),
+        Nystroem(gamma=1.0, n_components=min(KERNEL_LANDMARKS, n_samples), random_state=seed),
+        LogisticRegression(C=_scaled_c(KERNEL_LOGREG_C, n_samples), max_iter=1000, random_state=seed),
+    )
+
+
+#: name -> factory(n_samples=, n_features=, seed=) of an unfitted sklearn classifier with predict_proba
+CLASSIFIERS: dict[str, Callable[..., Pipeline]] = {
     "logreg": make_logreg,
-    "knn": make_knn,
+    "kernel_logreg": make_kernel_logreg,
 }
+
+
+def get_classifier(name: str, *, n_samples: int, n_features: int, seed: int = 0) -> Pipeline:
+    """An unfitted classifier called `name` for a training set of that shape; ValueError listing the valid names."""
+    if name not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {name!r}; classifiers are: {', '.join(sorted(CLASSIFIERS))}")
+    return CLASSIFIERS[name](n_samples=n_samples, n_features=n_features, seed=seed)
 
 
 @dataclass
 class OutOfFold:
-    """pred_probs: float (N, K), rows sum to 1, column k = probability of class k; assessed: bool (N,),
-    False for samples whose class has a single sample (they cannot be held out and still be learnt; their
-    rows are the classifier's in-sample predictions); fold_accuracy: accuracy of each fold's held-out
-    predictions against the given labels; folds: the number of folds used."""
+    """pred_probs: float (N, K), rows sum to 1, column k = probability of class k. assessed: bool (N,),
+    False for samples of a class with a single sample: no fold can hold it out and still learn its class,
+    so its row comes from a classifier that never saw that class, and its label cannot be judged.
+    fold_accuracy: per fold, the accuracy of the held-out predictions against the given labels."""
 
     pred_probs: np.ndarray
     assessed: np.ndarray
@@ -67,33 +113,52 @@ class OutOfFold:
 
     @property
     def accuracy(self) -> float:
-        """Accuracy of all out-of-fold predictions against the given labels."""
+        """Accuracy of the assessed samples' out-of-fold predictions against their given labels."""
         return float(np.mean(self.fold_accuracy)) if self.fold_accuracy else float("nan")
 
 
-def get_classifier(name: str, *, seed: int = 0):
-    """An unfitted classifier called `name`; ValueError listing the valid names otherwise."""
-    if name not in CLASSIFIERS:
-        raise ValueError(f"unknown classifier {name!r}; classifiers are: {', '.join(sorted(CLASSIFIERS))}")
-    return CLASSIFIERS[name](seed=seed)
-
-
-def _predict_full(model, features: np.ndarray, n_classes: int) -> np.ndarray:
-    """model.predict_proba as (n, n_classes): columns of classes the model never saw are 0."""
+def _predict_all_classes(model: Pipeline, features: np.ndarray, n_classes: int) -> np.ndarray:
+    """model.predict_proba as float64 (n, n_classes), rows summing to 1: classes the model never saw get 0."""
     probs = np.zeros((len(features), n_classes))
     probs[:, model.classes_] = model.predict_proba(features)
-    return probs
+    return probs / probs.sum(axis=1, keepdims=True)
 
 
-def make_pca_logreg(*, seed: int, components: int = 256, C: float = 0.01) -> Pipeline:
-    """Logistic regression on PCA-whitened, L2-normalised features (fast on 1,280-d embeddings)."""
-    return make_pipeline(
-        Normalizer(), StandardScaler(), PCA(components, whiten=True, random_state=seed),
-        LogisticRegression(C=C, max_iter=300, random_state=seed),
-    )
+def _validate(features: np.ndarray, labels: np.ndarray, n_classes: int, folds: int) -> None:
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ValueError(f"features must be (N, D) with N = len(labels) = {len(labels)}, got {features.shape}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be in [0, {n_classes}), got {labels.min()}..{labels.max()}")
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    counts = np.bincount(labels, minlength=n_classes)
+    if (counts >= 2).sum() < 2:
+        raise ValueError("cross-validation needs at least two classes with two or more samples each")
 
 
-CLASSIFIERS["pca_logreg"] = make_pca_logreg
+def plan_folds(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, np.ndarray, list[str]]:
+    """How to split: the number of folds, which samples can be assessed, and notes on any fallback.
+
+    A class with fewer samples than folds is spread over as many folds as it has samples (each
+    fold's training part still has the rest of it); the number of folds drops to the largest class
+    size when every class is smaller than `folds`. Samples alone in their class are not assessed.
+    """
+    counts = np.bincount(labels, minlength=n_classes)
+    notes = []
+    usable = int(min(folds, counts.max()))
+    if usable < folds:
+        notes.append(f"every class has fewer than {folds} samples: {usable} folds")
+    small = [int(k) for k in np.flatnonzero((counts > 1) & (counts < usable))]
+    if small:
+        notes.append(f"{len(small)} classes have fewer samples than folds; each of their samples is held out "
+                     "once and the rest of the class stays in training")
+    alone = np.flatnonzero(counts == 1)
+    if alone.size:
+        notes.append(f"{alone.size} classes have a single sample, whose label cannot be judged (not assessed)")
+    empty = int((counts == 0).sum())
+    if empty:
+        notes.append(f"{empty} classes have no samples: their probability is 0")
+    return usable, ~np.isin(labels, alone), notes
 
 
 def out_of_fold_probabilities(
@@ -102,47 +167,87 @@ def out_of_fold_probabilities(
     *,
     n_classes: int,
     folds: int = DEFAULT_FOLDS,
-    classifier: str = DEFAULT_CLASSIFIER,
+    classifier: str = "logreg",
     seed: int = 0,
     exclude_from_training: Optional[np.ndarray] = None,
     progress: Optional[ProgressCallback] = None,
 ) -> OutOfFold:
     """Stratified K-fold out-of-fold predicted probabilities.
 
-    features: float (N, D); labels: int (N,) in [0, n_classes). exclude_from_training:
-    bool (N,), samples never used to fit a fold's classifier (they are still predicted),
-    e.g. suspected label errors of an earlier round. Classes with fewer members than
-    `folds` lower the number of folds (at least 2); a class with a single member is
-    predicted by a classifier fitted on everything (marked not assessed).
+    features: float (N, D); labels: int (N,) in [0, n_classes). exclude_from_training: bool (N,),
+    samples never used to fit a classifier (they are still predicted), e.g. suspected label errors
+    of an earlier round. Small classes: see `plan_folds`. Seeded: the same inputs give the same output.
     """
-    n = len(labels)
-    exclude = np.zeros(n, bool) if exclude_from_training is None else np.asarray(exclude_from_training, bool)
-    counts = np.bincount(labels, minlength=n_classes)
-    present = counts[counts > 0]
-    notes = []
-    usable_folds = int(min(folds, max(2, present[present > 1].min() if (present > 1).any() else 2)))
-    if usable_folds < folds:
-        notes.append(f"smallest class has {int(present[present > 1].min())} samples: {usable_folds} folds instead of {folds}")
-    singletons = np.isin(labels, np.flatnonzero(counts == 1))
-    assessed = ~singletons
-    pred_probs = np.zeros((n, n_classes))
+    labels = np.asarray(labels, dtype=np.int64)
+    features = np.asarray(features, dtype=np.float32)
+    _validate(features, labels, n_classes, folds)
+    report = progress or (lambda fraction, message: None)
+    exclude = np.zeros(len(labels), bool) if exclude_from_training is None else np.asarray(exclude_from_training, bool)
+    usable, assessed, notes = plan_folds(labels, n_classes, folds)
+    pred_probs = np.zeros((len(labels), n_classes))
     fold_accuracy = []
-    index = np.flatnonzero(assessed)
-    splitter = StratifiedKFold(usable_folds, shuffle=True, random_state=seed)
+    splitter = StratifiedKFold(usable, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence warnings on tiny folds
-        for fold, (train, test) in enumerate(splitter.split(features[index], labels[index])):
-            train, test = index[train], index[test]
+        # the small-class split is planned above; tiny folds may stop before convergence
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
             train = train[~exclude[train]]
-            model = get_classifier(classifier, seed=seed)
+            model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1], seed=seed)
             model.fit(features[train], labels[train])
-            pred_probs[test] = _predict_full(model, features[test], n_classes)
-            fold_accuracy.append(float((pred_probs[test].argmax(1) == labels[test]).mean()))
-            if progress:
-                progress((fold + 1) / usable_folds, f"fold {fold + 1}/{usable_folds}")
-        if singletons.any():
-            model = get_classifier(classifier, seed=seed)
-            model.fit(features[~exclude], labels[~exclude])
-            pred_probs[singletons] = _predict_full(model, features[singletons], n_classes)
-            notes.append(f"{int(singletons.sum())} samples are alone in their class and were not held out")
-    return OutOfFold(pred_probs, assessed, fold_accuracy, usable_folds, notes)
+            pred_probs[held_out] = _predict_all_classes(model, features[held_out], n_classes)
+            judged = held_out[assessed[held_out]]
+            if judged.size:
+                fold_accuracy.append(float((pred_probs[judged].argmax(1) == labels[judged]).mean()))
+            report((fold + 1) / usable, f"fold {fold + 1}/{usable}")
+    return OutOfFold(pred_probs, assessed, fold_accuracy, usable, notes)
+
+
+def finetune_out_of_fold(
+    root: str | Path,
+    paths: Sequence[str],
+    content_hashes: Sequence[str],
+    labels: np.ndarray,
+    *,
+    classes: Sequence[str],
+    backbone: str = "mobilenet_v2",
+    pretrained: bool = True,
+    folds: int = DEFAULT_FOLDS,
+    epochs: int = 3,
+    image_size: int = 112,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str = "auto",
+    cache_dir: str | Path,
+    progress: Optional[ProgressCallback] = None,
+) -> OutOfFold:
+    """Out-of-fold probabilities from K networks fine-tuned on the images (core.training), (N, K).
+
+    paths are relative to `root`; labels index `classes`. Slow on a CPU: a few epochs at a small
+    image size. `pretrained` False trains from scratch (no weights file needed). Images that no
+    longer decode raise ValueError.
+    """
+    from core.train_config import TrainConfig  # torch and torchvision load only when fine-tuning
+    from core.train_data import load_images
+    from core.training import RunSamples, out_of_fold_pred_probs, pick_device as pick_training_device
+
+    labels = np.asarray(labels, dtype=np.int64)
+    _validate(np.zeros((len(labels), 1)), labels, len(classes), folds)
+    usable, assessed, notes = plan_folds(labels, len(classes), folds)
+    report = progress or (lambda fraction, message: None)
+    config = TrainConfig(backbone=backbone, pretrained=pretrained, image_size=image_size, epochs=epochs,
+                         batch_size=batch_size, folds=usable, seed=seed, device=device, balance="none")
+    config.validate()
+    decoded = load_images(root, list(paths), list(content_hashes), size=image_size, cache_dir=cache_dir,
+                          progress=lambda f, m: report(0.1 * f, m))
+    if decoded.failed:
+        position, reason = next(iter(decoded.failed.items()))
+        raise ValueError(f"{len(decoded.failed)} images could not be decoded (e.g. {paths[position]}: {reason})")
+    everything = np.arange(len(labels))
+    samples = RunSamples(classes=list(classes), sample_ids=everything, paths=list(paths),
+                         content_hashes=list(content_hashes), labels=labels, train_index=everything,
+                         val_index=np.zeros(0, dtype=np.int64))
+    pred_probs = out_of_fold_pred_probs(config, samples, decoded.pixels, device=pick_training_device(device),
+                                        progress=report, progress_span=(0.1, 1.0)).astype(np.float64)
+    correct = pred_probs[assessed].argmax(1) == labels[assessed]
+    return OutOfFold(pred_probs, assessed, [float(correct.mean())] if correct.size else [], usable, notes)

@@ -65,6 +65,30 @@ def class_price_stats(log_price: np.ndarray, labels: np.ndarray, classes: list[s
     return ClassPriceStats(list(classes), median, scale, count)
 
 
+def price_likelihood(log_price: np.ndarray, stats: ClassPriceStats, *, stray_share: float) -> np.ndarray:
+    """How well each price fits each class: a density of log price per class, shape (N, K), up to a
+    factor common to the row.
+
+    Each class is log-normal (its robust median and scale) mixed with a flat density over the
+    observed range of log prices, weight `stray_share`, so a typo'd price (x100) fits no class and
+    says nothing about the label instead of pointing at whichever class is least far. A row without
+    a usable price is all ones; a class without statistics gets the row's mean over the known classes.
+    """
+    known = np.isfinite(stats.median)
+    likelihood = np.ones((len(log_price), len(stats.classes)))
+    priced = np.isfinite(log_price)
+    if not known.any() or not priced.any():
+        return likelihood
+    low, high = np.min(log_price[priced]), np.max(log_price[priced])
+    flat = 1.0 / max(high - low, 1.0)
+    z = stats.z_scores(log_price[priced])[:, known]
+    normal = np.exp(-0.5 * np.square(z)) / (np.sqrt(2 * np.pi) * stats.scale[known])
+    fits = (1 - stray_share) * normal + stray_share * flat
+    likelihood[np.ix_(priced, known)] = fits
+    likelihood[np.ix_(priced, ~known)] = fits.mean(axis=1, keepdims=True)
+    return likelihood
+
+
 def price_score(z: np.ndarray, outlier_z: float) -> np.ndarray:
     """2 ** -(z / outlier_z)^2: 1 at the class median, 0.5 at the outlier threshold, towards 0 beyond; 1 for NaN."""
     return np.where(np.isnan(z), 1.0, np.exp2(-np.square(np.nan_to_num(z) / outlier_z)))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.checks.base import AuditContext, CheckResult
-from core.checks.price import PriceCheck, class_price_stats, valid_log_prices
+from core.checks.price import PriceCheck, class_price_stats, price_likelihood, valid_log_prices
 
 MEDIANS = {"coat": 90.0, "shirt": 25.0, "t-shirt": 15.0}
 PER_CLASS = 60
@@ -121,3 +121,27 @@ def test_a_class_with_most_prices_suspected_falls_back_to_all_its_prices():
     result = PriceCheck().find_issues(context_of(samples, earlier={"mislabel": CheckResult("mislabel", mislabel, {})}))
     assert result.summary["classes"]["coat"]["prices"] == PER_CLASS + 1
     assert result.issues.at[typo, "is_price_issue"]
+
+
+def test_price_likelihood_favours_the_class_a_price_fits_and_ignores_typos():
+    samples = listings()
+    classes = sorted(MEDIANS)
+    labels = samples["label"].map({name: k for k, name in enumerate(classes)}).to_numpy()
+    stats = class_price_stats(valid_log_prices(samples["price"]), labels, classes, min_count=8, min_scale=0.05)
+    prices = pd.Series([90.0, 15.0, 9000.0, np.nan, -3.0])
+    fit = price_likelihood(valid_log_prices(prices), stats, stray_share=0.05)
+    assert fit.shape == (5, 3)
+    assert classes[int(np.argmax(fit[0]))] == "coat"
+    assert classes[int(np.argmax(fit[1]))] == "t-shirt"
+    assert fit[0].max() / fit[0].min() > 100
+    assert fit[2].max() / fit[2].min() == pytest.approx(1.0, abs=1e-3)  # a typo (x100) fits no class
+    assert (fit[3:] == 1.0).all()  # no usable price: no evidence
+
+
+def test_price_likelihood_gives_a_class_without_prices_the_mean_fit():
+    samples = listings()
+    classes = sorted(MEDIANS) + ["scarf"]
+    labels = samples["label"].map({name: k for k, name in enumerate(classes)}).to_numpy()
+    stats = class_price_stats(valid_log_prices(samples["price"]), labels, classes, min_count=8, min_scale=0.05)
+    fit = price_likelihood(np.log([25.0]), stats, stray_share=0.05)
+    assert fit[0, 3] == pytest.approx(fit[0, :3].mean())

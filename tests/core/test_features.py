@@ -1,0 +1,141 @@
+"""Backbones, object crops and cached embeddings, on small real image files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from core.features import (
+    BACKBONES,
+    MissingWeightsError,
+    UnreadableImageError,
+    cache_key,
+    check_weights,
+    crop_to_object,
+    embed_cached,
+    embed_images,
+    get_backbone,
+    hog,
+    object_box,
+    weights_path,
+)
+from db.embeddings import DbEmbeddingStore
+from tests.conftest import make_image
+
+
+def item_photo(path, *, box, size=64, colour=(40, 40, 120), background=(235, 235, 235), shape="rectangle"):
+    """A dark item drawn at `box` (left, top, right, bottom) on a plain light background, saved to `path`."""
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    (draw.ellipse if shape == "ellipse" else draw.rectangle)(box, fill=colour)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+@pytest.fixture
+def empty_torch_home(tmp_path, monkeypatch):
+    """TORCH_HOME pointing at an empty folder: no pretrained weights are installed."""
+    home = tmp_path / "torch-home"
+    home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
+def test_backbones_are_looked_up_by_name_and_unknown_names_list_the_valid_ones():
+    assert get_backbone("mobilenet_v2").pretrained
+    assert not get_backbone("pixels").pretrained
+    assert get_backbone("mobilenet_v2").dim == 96 * 4 + 160 * 4 + 1280
+    with pytest.raises(ValueError, match="unknown backbone 'vgg'; backbones are: efficientnet_b0, mobilenet_v2"):
+        get_backbone("vgg")
+
+
+def test_weights_are_looked_for_in_torch_home(empty_torch_home):
+    assert weights_path(BACKBONES["mobilenet_v2"]) == empty_torch_home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+
+
+def test_missing_weights_raise_a_clear_error_and_never_download(tmp_path, empty_torch_home):
+    path = item_photo(tmp_path / "a.png", box=(10, 10, 40, 40))
+    with pytest.raises(MissingWeightsError) as caught:
+        embed_images([path], backbone="mobilenet_v2", image_size=32)
+    message = str(caught.value)
+    assert "make setup" in message and "mobilenet_v2-b0353104.pth" in message and str(empty_torch_home) in message
+    assert "'pixels'" in message and "pretrained false" in message
+    assert isinstance(caught.value, RuntimeError)
+    assert not any(empty_torch_home.rglob("*.pth")), "nothing may be downloaded"
+
+
+def test_backbones_without_installed_weights_fail_clearly(empty_torch_home):
+    for name in ("resnet18", "resnet50", "efficientnet_b0"):
+        with pytest.raises(MissingWeightsError, match=f"backbone '{name}' are not installed"):
+            check_weights(get_backbone(name))
+
+
+def test_the_pixels_backbone_needs_no_weights(tmp_path, empty_torch_home):
+    paths = [item_photo(tmp_path / f"{i}.png", box=(5 + i, 8, 30 + i, 50)) for i in range(3)]
+    vectors = embed_images(paths, backbone="pixels")
+    assert vectors.shape == (3, get_backbone("pixels").dim) and vectors.dtype == np.float32
+    assert np.isfinite(vectors).all()
+
+
+def test_pretrained_embeddings_have_the_backbone_dimension(tmp_path):
+    paths = [item_photo(tmp_path / f"{i}.png", box=(5, 5, 30 + 5 * i, 50)) for i in range(3)]
+    vectors = embed_images(paths, backbone="mobilenet_v2", image_size=32, device="cpu")
+    assert vectors.shape == (3, get_backbone("mobilenet_v2").dim) and vectors.dtype == np.float32
+    assert not np.allclose(vectors[0], vectors[2])
+
+
+def test_the_object_crop_centres_the_item_whatever_its_place_in_the_photo(tmp_path):
+    left = Image.open(item_photo(tmp_path / "left.png", box=(2, 20, 21, 39))).convert("RGB")
+    right = Image.open(item_photo(tmp_path / "right.png", box=(40, 2, 59, 21))).convert("RGB")
+    crop_left, background = crop_to_object(left, 32)
+    crop_right, _ = crop_to_object(right, 32)
+    np.testing.assert_allclose(background, [235, 235, 235])
+    np.testing.assert_allclose(np.asarray(crop_left, float), np.asarray(crop_right, float), atol=2)
+    centre = np.asarray(crop_left)[16, 16]
+    corner = np.asarray(crop_left)[0, 0]
+    assert centre.tolist() == [40, 40, 120] and corner.tolist() == [235, 235, 235]
+
+
+def test_a_busy_background_keeps_the_whole_image():
+    noise = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    (left, top, right, bottom), _ = object_box(noise)
+    assert right - left == pytest.approx(60 * 1.1) and bottom - top == pytest.approx(60 * 1.1)
+
+
+def test_hog_of_a_vertical_edge_votes_for_horizontal_gradients():
+    images = np.zeros((1, 8, 8), np.float32)
+    images[:, :, 4:] = 1.0
+    features = hog(images)
+    assert features.shape == (1, 1 * 1 * 4 * 9)
+    block = features[0, :9]
+    assert block.argmax() == 0  # gradient along x: orientation bin 0
+
+
+def test_cache_keys_name_everything_that_changes_the_vectors():
+    assert cache_key("mobilenet_v2", image_size=112) == "mobilenet_v2@112/crop1"
+    assert cache_key("pixels", image_size=224) == "pixels@28/crop1"
+
+
+def test_a_second_embedding_of_the_same_files_computes_nothing(tmp_path, factory):
+    paths = [item_photo(tmp_path / f"{i}.png", box=(4 * i, 4, 30 + 4 * i, 40)) for i in range(4)]
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(paths[0].read_bytes())
+    hashes = ["h0", "h1", "h2", "h3", "h0"]  # the copy has its original's content hash
+    store = DbEmbeddingStore(factory)
+    first = embed_cached([*paths, copy], hashes, store=store, backbone="pixels")
+    assert (first.computed, first.reused) == (4, 0)  # the copy is embedded once
+    for path in [*paths, copy]:
+        path.unlink()  # nothing can be decoded any more
+    second = embed_cached([*paths, copy], hashes, store=store, backbone="pixels")
+    assert (second.computed, second.reused) == (0, 4)
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    np.testing.assert_array_equal(second.vectors[0], second.vectors[4])
+
+
+def test_files_that_no_longer_decode_are_named(tmp_path):
+    good = item_photo(tmp_path / "good.png", box=(5, 5, 30, 30))
+    bad = make_image(tmp_path / "bad.png")
+    bad.write_bytes(b"not an image any more")
+    with pytest.raises(UnreadableImageError, match="bad.png"):
+        embed_images([good, bad], backbone="pixels")
