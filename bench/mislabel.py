@@ -4,7 +4,8 @@ Scans the demo into a benchmark database (kept with --db, so embeddings are cach
 runs), runs the mislabel check as shipped and prints precision, recall, F1 and AUROC of the
 mislabel score against the planted mislabels, with time and peak memory. --study adds the
 research tables behind the choices in docs/mislabel.md: each ensemble member alone, one
-round against two, and every cleanlab filter and ranking method on the same probabilities.
+round against two with and without price evidence, and every cleanlab filter and ranking
+method on the shipped probabilities.
 
     .venv/bin/python -m cli.main demo --out /tmp/demo-mis --seed 1
     .venv/bin/python bench/mislabel.py /tmp/demo-mis --db /tmp/bench-mislabel.db [--study]
@@ -29,7 +30,7 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from core.checks.base import AuditContext  # noqa: E402
 from core.checks.mislabel import (  # noqa: E402
-    MislabelCheck, MislabelOptions, audited_samples, out_of_fold, resolve_options,
+    FILTER_BY, RANKING_METHOD, MislabelCheck, MislabelOptions, audited_samples, out_of_fold, resolve_options,
 )
 from core.features import embed_cached, get_backbone  # noqa: E402
 from core.oof import out_of_fold_probabilities  # noqa: E402
@@ -104,17 +105,18 @@ def study(context: AuditContext, truth_of: pd.Series) -> list[dict]:
         lines.append(_probabilities_line(f"{name} + {spec.classifier} alone, 1 round", truth, labels,
                                          oof.pred_probs, seconds))
     final = None
-    for rounds in (1, 2):
+    for rounds, use_price in ((1, False), (1, True), (2, False), (2, True)):
         started = time.perf_counter()
-        made = out_of_fold(context, samples, labels, dataclasses.replace(options, rounds=rounds))
+        made = out_of_fold(context, samples, labels, dataclasses.replace(options, rounds=rounds, use_price=use_price))
         seconds = time.perf_counter() - started
-        lines.append(_probabilities_line(f"ensemble, {rounds} round(s)", truth, labels, made.oof.pred_probs, seconds))
+        name = f"ensemble, {rounds} round(s), {'with' if use_price else 'without'} price"
+        lines.append(_probabilities_line(name, truth, labels, made.oof.pred_probs, seconds))
         final = made.oof.pred_probs
     for filter_by in FILTERS:
         issues = find_label_issues(labels, final, filter_by=filter_by)
-        quality = get_label_quality_scores(labels, final, method="self_confidence")
+        quality = get_label_quality_scores(labels, final, method=RANKING_METHOD)
         lines.append(scores_line(f"filter_by={filter_by}", truth, issues, quality))
-    issues = find_label_issues(labels, final, filter_by="prune_by_noise_rate")
+    issues = find_label_issues(labels, final, filter_by=FILTER_BY)
     for method in RANKINGS:
         quality = get_label_quality_scores(labels, final, method=method)
         lines.append(scores_line(f"ranking={method}", truth, issues, quality))
@@ -123,8 +125,8 @@ def study(context: AuditContext, truth_of: pd.Series) -> list[dict]:
 
 def _probabilities_line(name: str, truth: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray,
                         seconds: float) -> dict:
-    issues = find_label_issues(labels, pred_probs, filter_by="prune_by_noise_rate")
-    quality = get_label_quality_scores(labels, pred_probs, method="self_confidence")
+    issues = find_label_issues(labels, pred_probs, filter_by=FILTER_BY)
+    quality = get_label_quality_scores(labels, pred_probs, method=RANKING_METHOD)
     line = scores_line(name, truth, issues, quality, seconds)
     line["accuracy_vs_given"] = round(float((pred_probs.argmax(1) == labels).mean()), 3)
     return line

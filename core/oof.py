@@ -161,6 +161,13 @@ def plan_folds(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, np.
     return usable, ~np.isin(labels, alone), notes
 
 
+def _training_rows(train: np.ndarray, exclude: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A fold's training rows without the excluded ones, or all of them when leaving those out would
+    leave fewer than two classes to learn."""
+    kept = train[~exclude[train]]
+    return kept if len(np.unique(labels[kept])) >= 2 else train
+
+
 def out_of_fold_probabilities(
     features: np.ndarray,
     labels: np.ndarray,
@@ -192,7 +199,7 @@ def out_of_fold_probabilities(
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
-            train = train[~exclude[train]]
+            train = _training_rows(train, exclude, labels)
             model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1], seed=seed)
             model.fit(features[train], labels[train])
             pred_probs[held_out] = _predict_all_classes(model, features[held_out], n_classes)

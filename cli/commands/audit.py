@@ -28,6 +28,9 @@ def register(subparsers) -> None:
                         help=f"comma-separated checks to run (default: all: {checks})")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds of the mislabel check")
     parser.add_argument("--backbone", default=None, help="image backbone of the mislabel check")
+    parser.add_argument("--no-price-evidence", action="store_true",
+                        help="judge labels by the photos alone (by default a price that fits another class "
+                             "counts as mislabel evidence)")
     add_format_option(parser)
     parser.set_defaults(func=run)
 
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--folds must be at least 2")
     checks = args.checks.split(",") if args.checks else None
     try:
-        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone)
+        options = {"mislabel": {"use_price": False}} if args.no_price_evidence else None
+        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone, options=options)
     except AuditError as error:
         raise CliError(str(error)) from error
     factory = open_db(args)

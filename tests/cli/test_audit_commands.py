@@ -104,3 +104,12 @@ def test_the_default_audit_runs_every_check_including_mislabels(capsys, shop, db
     assert result["checks"]["mislabel"]["backbone"].startswith("pixels") and result["checks"]["mislabel"]["folds"] == 2
     rows = list(csv.DictReader(io.StringIO(run(capsys, "flags", shop, "--db", db_path)[1])))
     assert {row["kind"] for row in rows} >= {"broken", "duplicate", "price"}
+
+
+def test_price_evidence_is_on_by_default_and_can_be_switched_off(capsys, shop, db_path):
+    common = ("audit", shop, "--db", db_path, "--checks", "mislabel", "--backbone", "pixels", "--folds", "2",
+              "--format", "json")
+    default = json.loads(run(capsys, *common)[1])
+    photos_only = json.loads(run(capsys, *common, "--no-price-evidence")[1])
+    assert default["checks"]["mislabel"]["price_evidence"] is True
+    assert photos_only["checks"]["mislabel"]["price_evidence"] is False

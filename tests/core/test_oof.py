@@ -79,3 +79,14 @@ def test_invalid_inputs_are_refused_with_a_reason():
         out_of_fold_probabilities(features, labels, n_classes=2, folds=1)
     with pytest.raises(ValueError, match="labels must be in"):
         out_of_fold_probabilities(features, labels + 1, n_classes=2)
+
+
+def test_a_fold_keeps_its_excluded_rows_when_leaving_them_out_would_leave_one_class():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 10)
+    features = rng.normal(size=(20, 4)) + labels[:, None]
+    exclude = labels == 1  # every sample of class 1 suspected
+    oof = out_of_fold_probabilities(features, labels, n_classes=2, folds=2, exclude_from_training=exclude)
+    assert oof.pred_probs.shape == (20, 2)
+    assert np.allclose(oof.pred_probs.sum(axis=1), 1.0)
+    assert (oof.pred_probs[:, 1] > 0).all()
