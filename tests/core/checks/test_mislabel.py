@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.checks.mislabel import MislabelCheck
+from core.checks.mislabel import MislabelCheck, resolve_options
 from core.features import MissingWeightsError
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
@@ -134,3 +134,26 @@ def test_price_evidence_can_be_switched_off(tmp_path, scanned_context):
     result = MislabelCheck(use_price=False).find_issues(context)
     assert result.summary["price_evidence"] is False
     assert result.issues.at[context.samples.index[0], "evidence"]["given_probability"] == pytest.approx(0.49, abs=0.01)
+
+
+def test_finetuned_networks_from_scratch_need_no_weights(tmp_path, scanned_context, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}), params={})
+    check = MislabelCheck(source="finetune", pretrained=False, epochs=1, image_size=32, folds=2,
+                          device="cpu", cache_dir=str(tmp_path / "cache"))
+    result = check.find_issues(context)
+    assert result.summary["source"] == "finetune"
+    assert "from scratch" in result.summary["backbone"]
+    assert len(result.issues) == len(context.samples)
+    assert result.issues["mislabel_score"].between(0, 1).all()
+    top3 = result.issues.iloc[0]["evidence"]["top3"]
+    assert sum(entry["probability"] for entry in top3) == pytest.approx(1.0, abs=0.01)
+
+
+def test_unknown_options_and_sources_are_refused():
+    with pytest.raises(ValueError, match="unknown mislabel options: colour"):
+        MislabelCheck(colour="red")
+    with pytest.raises(ValueError, match="sources are: embeddings, finetune, run"):
+        resolve_options({}, {"source": "guess"})
+    with pytest.raises(ValueError, match="folds must be at least 2"):
+        resolve_options({"folds": 1}, {})
