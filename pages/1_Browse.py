@@ -19,7 +19,7 @@ from db.browse import (
     count_samples, dataset_version, price_bounds, sample_detail,
 )
 from ui.common import (
-    DatasetRef, db_path, factory_for, log_scale_stops, reviewer_name, selected_dataset, session_factory,
+    DatasetRef, db_path, factory_for, log_scale_stops, open_page, reviewer_name, session_factory,
 )
 from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
 
@@ -238,12 +238,9 @@ def render_detail(sample_id: int) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Browse · listing-audit", layout="wide")
-    dataset = selected_dataset()
+    dataset = open_page("Browse")
     reviewer_name()
-    st.title("Browse")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page first.")
         return
     forget_state_of_other_dataset(dataset.id)
     database, version = str(db_path()), current_version(dataset.id)

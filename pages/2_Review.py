@@ -18,7 +18,7 @@ from db.review import (
     duplicate_members, queue_count, queue_page, queue_rank, queue_summary,
 )
 from db.corrections import Decision
-from ui.common import DatasetRef, db_path, factory_for, reviewer_name, selected_dataset, session_factory
+from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, member_states, move, notify, render_broken,
@@ -289,12 +289,9 @@ def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mi
 
 
 def main() -> None:
-    st.set_page_config(page_title="Review · listing-audit", layout="wide")
-    dataset = selected_dataset()
+    dataset = open_page("Review")
     reviewer = reviewer_name()
-    st.title("Review")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page.")
         return
     forget_state_of_other_dataset(dataset.id)
     version = current_version(dataset.id)

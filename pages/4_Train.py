@@ -14,7 +14,7 @@ import streamlit as st
 from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
 from db.runs import TRAIN_KIND, requeue_run, run_epochs, runs_frame
 from jobs.runner import ACTIVE, create_job, reap_dead_jobs, spawn_job
-from ui.common import DatasetRef, db_path, job_status_panel, selected_dataset, session_factory
+from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
 from ui.train_charts import curves_figure
 
 RUN_KEY = "train_run_id"
@@ -170,11 +170,8 @@ def show_feedback() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Train · listing-audit", layout="wide")
-    dataset = selected_dataset()
-    st.title("Train")
+    dataset = open_page("Train")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page first.")
         return
     st.caption("Fine-tunes a classifier on the current labels: corrections applied, deleted and unreadable images "
                "left out. Runs train one at a time; a new run waits in the queue while another trains.")

@@ -17,7 +17,7 @@ import streamlit as st
 from core.metrics import cell_members, compare_reports, report_table
 from db.runs import get_run, run_config, run_epochs, run_result, runs_frame, sample_files
 from jobs.runner import reap_dead_jobs
-from ui.common import DatasetRef, db_path, factory_for, selected_dataset, session_factory
+from ui.common import DatasetRef, db_path, factory_for, open_page, session_factory
 from ui.thumbnails import thumbnail
 from ui.train_charts import confusion_figure, curves_figure
 
@@ -225,11 +225,8 @@ def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Metrics · listing-audit", layout="wide")
-    dataset = selected_dataset()
-    st.title("Metrics")
+    dataset = open_page("Metrics")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page first.")
         return
     runs = finished_runs(dataset.id)
     if runs.empty:

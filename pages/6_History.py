@@ -15,7 +15,7 @@ import streamlit as st
 from db.corrections import DecisionError, import_corrections_csv, undo_decision, write_corrections_csv
 from db.queries import dataset_classes
 from db.review import HistoryFilter, data_version, history_count, history_frame, history_reviewers
-from ui.common import db_path, factory_for, reviewer_name, selected_dataset, session_factory
+from ui.common import db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import notify, render_notice
 
 PER_PAGE = 50
@@ -131,12 +131,9 @@ def render_transfer(database: str, dataset_id: int, dataset_name: str, version: 
 
 
 def main() -> None:
-    st.set_page_config(page_title="History · listing-audit", layout="wide")
-    dataset = selected_dataset()
+    dataset = open_page("History")
     reviewer = reviewer_name()
-    st.title("History")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page.")
         return
     database = str(db_path())
     with session_factory()() as session:

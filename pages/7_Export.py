@@ -17,7 +17,7 @@ from db.review import data_version
 from jobs.export import plan_dataset_export
 from jobs.runner import ACTIVE, create_job, job_result, latest_job, spawn_job
 from db.models import Job
-from ui.common import DatasetRef, db_path, factory_for, job_status_panel, reviewer_name, selected_dataset, session_factory
+from ui.common import DatasetRef, db_path, factory_for, job_status_panel, open_page, reviewer_name, session_factory
 from ui.review_widgets import notify, render_notice
 
 CACHE_TTL_S = 600
@@ -103,12 +103,9 @@ def render_last_export(dataset: DatasetRef) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Export · listing-audit", layout="wide")
-    dataset = selected_dataset()
+    dataset = open_page("Export")
     reviewer_name()
-    st.title("Export")
     if dataset is None:
-        st.info("No dataset yet: scan a folder on the home page.")
         return
     if st.session_state.get(DATASET_SEEN_KEY) != dataset.id:  # the output folder belongs to one dataset
         st.session_state.pop(OUT_KEY, None)

@@ -114,6 +114,17 @@ def select_dataset(dataset_id: int) -> None:
     st.session_state[DATASET_KEY] = dataset_id
 
 
+def open_page(title: str) -> Optional[DatasetRef]:
+    """Start a page: its browser title and heading, and the sidebar dataset picker. Returns the chosen
+    dataset, or None after telling the user to scan a folder first."""
+    st.set_page_config(page_title=f"{title} · listing-audit", layout="wide")
+    dataset = selected_dataset()
+    st.title(title)
+    if dataset is None:
+        st.info("No dataset yet: scan a folder on the home page first.")
+    return dataset
+
+
 def selected_dataset() -> Optional[DatasetRef]:
     """Render the sidebar dataset picker and return the chosen dataset (None when there is none)."""
     with session_factory()() as session:
