@@ -12,10 +12,11 @@ run: setup
 
 test:
 	scripts/setup.sh --with-browser
-	$(PY) -m pytest
+	LISTING_AUDIT_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 demo: setup
 	$(PY) -m cli.main demo --out "$(DEMO)"
 
 bench: setup
 	$(PY) bench/scan.py
+	$(PY) bench/neardup.py
