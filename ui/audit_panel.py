@@ -49,6 +49,7 @@ def _audit_clicked(dataset_id: int) -> None:
             checks=st.session_state.get("audit_checks") or None,
             folds=int(st.session_state.get("audit_folds", DEFAULT_FOLDS)),
             backbone=st.session_state.get("audit_backbone", BACKBONE_CHOICES[0]),
+            options=None if st.session_state.get("audit_use_price", True) else {"mislabel": {"use_price": False}},
         )
     except AuditError as error:
         st.session_state[FEEDBACK_KEY] = ("error", str(error))
@@ -59,7 +60,7 @@ def _audit_clicked(dataset_id: int) -> None:
 
 
 def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
-    """Checks, folds and backbone, and the button that starts an audit."""
+    """Checks, folds, backbone and price evidence, and the button that starts an audit."""
     checks = available_checks()
     with st.container(border=True):
         st.multiselect("Checks", options=checks, default=checks, key="audit_checks",
@@ -71,6 +72,9 @@ def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
         backbone_column.selectbox("Backbone", options=BACKBONE_CHOICES, key="audit_backbone",
                                   help="Mislabel check: the network whose image embeddings are classified. "
                                        "'pixels' needs no pretrained weights.")
+        st.checkbox("Use prices as mislabel evidence", value=True, key="audit_use_price",
+                    help="Mislabel check: a listing whose price fits another class much better than its own "
+                         "counts against its label. Untick to judge the photos alone.")
         st.button("Start audit", key="audit_start", type="primary", disabled=running,
                   on_click=_audit_clicked, args=(dataset.id,),
                   help="Runs in the background: you can leave this page; progress is kept.")

@@ -1,6 +1,8 @@
 """The home page's audit section (ui.audit_panel) in AppTest, on a real scanned folder and a temporary database."""
 from __future__ import annotations
 
+import json
+
 import time
 
 import pytest
@@ -97,6 +99,7 @@ def test_start_runs_the_audit_in_a_worker_and_shows_the_result(factory, shop):
     assert not app.exception and not app.error
     (job,) = audit_jobs(factory, shop[0])
     assert job.params_json and '"checks": ["broken", "price"]' in job.params_json and '"folds": 3' in job.params_json
+    assert "use_price" not in job.params_json  # prices count as mislabel evidence unless the box is unticked
     deadline = time.monotonic() + 90
     while audit_jobs(factory, shop[0])[0].status not in FINISHED:
         assert time.monotonic() < deadline, "the worker did not finish the audit"
@@ -131,3 +134,17 @@ def test_starting_with_no_check_chosen_says_so(shop):
     app.multiselect(key="audit_checks").set_value([])
     app.button(key="audit_start").click().run()
     assert any("Choose at least one check" in error.value for error in app.error)
+
+
+def test_unticking_prices_audits_the_photos_alone(factory, shop):
+    app = open_section(shop)
+    app.multiselect(key="audit_checks").set_value(["broken"])
+    app.checkbox(key="audit_use_price").uncheck()
+    app.button(key="audit_start").click().run()
+    assert not app.exception and not app.error
+    (job,) = audit_jobs(factory, shop[0])
+    assert json.loads(job.params_json)["options"] == {"mislabel": {"use_price": False}}
+    deadline = time.monotonic() + 90
+    while audit_jobs(factory, shop[0])[0].status not in FINISHED:
+        assert time.monotonic() < deadline, "the worker did not finish the audit"
+        time.sleep(0.25)
