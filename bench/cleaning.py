@@ -74,14 +74,15 @@ def audit_decisions(flags: pd.DataFrame) -> list[Decision]:
 
 
 def decision_quality(decisions: list[Decision], paths: pd.Series, truth: pd.DataFrame) -> dict:
-    """How many relabels named the true class, and how many deletions hit a planted copy or broken file."""
+    """How many relabels named the true class, and how many deletions removed a broken file or one
+    member of a planted duplicate pair (the copy or its original: either may be the one kept)."""
     relabels = [d for d in decisions if d.action == "relabel"]
     right = sum(truth.at[paths[d.sample_id], "true_label"] == d.new_label for d in relabels)
     deletions = [d for d in decisions if d.action == "delete"]
-    planted = sum(bool(truth.at[paths[d.sample_id], "is_duplicate"] or truth.at[paths[d.sample_id], "is_broken"])
-                  for d in deletions)
-    return {"relabels": len(relabels), "relabels_to_true_class": int(right),
-            "deletions": len(deletions), "deletions_of_planted_copies_or_broken": int(planted)}
+    planted = set(truth.index[(truth["is_duplicate"] == 1) | (truth["is_broken"] == 1)])
+    planted |= set(truth["duplicate_of"].dropna())
+    return {"relabels": len(relabels), "relabels_to_true_class": int(right), "deletions": len(deletions),
+            "deletions_of_broken_or_duplicated_files": sum(paths[d.sample_id] in planted for d in deletions)}
 
 
 def scored(result: dict, classes: list[str], paths: pd.Series, truth: pd.DataFrame, shared: set[int]) -> dict:
