@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 
+from typing import Optional
+
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, require_dataset
 from core.audit import available_checks
 from db.flags import class_flag_counts
+from db.runs import get_run, latest_out_of_fold_run, run_result
 from jobs.audit import AuditError, audit_params
 from jobs.runner import create_job, job_result, run_job
 
@@ -28,6 +32,13 @@ def register(subparsers) -> None:
                         help=f"comma-separated checks to run (default: all: {checks})")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds of the mislabel check")
     parser.add_argument("--backbone", default=None, help="image backbone of the mislabel check")
+    parser.add_argument("--mislabel-source", choices=("embeddings", "run"), default="embeddings",
+                        help="where the mislabel check's out-of-fold probabilities come from: cached backbone "
+                             "embeddings and cross-validated classifiers (default), or a K-fold training run "
+                             "(`listing-audit train --folds K`)")
+    parser.add_argument("--run", type=int, default=None, metavar="RUN_ID",
+                        help="with --mislabel-source run: the training run (default: the newest with "
+                             "out-of-fold probabilities)")
     parser.add_argument("--no-price-evidence", action="store_true",
                         help="judge labels by the photos alone (by default a price that fits another class "
                              "counts as mislabel evidence)")
@@ -66,21 +77,51 @@ def _details(name: str, summary: dict) -> str:
     return ""
 
 
+def mislabel_options(session: Session, dataset_id: int, args: argparse.Namespace) -> dict:
+    """The mislabel check's options from the command line; CliError when the chosen run has no
+    out-of-fold probabilities."""
+    options: dict = {"use_price": False} if args.no_price_evidence else {}
+    if args.mislabel_source == "run":
+        options.update(source="run", run_dir=out_of_fold_run_dir(session, dataset_id, args.run))
+    return options
+
+
+def out_of_fold_run_dir(session: Session, dataset_id: int, run_id: Optional[int]) -> str:
+    """The folder of training run `run_id` (None: the newest) holding out-of-fold probabilities."""
+    if run_id is None:
+        folder = latest_out_of_fold_run(session, dataset_id)
+        if folder is None:
+            raise CliError("no finished training run of this dataset has out-of-fold probabilities; "
+                           "train one with `listing-audit train DATASET_DIR --folds 5`")
+        return folder
+    run = get_run(session, run_id)
+    if run is None or run.dataset_id != dataset_id:
+        raise CliError(f"run {run_id} is not a training run of this dataset")
+    result = run_result(run)
+    if not result.get("out_of_fold"):
+        raise CliError(f"run {run_id} has no out-of-fold probabilities (it was not trained with --folds)")
+    return result["out_dir"]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.folds is not None and args.folds < 2:
         raise CliError("--folds must be at least 2")
     checks = args.checks.split(",") if args.checks else None
     try:
-        options = {"mislabel": {"use_price": False}} if args.no_price_evidence else None
-        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone, options=options)
+        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone)
     except AuditError as error:
         raise CliError(str(error)) from error
+    if args.run is not None and args.mislabel_source != "run":
+        raise CliError("--run needs --mislabel-source run")
     factory = open_db(args)
     with factory.begin() as session:
         dataset = require_dataset(session, args.dataset_dir)
         if dataset.scanned_at is None:
             raise CliError(f"{args.dataset_dir} has not been scanned; run `listing-audit scan {args.dataset_dir}` first")
         root = dataset.root
+        mislabel = mislabel_options(session, dataset.id, args)
+        if mislabel:
+            params["options"] = {"mislabel": mislabel}
         job_id = create_job(session, dataset.id, "audit", params).id
     bar = ProgressBar(f"audit {job_id}")
     job = run_job(factory, job_id, echo=bar)

@@ -113,3 +113,20 @@ def test_price_evidence_is_on_by_default_and_can_be_switched_off(capsys, shop, d
     photos_only = json.loads(run(capsys, *common, "--no-price-evidence")[1])
     assert default["checks"]["mislabel"]["price_evidence"] is True
     assert photos_only["checks"]["mislabel"]["price_evidence"] is False
+
+
+def test_mislabels_from_a_k_fold_training_run(capsys, shop, db_path):
+    code, out, err = run(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--mislabel-source", "run")
+    assert code == 2 and "train one with `listing-audit train DATASET_DIR --folds 5`" in err
+    code, out, err = run(capsys, "train", shop, "--db", db_path, "--pretrained", "none", "--image-size", "32",
+                         "--epochs", "1", "--batch-size", "4", "--folds", "2", "--cpu-threads", "1",
+                         "--format", "json")
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+    code, out, err = run(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--mislabel-source", "run",
+                         "--run", run_id, "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)["checks"]["mislabel"]
+    assert summary["source"] == "run" and summary["run_dir"].endswith(str(run_id))
+    code, out, err = run(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--run", run_id)
+    assert code == 2 and "--run needs --mislabel-source run" in err
