@@ -32,10 +32,10 @@ def register(subparsers) -> None:
                         help=f"comma-separated checks to run (default: all: {checks})")
     parser.add_argument("--folds", type=int, default=None, help="cross-validation folds of the mislabel check")
     parser.add_argument("--backbone", default=None, help="image backbone of the mislabel check")
-    parser.add_argument("--mislabel-source", choices=("embeddings", "run"), default="embeddings",
+    parser.add_argument("--mislabel-source", choices=("embeddings", "finetune", "run"), default="embeddings",
                         help="where the mislabel check's out-of-fold probabilities come from: cached backbone "
-                             "embeddings and cross-validated classifiers (default), or a K-fold training run "
-                             "(`listing-audit train --folds K`)")
+                             "embeddings and cross-validated classifiers (default); K networks fine-tuned on the "
+                             "photos (slow without a GPU); or a K-fold training run (`listing-audit train --folds K`)")
     parser.add_argument("--run", type=int, default=None, metavar="RUN_ID",
                         help="with --mislabel-source run: the training run (default: the newest with "
                              "out-of-fold probabilities)")
@@ -83,6 +83,8 @@ def mislabel_options(session: Session, dataset_id: int, args: argparse.Namespace
     options: dict = {"use_price": False} if args.no_price_evidence else {}
     if args.mislabel_source == "run":
         options.update(source="run", run_dir=out_of_fold_run_dir(session, dataset_id, args.run))
+    elif args.mislabel_source == "finetune":
+        options.update(source="finetune")
     return options
 
 
