@@ -5,10 +5,10 @@ Usage: python bench/cleaning.py --dataset DEMO_DIR [--db PATH] [--epochs 3] [--i
                                 [--batch-size 64] [--freeze-epochs 1] [--cpu-threads N]
 
 1. Scan the demo into a fresh database and train the "before" run on the folder labels.
-2. Audit it (every check, defaults) and accept what the audit says, as a reviewer who trusts it
-   would with the Review page's bulk actions: relabel every mislabel flag to its suggested label,
-   keep one member of each duplicate group (one not flagged as a mislabel where there is one) and
-   delete the others, delete broken files. One batch of decisions through db.corrections.decide_many.
+2. Audit it (every check, defaults) and accept what the audit says, as `listing-audit accept` does
+   (core.acceptance): relabel every mislabel flag to its suggested label, keep one member of each
+   duplicate group (one not flagged as a mislabel where there is one) and delete the others,
+   delete broken files. One batch of decisions through db.corrections.decide_many.
 3. Train the "after" run with the same configuration and seed.
 4. Score both runs' validation predictions against their own labels (what the Metrics page shows)
    and against truth.csv on the validation images the two runs share, and the decisions
@@ -26,12 +26,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance  # noqa: E402
 from core.metrics import classification_report  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
 from db.corrections import Decision, decide_many  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
-from db.flags import flags_frame  # noqa: E402
 from db.queries import dataset_classes, samples_frame  # noqa: E402
+from db.review import QueueFilter, open_flag_rows  # noqa: E402
 from db.runs import get_run, run_result  # noqa: E402
 from jobs.audit import audit_job, audit_params  # noqa: E402
 from jobs.runner import create_job, run_job  # noqa: E402
@@ -51,26 +52,6 @@ def train(factory, dataset_id: int, config: TrainConfig) -> dict:
     result["seconds"] = time.perf_counter() - started
     result["run_id"] = job_id
     return result
-
-
-def audit_decisions(flags: pd.DataFrame) -> list[Decision]:
-    """What a reviewer who accepts every suggestion of the audit decides, one decision per sample."""
-    mislabelled = flags[(flags["kind"] == "mislabel") & flags["suggested_label"].notna()]
-    suspects = set(mislabelled["sample_id"])
-    deleted: dict[int, int] = {}
-    for flag in flags[flags["kind"] == "broken"].itertuples():
-        deleted[flag.sample_id] = flag.flag_id
-    for _, group in flags[flags["kind"] == "duplicate"].groupby("group"):
-        members = group.sort_values("sample_id")
-        clean = members[~members["sample_id"].isin(suspects)]
-        keeper = (clean if len(clean) else members)["sample_id"].iloc[0]
-        for flag in members.itertuples():
-            if flag.sample_id != keeper:
-                deleted[flag.sample_id] = flag.flag_id
-    decisions = [Decision(sample_id, "delete", flag_id=flag_id) for sample_id, flag_id in deleted.items()]
-    decisions += [Decision(flag.sample_id, "relabel", new_label=flag.suggested_label, flag_id=flag.flag_id)
-                  for flag in mislabelled.itertuples() if flag.sample_id not in deleted]
-    return decisions
 
 
 def decision_quality(decisions: list[Decision], paths: pd.Series, truth: pd.DataFrame) -> dict:
@@ -128,11 +109,13 @@ def main() -> None:
     audit_job(factory, audit_id, lambda fraction, message: None)
     audit_s = time.perf_counter() - started
     with factory.begin() as session:
-        flags = flags_frame(session, audit_id)
+        flags = open_flag_rows(session, audit_id, QueueFilter(kinds=ACCEPTABLE_KINDS))
         classes = dataset_classes(session, dataset_id)
-        decisions = audit_decisions(flags)
+        plan = plan_acceptance(flags)
+        decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
+                              expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]
         decide_many(session, decisions, classes=classes, reviewer="bench", note="accept the audit's suggestions")
-    print(f"audit {audit_s:.0f} s: {len(flags)} flags, {len(decisions)} decisions", flush=True)
+    print(f"audit {audit_s:.0f} s: {len(flags)} flags to accept, {len(decisions)} decisions", flush=True)
 
     after = train(factory, dataset_id, config)
     truth = pd.read_csv(root / "truth.csv").set_index("path")

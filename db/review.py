@@ -210,6 +210,29 @@ def rows_for_flags(session: Session, job_id: int, flag_ids: list[int]) -> pd.Dat
     return frame[QUEUE_COLUMNS]
 
 
+def open_flag_rows(session: Session, job_id: int, queue: QueueFilter) -> pd.DataFrame:
+    """Every open flag of job `job_id` under `queue`'s kinds, classes and score bounds, with QUEUE_COLUMNS,
+    worst first; unlike the queue, every member of a duplicate group (a group is in when its worst
+    member's score is within the bounds). What core.acceptance.plan_acceptance reads."""
+    in_bounds = and_(Flag.score >= queue.score_min, Flag.score <= queue.score_max)
+    groups_in_bounds = select(Flag.group_id).where(
+        Flag.job_id == job_id, Flag.kind == "duplicate", Flag.group_id.is_not(None),
+        Flag.id.in_(_group_representatives(job_id)), in_bounds,
+    )
+    is_group = and_(Flag.kind == "duplicate", Flag.group_id.is_not(None))
+    conditions = [
+        Flag.job_id == job_id,
+        or_(and_(is_group, Flag.group_id.in_(groups_in_bounds)), and_(~is_group, in_bounds)),
+        ~_decided_condition(job_id),
+    ]
+    if queue.kinds:
+        conditions.append(Flag.kind.in_(queue.kinds))
+    if queue.classes:
+        conditions.append(Flag.given_label.in_(queue.classes))
+    ids = list(session.scalars(select(Flag.id).where(*conditions).order_by(Flag.score, Flag.id)))
+    return rows_for_flags(session, job_id, ids)
+
+
 def queue_summary(session: Session, job_id: int) -> pd.DataFrame:
     """Per kind of flag: items in the queue (duplicate groups counted once), how many open and decided.
 
