@@ -8,7 +8,7 @@ Usage: python bench/cleaning.py --dataset DEMO_DIR [--db PATH] [--epochs 3] [--i
 2. Audit it (every check, defaults) and accept what the audit says, as `listing-audit accept` does
    (core.acceptance): relabel every mislabel flag to its suggested label, keep one member of each
    duplicate group (one not flagged as a mislabel where there is one) and delete the others,
-   delete broken files. One batch of decisions through db.corrections.decide_many.
+   delete broken files. One action (db.review.apply_plan).
 3. Train the "after" run with the same configuration and seed.
 4. Score both runs' validation predictions against their own labels (what the Metrics page shows)
    and against truth.csv on the validation images the two runs share, and the decisions
@@ -29,10 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance  # noqa: E402
 from core.metrics import classification_report  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
-from db.corrections import Decision, decide_many  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
 from db.queries import dataset_classes, samples_frame  # noqa: E402
-from db.review import QueueFilter, open_flag_rows  # noqa: E402
+from db.review import QueueFilter, apply_plan, open_flag_rows  # noqa: E402
 from db.runs import get_run, run_result  # noqa: E402
 from jobs.audit import audit_job, audit_params  # noqa: E402
 from jobs.runner import create_job, run_job  # noqa: E402
@@ -54,16 +53,16 @@ def train(factory, dataset_id: int, config: TrainConfig) -> dict:
     return result
 
 
-def decision_quality(decisions: list[Decision], paths: pd.Series, truth: pd.DataFrame) -> dict:
-    """How many relabels named the true class, and how many deletions removed a broken file or one
-    member of a planted duplicate pair (the copy or its original: either may be the one kept)."""
-    relabels = [d for d in decisions if d.action == "relabel"]
-    right = sum(truth.at[paths[d.sample_id], "true_label"] == d.new_label for d in relabels)
-    deletions = [d for d in decisions if d.action == "delete"]
+def decision_quality(plan: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """How many relabels of a core.acceptance plan named the true class, and how many deletions removed a
+    broken file or one member of a planted duplicate pair (the copy or its original: either may be kept)."""
+    relabels = plan[plan["action"] == "relabel"]
+    right = (truth.loc[relabels["path"], "true_label"].to_numpy() == relabels["new_label"].to_numpy()).sum()
+    deletions = plan[plan["action"] == "delete"]
     planted = set(truth.index[(truth["is_duplicate"] == 1) | (truth["is_broken"] == 1)])
     planted |= set(truth["duplicate_of"].dropna())
     return {"relabels": len(relabels), "relabels_to_true_class": int(right), "deletions": len(deletions),
-            "deletions_of_broken_or_duplicated_files": sum(paths[d.sample_id] in planted for d in deletions)}
+            "deletions_of_broken_or_duplicated_files": int(deletions["path"].isin(planted).sum())}
 
 
 def scored(result: dict, classes: list[str], paths: pd.Series, truth: pd.DataFrame, shared: set[int]) -> dict:
@@ -112,10 +111,8 @@ def main() -> None:
         flags = open_flag_rows(session, audit_id, QueueFilter(kinds=ACCEPTABLE_KINDS))
         classes = dataset_classes(session, dataset_id)
         plan = plan_acceptance(flags)
-        decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
-                              expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]
-        decide_many(session, decisions, classes=classes, reviewer="bench", note="accept the audit's suggestions")
-    print(f"audit {audit_s:.0f} s: {len(flags)} flags to accept, {len(decisions)} decisions", flush=True)
+        apply_plan(session, plan, classes=classes, reviewer="bench", note="accept the audit's suggestions")
+    print(f"audit {audit_s:.0f} s: {len(flags)} flags to accept, {len(plan)} decisions", flush=True)
 
     after = train(factory, dataset_id, config)
     truth = pd.read_csv(root / "truth.csv").set_index("path")
@@ -124,7 +121,7 @@ def main() -> None:
     shared = set(before["validation"]["sample_ids"]) & set(after["validation"]["sample_ids"])
     rows = {"before (folder labels)": scored(before, classes, paths, truth, shared),
             "after (audit accepted)": scored(after, classes, paths, truth, shared)}
-    print(f"\ndecisions against the answer key: {decision_quality(decisions, paths, truth)}")
+    print(f"\ndecisions against the answer key: {decision_quality(plan, truth)}")
     print(f"training: {config.to_dict()}")
     print(pd.DataFrame(rows).T.round(3).to_string())
 

@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from db.corrections import LOG_COLUMNS, in_effect, log_statement
+from db.corrections import LOG_COLUMNS, Decision, decide_many, in_effect, log_statement
 from db.models import Correction, Dataset, Flag, Job, Sample
 from db.queries import samples_frame
 
@@ -231,6 +231,14 @@ def open_flag_rows(session: Session, job_id: int, queue: QueueFilter) -> pd.Data
         conditions.append(Flag.given_label.in_(queue.classes))
     ids = list(session.scalars(select(Flag.id).where(*conditions).order_by(Flag.score, Flag.id)))
     return rows_for_flags(session, job_id, ids)
+
+
+def apply_plan(session: Session, plan: pd.DataFrame, *, classes: list[str], reviewer: str, note: str) -> list[Correction]:
+    """Make the decisions of a core.acceptance plan as one action (db.corrections.decide_many): all or
+    nothing when the caller rolls back on DecisionError, e.g. when a sample was decided on meanwhile."""
+    decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
+                          expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]
+    return decide_many(session, decisions, classes=classes, reviewer=reviewer, note=note)
 
 
 def queue_summary(session: Session, job_id: int) -> pd.DataFrame:

@@ -14,10 +14,10 @@ import pandas as pd
 from cli.commands.correct import default_reviewer
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
 from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance
-from db.corrections import Decision, DecisionError, decide_many, undo_last_action
+from db.corrections import DecisionError, undo_last_action
 from db.models import Job
 from db.queries import dataset_classes
-from db.review import QueueFilter, latest_audit_job, open_flag_rows
+from db.review import QueueFilter, apply_plan, latest_audit_job, open_flag_rows
 
 SHOWN_IN_DRY_RUN = 20
 
@@ -84,10 +84,8 @@ def run(args: argparse.Namespace) -> int:
                    "deleted": counts.get("delete", 0), "dry_run": args.dry_run, "reviewer": reviewer}
         if args.dry_run:
             return report({**summary, "decisions": plan.to_dict("records")}, args, dry_run_text(summary, plan))
-        decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
-                              expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]
         try:
-            decide_many(session, decisions, classes=classes, reviewer=reviewer, note=args.note)
+            apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note)
         except DecisionError as error:  # the transaction rolls back: nothing was decided
             raise CliError(f"nothing accepted: {error}") from error
     return report(summary, args, (

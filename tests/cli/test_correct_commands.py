@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from cli.main import main
 from db.models import Correction
+from tests.cli import run_cli
 from tests.review_data import build_review_data
 
 
@@ -19,28 +20,22 @@ def data(tmp_path, factory):
     return build_review_data(tmp_path / "tiny", factory)
 
 
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(arg) for arg in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _count(factory) -> int:
     with factory() as session:
         return session.scalar(select(func.count(Correction.id)))
 
 
 def test_correct_relabel_delete_restore_undo_keep(capsys, factory, data, db_path):
-    code, out, _ = _run(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann",
+    code, out, _ = run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann",
                         "--note", "a phone", "--db", db_path)
     assert code == 0 and out.startswith("relabelled bag/bag-0.png: bag -> phone")
-    code, out, _ = _run(capsys, "correct", data.root, data.root / "shoe/shoe-1.png", "--delete", "--db", db_path,
+    code, out, _ = run_cli(capsys, "correct", data.root, data.root / "shoe/shoe-1.png", "--delete", "--db", db_path,
                         "--format", "json")
     assert code == 0 and json.loads(out)["deleted"] is True  # a path to the file itself works too
-    assert _run(capsys, "correct", data.root, "shoe/shoe-1.png", "--restore", "--db", db_path)[0] == 0
-    assert "undid bag/bag-0.png: phone -> bag" in _run(capsys, "correct", data.root, "bag/bag-0.png", "--undo",
+    assert run_cli(capsys, "correct", data.root, "shoe/shoe-1.png", "--restore", "--db", db_path)[0] == 0
+    assert "undid bag/bag-0.png: phone -> bag" in run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--undo",
                                                       "--db", db_path)[1]
-    assert _run(capsys, "correct", data.root, "phone/phone-0.png", "--keep", "--db", db_path)[0] == 0
+    assert run_cli(capsys, "correct", data.root, "phone/phone-0.png", "--keep", "--db", db_path)[0] == 0
     assert _count(factory) == 5
 
 
@@ -52,14 +47,14 @@ def test_correct_relabel_delete_restore_undo_keep(capsys, factory, data, db_path
     (["bag/bag-0.png", "--relabel", "bag"], "already labelled 'bag'"),
 ])
 def test_correct_refuses_impossible_decisions_and_changes_nothing(capsys, factory, data, db_path, argv, message):
-    code, out, err = _run(capsys, "correct", data.root, *argv, "--db", db_path)
+    code, out, err = run_cli(capsys, "correct", data.root, *argv, "--db", db_path)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err
     assert _count(factory) == 0
 
 
 def test_correct_on_a_dataset_that_was_never_scanned(capsys, tmp_path, db_path, factory):
-    code, _, err = _run(capsys, "correct", tmp_path, "a.png", "--keep", "--db", db_path)
+    code, _, err = run_cli(capsys, "correct", tmp_path, "a.png", "--keep", "--db", db_path)
     assert code == 2 and "is not in the database" in err
 
 
@@ -70,39 +65,39 @@ def test_correct_needs_exactly_one_action(capsys, data, db_path):
 
 
 def test_history_in_text_csv_and_json(capsys, data, db_path):
-    _run(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
-    _run(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
-    code, text, _ = _run(capsys, "history", data.root, "--db", db_path)
+    run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
+    run_cli(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
+    code, text, _ = run_cli(capsys, "history", data.root, "--db", db_path)
     assert code == 0 and "relabel  bag/bag-0.png: bag -> phone" in text and "shoe (deleted)" in text
-    _, out, _ = _run(capsys, "history", data.root, "--format", "csv", "--db", db_path)
+    _, out, _ = run_cli(capsys, "history", data.root, "--format", "csv", "--db", db_path)
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [row["action"] for row in rows] == ["relabel", "delete"] and rows[0]["reviewer"] == "ann"
-    _, out, _ = _run(capsys, "history", data.root, "--format", "json", "--reviewer", "bob", "--db", db_path)
+    _, out, _ = run_cli(capsys, "history", data.root, "--format", "json", "--reviewer", "bob", "--db", db_path)
     assert [row["path"] for row in json.loads(out)] == ["shoe/shoe-1.png"]
-    _, out, _ = _run(capsys, "history", data.root, "--class", "phone", "--format", "json", "--db", db_path)
+    _, out, _ = run_cli(capsys, "history", data.root, "--class", "phone", "--format", "json", "--db", db_path)
     assert [row["path"] for row in json.loads(out)] == ["bag/bag-0.png"]
 
 
 def test_corrections_export_then_import_elsewhere_twice(capsys, tmp_path, data, db_path):
-    _run(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
-    _run(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
+    run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
+    run_cli(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
     log = tmp_path / "log.csv"
-    assert _run(capsys, "corrections", "export", data.root, "--out", log, "--db", db_path)[0] == 0
+    assert run_cli(capsys, "corrections", "export", data.root, "--out", log, "--db", db_path)[0] == 0
     other = tmp_path / "other.db"
-    _run(capsys, "scan", data.root, "--db", other, "--workers", "1")
-    code, out, _ = _run(capsys, "corrections", "import", data.root, log, "--db", other)
+    run_cli(capsys, "scan", data.root, "--db", other, "--workers", "1")
+    code, out, _ = run_cli(capsys, "corrections", "import", data.root, log, "--db", other)
     assert code == 0 and out.startswith("added 2 decisions, skipped 0")
-    code, out, _ = _run(capsys, "corrections", "import", data.root, log, "--db", other, "--format", "json")
+    code, out, _ = run_cli(capsys, "corrections", "import", data.root, log, "--db", other, "--format", "json")
     report = json.loads(out)
     assert report["added"] == 0 and [item["reason"] for item in report["skipped"]] == ["already in the log"] * 2
-    _, out, _ = _run(capsys, "history", data.root, "--format", "csv", "--db", other)
+    _, out, _ = run_cli(capsys, "history", data.root, "--format", "csv", "--db", other)
     assert [row["path"] for row in csv.DictReader(io.StringIO(out))] == ["bag/bag-0.png", "shoe/shoe-1.png"]
 
 
 def test_corrections_import_of_a_file_that_is_not_a_log(capsys, tmp_path, data, db_path):
     bogus = tmp_path / "bogus.csv"
     bogus.write_text("a,b\n1,2\n")
-    code, _, err = _run(capsys, "corrections", "import", data.root, bogus, "--db", db_path)
+    code, _, err = run_cli(capsys, "corrections", "import", data.root, bogus, "--db", db_path)
     assert code == 2 and "missing columns" in err
 
 
@@ -112,10 +107,10 @@ def _checksums(root):
 
 def test_export_writes_the_cleaned_dataset(capsys, tmp_path, data, db_path):
     before = _checksums(data.root)
-    _run(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
-    _run(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
+    run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--relabel", "phone", "--reviewer", "ann", "--db", db_path)
+    run_cli(capsys, "correct", data.root, "shoe/shoe-1.png", "--delete", "--reviewer", "bob", "--db", db_path)
     out = tmp_path / "clean"
-    code, text, _ = _run(capsys, "export", data.root, "--out", out, "--db", db_path)
+    code, text, _ = run_cli(capsys, "export", data.root, "--out", out, "--db", db_path)
     assert code == 0 and "1 relabelled, 1 deleted, 1 broken and 0 missing left out" in text
     assert (out / "phone/bag-0.png").is_file() and not (out / "bag/bag-0.png").exists()
     assert not (out / "shoe/shoe-1.png").exists() and not (out / "shoe/broken.jpg").exists()
@@ -123,9 +118,9 @@ def test_export_writes_the_cleaned_dataset(capsys, tmp_path, data, db_path):
     manifest = {row["path"]: row for row in csv.DictReader((out / "manifest.csv").open())}
     assert manifest["bag/bag-0.png"]["final_label"] == "phone" and manifest["bag/bag-0.png"]["reviewer"] == "ann"
     assert _checksums(data.root) == before
-    code, _, err = _run(capsys, "export", data.root, "--out", out, "--db", db_path)
+    code, _, err = run_cli(capsys, "export", data.root, "--out", out, "--db", db_path)
     assert code == 2 and "not empty; pass --overwrite" in err
-    assert _run(capsys, "export", data.root, "--out", out, "--overwrite", "--mode", "symlink", "--db", db_path)[0] == 0
+    assert run_cli(capsys, "export", data.root, "--out", out, "--overwrite", "--mode", "symlink", "--db", db_path)[0] == 0
     assert (out / "phone/bag-0.png").is_symlink()
 
 
@@ -133,6 +128,6 @@ def test_export_refuses_an_unsafe_class_name(capsys, tmp_path, factory, data, db
     with factory.begin() as session:  # a label that cannot come from a folder, e.g. written by another tool
         session.add(Correction(sample_id=data.sample_ids["bag/bag-0.png"], action="relabel", old_label="bag",
                                new_label="../escape", reviewer="x", previous_id=0))
-    code, _, err = _run(capsys, "export", data.root, "--out", tmp_path / "out", "--db", db_path)
+    code, _, err = run_cli(capsys, "export", data.root, "--out", tmp_path / "out", "--db", db_path)
     assert code == 2 and "'../escape'" in err and "not safe as folder names" in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
