@@ -12,6 +12,9 @@ Where the probabilities come from is pluggable (option `source`):
 - "run": a finished training run's out-of-fold probabilities: `pred_probs`, an (N, K) array in
   `context.samples` order or a DataFrame indexed by sample id with the classes as columns, or
   `run_dir`, the run's folder.
+Whatever the source, with `use_price` (default) each sample's probabilities are multiplied by how
+well its listing price fits each class (core.checks.price.price_likelihood) and renormalised.
+cleanlab then flags with FILTER_BY and scores with RANKING_METHOD (measured in docs/mislabel.md).
 Options come from the check's keyword arguments, else from `context.params`, else the defaults
 of `MislabelOptions`. Every sample is judged under its current label (corrections respected);
 deleted samples are not in the context and unreadable ones cannot be embedded.
