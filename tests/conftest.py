@@ -62,6 +62,14 @@ def db_path(tmp_path) -> Path:
 
 
 @pytest.fixture
+def app_db(db_path, monkeypatch) -> Path:
+    """`db_path`, as the database the app reads (LISTING_AUDIT_DB), with no preferred dataset."""
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
+    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+    return db_path
+
+
+@pytest.fixture
 def factory(db_path):
     """A session factory on a new SQLite file in tmp_path, tables created."""
     engine = make_engine(db_path)

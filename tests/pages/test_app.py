@@ -23,14 +23,6 @@ APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 @pytest.fixture
-def app_db(db_path, monkeypatch):
-    """Point the app at the test database (and at no preferred dataset)."""
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
-    return db_path
-
-
-@pytest.fixture
 def shop(factory, app_db, tmp_path):
     """(root, dataset id) of the tiny dataset, scanned into the app's database."""
     root = build_tiny_dataset(tmp_path / "shop")

@@ -19,13 +19,6 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Browse.py"
 
 
 @pytest.fixture
-def app_db(db_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
-    return db_path
-
-
-@pytest.fixture
 def shop(factory, app_db, tmp_path):
     """Dataset id of the tiny dataset (13 images, one unreadable), scanned into the app's database."""
     return scan_dataset(factory, build_tiny_dataset(tmp_path / "shop"), workers=1)["dataset_id"]

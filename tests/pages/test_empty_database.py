@@ -10,9 +10,7 @@ PAGES = sorted((Path(__file__).resolve().parents[2] / "pages").glob("*.py"))
 
 
 @pytest.mark.parametrize("page_file", PAGES, ids=lambda path: path.stem)
-def test_a_page_without_datasets_asks_for_a_scan(page_file, db_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+def test_a_page_without_datasets_asks_for_a_scan(page_file, app_db):
     page = AppTest.from_file(str(page_file), default_timeout=30)
     page.run()
     assert not page.exception, page.exception

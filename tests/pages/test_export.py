@@ -18,9 +18,7 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "7_Export.py"
 
 
 @pytest.fixture
-def data(tmp_path, factory, db_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+def data(tmp_path, factory, app_db):
     data = build_review_data(tmp_path / "tiny", factory)
     with factory.begin() as session:
         decide(session, session.get(Sample, data.sample_ids["bag/bag-0.png"]), "relabel", classes=CLASSES,

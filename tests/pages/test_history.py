@@ -17,9 +17,7 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "6_History.py"
 
 
 @pytest.fixture
-def data(tmp_path, factory, db_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+def data(tmp_path, factory, app_db):
     return build_review_data(tmp_path / "tiny", factory)
 
 

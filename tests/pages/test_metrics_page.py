@@ -111,10 +111,8 @@ def test_choosing_an_older_run_and_no_comparison(app, two_runs):
     assert len(app.dataframe) == 1  # the report only
 
 
-def test_a_dataset_without_finished_runs_says_so(factory, db_path, tmp_path, monkeypatch):
+def test_a_dataset_without_finished_runs_says_so(factory, app_db, tmp_path):
     scanned_dataset(factory, tmp_path / "data")
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
     page = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
     page.run()
     assert not page.exception

@@ -16,9 +16,7 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "2_Review.py"
 
 
 @pytest.fixture
-def data(tmp_path, factory, db_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+def data(tmp_path, factory, app_db):
     return build_review_data(tmp_path / "tiny", factory)
 
 
@@ -169,11 +167,10 @@ def test_bulk_accept_can_be_cancelled(factory, data):
     assert log(factory) == [] and not app.get("bulk_confirm")
 
 
-def test_without_an_audit_the_page_says_so(tmp_path, factory, db_path, monkeypatch):
+def test_without_an_audit_the_page_says_so(tmp_path, factory, app_db):
     from jobs.scan import scan_dataset
     from tests.pages.tiny_dataset import build_tiny_dataset
 
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
     scan_dataset(factory, build_tiny_dataset(tmp_path / "tiny"), workers=1)
     app = open_review()
     assert "no finished audit" in app.info[0].value

@@ -20,9 +20,7 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "4_Train.py"
 
 
 @pytest.fixture
-def dataset(factory, db_path, tmp_path, monkeypatch):
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
-    monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
+def dataset(factory, app_db, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # for the spawned worker: two shared cores
     return scanned_dataset(factory, tmp_path / "data")
 

@@ -27,9 +27,8 @@ def audit_section_script(dataset_id: int, root: str) -> None:
 
 
 @pytest.fixture
-def shop(factory, db_path, monkeypatch, tmp_path):
+def shop(factory, app_db, tmp_path):
     """(dataset id, root) of the audit test dataset, scanned into the database the app reads."""
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
     root = build_audit_dataset(tmp_path / "shop")
     return scan_dataset(factory, root, workers=1)["dataset_id"], str(root)
 
