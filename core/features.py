@@ -1,8 +1,10 @@
 """Image embeddings for the mislabel check: frozen ImageNet backbones, or weight-free shape features.
 
-Every image is first cropped to its object (listing photos are mostly an item on a plain
-background): the background colour comes from the image border, the crop is the bounding
-square of the pixels that differ from it. `BACKBONES` maps a name to a `Backbone`;
+A network sees one of two views of a photo (`VIEWS`): "crop", the object's bounding square (for
+an item on a plain background: the background colour comes from the image border, the crop is
+the bounding square of the pixels that differ from it), or "whole", the whole photo padded to a
+square with its border colour (for items on cluttered tables, floors and beds, where no crop can
+be trusted). The weight-free "pixels" features always use the crop. `BACKBONES` maps a name to a `Backbone`;
 `embed_images` turns image files into an (N, D) float32 array and `embed_cached` does the
 same through an `EmbeddingStore`, so a re-audit recomputes nothing. Pretrained weights are
 only ever read from torch's hub cache: a missing file raises `MissingWeightsError`, never a
@@ -58,6 +60,9 @@ DECODE_FACTOR = 2
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 #: Version of the preprocessing, part of every cache key: bump it when crops or features change.
 PREPROCESSING_VERSION = "crop1"
+#: The views a network can embed, with the version of each one's preprocessing (part of the cache key).
+VIEWS = {"crop": PREPROCESSING_VERSION, "whole": "whole1"}
+DEFAULT_VIEW = "crop"
 
 
 class MissingWeightsError(RuntimeError):
@@ -177,10 +182,20 @@ def object_box(pixels: np.ndarray) -> tuple[tuple[float, float, float, float], n
     return (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2), background
 
 
-def crop_to_object(image: Image.Image, side: int) -> tuple[Image.Image, np.ndarray]:
-    """The object crop of an RGB image as a side x side RGB image, padded with the background colour
-    where the square reaches past the image, and the background colour, float (3,)."""
-    (left, top, right, bottom), background = object_box(np.asarray(image))
+def whole_box(pixels: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:
+    """The bounding square of a whole RGB image, uint8 (H, W, 3), centred on it, and the median colour of
+    its border, float (3,): the same shape of answer as object_box."""
+    height, width = pixels.shape[:2]
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.float32)
+    side = max(height, width)
+    return ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2), np.median(border, axis=0)
+
+
+def crop_to_object(image: Image.Image, side: int, *, view: str = DEFAULT_VIEW) -> tuple[Image.Image, np.ndarray]:
+    """The object crop ("crop") or the whole image ("whole") of an RGB image as a side x side RGB image,
+    padded with the background colour where the square reaches past the image, and that colour, float (3,)."""
+    box_of = whole_box if view == "whole" else object_box
+    (left, top, right, bottom), background = box_of(np.asarray(image))
     x0, y0 = math.floor(left), math.floor(top)
     size = max(1, math.ceil(right) - x0), max(1, math.ceil(bottom) - y0)
     canvas = Image.new("RGB", size, tuple(int(round(c)) for c in background))
@@ -189,9 +204,9 @@ def crop_to_object(image: Image.Image, side: int) -> tuple[Image.Image, np.ndarr
     return canvas.resize((side, side), Image.Resampling.BILINEAR, box=box), background
 
 
-def load_object(path: str | os.PathLike, side: int) -> tuple[Image.Image, np.ndarray]:
-    """The object crop of the image file at `path`, side x side RGB, and its background colour."""
-    return crop_to_object(open_rgb(path, max_side=side * DECODE_FACTOR), side)
+def load_object(path: str | os.PathLike, side: int, *, view: str = DEFAULT_VIEW) -> tuple[Image.Image, np.ndarray]:
+    """The `view` ("crop" or "whole") of the image file at `path`, side x side RGB, and its background colour."""
+    return crop_to_object(open_rgb(path, max_side=side * DECODE_FACTOR), side, view=view)
 
 
 def difference_image(crop: Image.Image, background: np.ndarray, side: int) -> np.ndarray:
@@ -296,19 +311,20 @@ def loader_workers() -> int:
 
 
 class ObjectCrops(Dataset):
-    """Image files as network input: the object crop, ImageNet-normalised float (3, S, S), and whether
-    the file decoded (zeros when it did not)."""
+    """Image files as network input: the object crop or the whole image (`view`), ImageNet-normalised
+    float (3, S, S), and whether the file decoded (zeros when it did not)."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike], side: int) -> None:
+    def __init__(self, paths: Sequence[str | os.PathLike], side: int, view: str = DEFAULT_VIEW) -> None:
         self.paths = list(paths)
         self.side = side
+        self.view = view
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
         try:
-            crop, _ = load_object(self.paths[index], self.side)
+            crop, _ = load_object(self.paths[index], self.side, view=self.view)
         except DECODE_ERRORS as error:
             log.warning("cannot decode %s for embedding: %s", self.paths[index], error)
             return torch.zeros(3, self.side, self.side), False
@@ -363,6 +379,7 @@ def _embed_network(
     backbone: Backbone,
     *,
     image_size: int,
+    view: str,
     batch_size: int,
     device: torch.device,
     progress: ProgressCallback,
@@ -374,7 +391,7 @@ def _embed_network(
     failed: list[int] = []
     done = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_cuda):
-        for images, ok in _loader(ObjectCrops(paths, image_size), batch_size, pin_memory=on_cuda):
+        for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, pin_memory=on_cuda):
             features = extractor(images.to(device, non_blocking=True))
             vectors[done:done + len(images)] = features.float().cpu().numpy()
             failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
@@ -388,23 +405,25 @@ def embed_images(
     *,
     backbone: str = DEFAULT_BACKBONE,
     image_size: int = DEFAULT_IMAGE_SIZE,
+    view: str = DEFAULT_VIEW,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
 ) -> np.ndarray:
     """Embed image files: float32 array of shape (N, D), D = get_backbone(backbone).dim.
 
-    Each image is decoded upright and cropped to its object. Networks see the crop at
-    image_size x image_size, ImageNet-normalised, frozen, under inference mode (fp16 autocast
-    on CUDA); "pixels" ignores image_size. Raises MissingWeightsError when the backbone's
+    Each image is decoded upright and cropped to its object (view "crop") or padded to a square
+    (view "whole"). Networks see it at image_size x image_size, ImageNet-normalised, frozen, under
+    inference mode (fp16 autocast on CUDA); "pixels" ignores image_size and view (always the crop). Raises MissingWeightsError when the backbone's
     weights are not installed and UnreadableImageError naming files that do not decode.
     """
     spec = get_backbone(backbone)
+    _check_view(view)
     progress = progress or (lambda fraction, message: None)
     if not paths:
         return np.zeros((0, spec.dim), dtype=np.float32)
     if spec.pretrained:
-        vectors, failed = _embed_network(paths, spec, image_size=image_size, batch_size=batch_size,
+        vectors, failed = _embed_network(paths, spec, image_size=image_size, view=view, batch_size=batch_size,
                                          device=pick_device(device), progress=progress)
     else:
         vectors, failed = _embed_pixels(paths, batch_size=batch_size, progress=progress)
@@ -414,11 +433,19 @@ def embed_images(
     return vectors
 
 
-def cache_key(backbone: str, *, image_size: int = DEFAULT_IMAGE_SIZE) -> str:
-    """The name vectors are cached under: everything that changes them, e.g. "mobilenet_v2@112/crop1"."""
+def _check_view(view: str) -> None:
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; views are: {', '.join(VIEWS)}")
+
+
+def cache_key(backbone: str, *, image_size: int = DEFAULT_IMAGE_SIZE, view: str = DEFAULT_VIEW) -> str:
+    """The name vectors are cached under: everything that changes them, e.g. "mobilenet_v2@112/crop1"
+    or "mobilenet_v2@224/whole1"."""
     spec = get_backbone(backbone)
-    size = image_size if spec.pretrained else PIXELS_SIDE
-    return f"{spec.name}@{size}/{PREPROCESSING_VERSION}"
+    _check_view(view)
+    if not spec.pretrained:
+        return f"{spec.name}@{PIXELS_SIDE}/{PREPROCESSING_VERSION}"
+    return f"{spec.name}@{image_size}/{VIEWS[view]}"
 
 
 @dataclass
@@ -439,6 +466,7 @@ def embed_cached(
     store: Optional[EmbeddingStore],
     backbone: str = DEFAULT_BACKBONE,
     image_size: int = DEFAULT_IMAGE_SIZE,
+    view: str = DEFAULT_VIEW,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
@@ -450,13 +478,13 @@ def embed_cached(
     """
     if len(paths) != len(content_hashes):
         raise ValueError(f"{len(paths)} paths but {len(content_hashes)} content hashes")
-    key = cache_key(backbone, image_size=image_size)
+    key = cache_key(backbone, image_size=image_size, view=view)
     distinct = list(dict.fromkeys(content_hashes))
     cached = store.get_many(distinct, key) if store is not None else {}
     todo = {h: path for path, h in zip(paths, content_hashes) if h not in cached}
     if todo:
         log.info("embedding %d images with %s (%d from cache)", len(todo), key, len(cached))
-        fresh = embed_images(list(todo.values()), backbone=backbone, image_size=image_size,
+        fresh = embed_images(list(todo.values()), backbone=backbone, image_size=image_size, view=view,
                              batch_size=batch_size, device=device, progress=progress)
         new = dict(zip(todo, fresh))
         if store is not None:

@@ -117,7 +117,7 @@ class OutOfFold:
         return float(np.mean(self.fold_accuracy)) if self.fold_accuracy else float("nan")
 
 
-def _predict_all_classes(model: Pipeline, features: np.ndarray, n_classes: int) -> np.ndarray:
+def predict_all_classes(model: Pipeline, features: np.ndarray, n_classes: int) -> np.ndarray:
     """model.predict_proba as float64 (n, n_classes), rows summing to 1: classes the model never saw get 0."""
     probs = np.zeros((len(features), n_classes))
     probs[:, model.classes_] = model.predict_proba(features)
@@ -202,7 +202,7 @@ def out_of_fold_probabilities(
             train = _training_rows(train, exclude, labels)
             model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1], seed=seed)
             model.fit(features[train], labels[train])
-            pred_probs[held_out] = _predict_all_classes(model, features[held_out], n_classes)
+            pred_probs[held_out] = predict_all_classes(model, features[held_out], n_classes)
             judged = held_out[assessed[held_out]]
             if judged.size:
                 fold_accuracy.append(float((pred_probs[judged].argmax(1) == labels[judged]).mean()))

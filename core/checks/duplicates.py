@@ -77,7 +77,7 @@ def group_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(grouped, group_of_component[component], 0)
 
 
-def _stats_agree(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def stats_agree(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whether positions a[k] and b[k] agree on every STATS_COLUMNS value within STATS_TOLERANCE."""
     agree = np.ones(len(a), dtype=bool)
     for column in STATS_COLUMNS:
@@ -161,7 +161,7 @@ class DuplicateCheck(Check):
         """The candidates whose thumbnails agree, with their pixel difference (NaN when not compared)."""
         if self.max_pixel_difference is None or near.empty:
             return near.assign(pixel_difference=np.nan)
-        near = near[_stats_agree(samples, near["a"].to_numpy(), near["b"].to_numpy())]
+        near = near[stats_agree(samples, near["a"].to_numpy(), near["b"].to_numpy())]
         positions = np.unique(np.concatenate([near["a"], near["b"]]))
         paths = [Path(context.root) / path for path in samples["path"].to_numpy()[positions]]
         thumbnails = {}

@@ -1,26 +1,31 @@
-"""The `mislabel` check: cleanlab on out-of-fold predicted probabilities.
+"""The `mislabel` check: cleanlab on out-of-fold probabilities that weigh all the evidence a listing carries.
 
-Where the probabilities come from is pluggable (option `source`):
-- "embeddings" (default): the object crop of each image embedded by a frozen ImageNet backbone
-  (`backbone`, cached by content hash) and by weight-free shape features ("pixels"), a
-  cross-validated classifier on each, their probabilities averaged (core.features, core.oof).
-  Two rounds: the second refits every fold without the first round's suspects, so label
-  errors do not teach the classifiers their wrong labels. backbone "pixels" uses the shape
-  features alone and needs no weights file.
-- "finetune": K networks fine-tuned on the images (core.training); `pretrained` false trains
-  them from scratch.
+Members (core.evidence) each give out-of-fold class probabilities from one kind of evidence:
+"photo" (a frozen network on the whole photo), "crop" (the same network on the object's crop),
+"pixels" (weight-free shape and colour features), "title" (TF-IDF of the listing title) and
+"price" (how the price fits each class). The folds are made once per audit, grouped by duplicate
+group and stratified by label, and shared by every member. The combiner fits how much each member
+counts on this dataset, with its own outer folds, so the combined probabilities are out of fold too.
+Two rounds (option `rounds`): the second refits every member and the combiner without the first
+round's suspects, so label errors do not teach the models their wrong labels.
+
+Where the photo evidence comes from is pluggable (option `source`):
+- "embeddings" (default): the photo, crop and pixels members above; backbone "pixels" uses the
+  weight-free member alone and needs no weights file.
+- "finetune": K networks fine-tuned on the images (core.training); `pretrained` false trains them
+  from scratch.
 - "run": a finished training run's out-of-fold probabilities: `pred_probs`, an (N, K) array in
   `context.samples` order or a DataFrame indexed by sample id with the classes as columns, or
   `run_dir`, the run's folder.
-Whatever the source, with `use_price` (default) each sample's probabilities are multiplied by how
-well its listing price fits each class (core.checks.price.price_likelihood) and renormalised.
-cleanlab then flags with FILTER_BY and scores with RANKING_METHOD (measured in docs/mislabel.md).
-Options come from the check's keyword arguments, else from `context.params`, else the defaults
-of `MislabelOptions`. Every sample is judged under its current label (corrections respected);
-deleted samples are not in the context and unreadable ones cannot be embedded.
+Title and price members join every source. cleanlab then flags with FILTER_BY (as many as its own
+estimate of the number of issues) and scores with RANKING_METHOD (measured in docs/mislabel.md).
+Options come from the check's keyword arguments, else from `context.params`, else the defaults of
+`MislabelOptions`. Every sample is judged under its current label (corrections respected); deleted
+samples are not in the context and unreadable ones cannot be embedded.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -28,42 +33,45 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from cleanlab.count import num_label_issues
+from cleanlab.count import compute_confident_joint, num_label_issues
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
 from core.checks.base import AuditContext, Check, CheckResult, register
-from core.checks.price import class_price_stats, price_likelihood, valid_log_prices
+from core.evidence.base import MEMBER_MODULES, EvidenceInput, Member, MemberOutput, get_member
+from core.evidence.combine import Combination, combine
+from core.evidence.folds import AuditFolds, duplicate_groups, make_folds
 from core.oof import DEFAULT_FOLDS, OutOfFold
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("embeddings", "finetune", "run")
-#: cleanlab's issue filter and ranking method, chosen by measurement on two demos (docs/mislabel.md):
+#: cleanlab's issue filter and ranking method, chosen by measurement on several datasets (docs/mislabel.md):
 #: flag cleanlab's estimate of the number of issues, the least self-confident first.
 FILTER_BY = "low_self_confidence"
 RANKING_METHOD = "self_confidence"
 #: The filter that picks the suspects left out of the next round's fit: recall matters more there.
 LEAVE_OUT_FILTER_BY = "prune_by_noise_rate"
-#: Price evidence (core.checks.price.price_likelihood): classes need this many prices to have a price
-#: model, at least PRICE_MIN_CLASSES classes must have one, and this share of prices fits no class.
-PRICE_MIN_CLASS_PRICES = 8
-PRICE_MIN_CLASSES = 2
-PRICE_MIN_SCALE = 0.05
-PRICE_STRAY_SHARE = 0.05
-#: Shape features always join a pretrained backbone's embeddings in the ensemble.
-SHAPE_BACKBONE = "pixels"
+#: The members of the embeddings source that look at the photo; the finetune and run sources replace them.
+PHOTO_MEMBERS = ("photo", "crop", "pixels")
+#: Relative share of the progress bar of each member's first round (embedding dominates).
+PROGRESS_WEIGHTS = {"photo": 6.0, "crop": 3.0, "pixels": 3.0, "title": 1.0, "price": 0.2}
 
 
 @dataclass(frozen=True)
 class MislabelOptions:
-    """The check's options. rounds: fits of the embeddings source (2: refit without the suspects);
-    pretrained, epochs, cache_dir: of the finetune source; pred_probs, run_dir: of the run source."""
+    """The check's options. members: names of the evidence members to use (None: all that can run);
+    image_size: side of the object crop (crop member) and of the finetune source's images;
+    photo_size: side of the whole photo (photo member); rounds: fits (2: refit without the suspects);
+    use_price: the price member; pretrained, epochs, cache_dir: of the finetune source;
+    pred_probs, run_dir: of the run source."""
 
     source: str = "embeddings"
     backbone: str = "mobilenet_v2"
+    members: Optional[tuple[str, ...]] = None
     folds: int = DEFAULT_FOLDS
     image_size: int = 112
+    photo_size: int = 224
     rounds: int = 2
     use_price: bool = True
     seed: int = 0
@@ -83,6 +91,9 @@ class MislabelOptions:
             raise ValueError(f"rounds must be at least 1, got {self.rounds}")
         if self.source == "run" and self.pred_probs is None and not self.run_dir:
             raise ValueError("the run source needs pred_probs or run_dir")
+        unknown = [name for name in self.members or () if name not in MEMBER_MODULES]
+        if unknown:
+            raise ValueError(f"unknown evidence member {unknown[0]!r}; members are: {', '.join(MEMBER_MODULES)}")
 
 
 OPTION_NAMES = frozenset(f.name for f in fields(MislabelOptions))
@@ -92,22 +103,37 @@ def resolve_options(params: dict[str, Any], overrides: dict[str, Any]) -> Mislab
     """Defaults, then the audit's params (known names, not None), then the check's own keyword options."""
     chosen = {k: v for k, v in params.items() if k in OPTION_NAMES and v is not None}
     chosen.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(chosen.get("members"), (list, str)):
+        members = chosen["members"]
+        chosen["members"] = tuple(m.strip() for m in (members.split(",") if isinstance(members, str) else members)
+                                  if m.strip())
     options = replace(MislabelOptions(), **chosen)
     options.validate()
     return options
 
 
 @dataclass
-class Probabilities:
-    """Out-of-fold probabilities of the audited samples, and what to say about how they were made."""
+class Evidence:
+    """What the members and the combiner made for one audit: the members' outputs (last round), the
+    combination, the folds, the members left out and why, and facts about the source."""
 
-    oof: OutOfFold
+    outputs: list[MemberOutput]
+    labels_of_members: dict[str, str]
+    combination: Combination
+    folds: AuditFolds
+    unavailable: dict[str, str]
+    left_out_of_last_fit: int
     details: dict[str, Any]
+
+    @property
+    def oof(self) -> OutOfFold:
+        """The combined probabilities as an OutOfFold (accuracy per fold against the given labels)."""
+        return OutOfFold(self.combination.pred_probs, self.folds.assessed, [], self.folds.count, self.folds.notes)
 
 
 @register
 class MislabelCheck(Check):
-    """Flags samples whose current label cleanlab finds unlikely under out-of-fold probabilities."""
+    """Flags samples whose current label cleanlab finds unlikely under the combined out-of-fold evidence."""
 
     name = "mislabel"
 
@@ -125,38 +151,56 @@ class MislabelCheck(Check):
             table = _unjudged_table(samples, "not judged: needs two classes with two readable images each")
             return self.result(table, {"flagged": 0, "audited": 0, "skipped_unreadable": skipped,
                                        "source": options.source, "note": "needs two classes with two readable images each"})
-        made = out_of_fold(context, samples, labels, options)
-        return self._judge(samples, labels, made, context.classes, skipped)
+        evidence = gather_evidence(context, samples, labels, options)
+        return self._judge(samples, labels, evidence, context.classes, skipped)
 
-    def _judge(self, samples: pd.DataFrame, labels: np.ndarray, made: Probabilities, classes: list[str],
+    def _judge(self, samples: pd.DataFrame, labels: np.ndarray, evidence: Evidence, classes: list[str],
                skipped: int) -> CheckResult:
-        oof = made.oof
-        assessed = oof.assessed
+        pred_probs = evidence.combination.pred_probs
+        assessed = evidence.folds.assessed
         issues = np.zeros(len(labels), bool)
         scores = np.ones(len(labels))
-        estimated = 0
+        estimated, noise_per_class = 0, {}
         if assessed.sum() and len(np.unique(labels[assessed])) >= 2:
-            issues[assessed] = find_label_issues(labels[assessed], oof.pred_probs[assessed], filter_by=FILTER_BY)
-            scores[assessed] = get_label_quality_scores(labels[assessed], oof.pred_probs[assessed],
-                                                        method=RANKING_METHOD)
-            estimated = int(num_label_issues(labels[assessed], oof.pred_probs[assessed]))
-        table = evidence_table(samples.index, labels, oof.pred_probs, issues, scores, assessed, classes)
+            issues[assessed] = find_label_issues(labels[assessed], pred_probs[assessed], filter_by=FILTER_BY)
+            scores[assessed] = get_label_quality_scores(labels[assessed], pred_probs[assessed], method=RANKING_METHOD)
+            estimated = int(num_label_issues(labels[assessed], pred_probs[assessed]))
+            noise_per_class = estimated_noise_per_class(labels[assessed], pred_probs[assessed], classes)
+        table = evidence_table(samples.index, labels, pred_probs, issues, scores, assessed, classes)
+        table["evidence"] = [dict(row, members=votes) for row, votes in
+                             zip(table["evidence"], member_votes(evidence, labels, classes))]
         flagged_per_class = pd.Series(labels[issues]).map(dict(enumerate(classes))).value_counts()
+        everyone = np.ones(len(labels), bool)
         summary = {
             "flagged": int(issues.sum()),
             "audited": int(len(labels)),
             "assessed": int(assessed.sum()),
             "skipped_unreadable": int(skipped),
             "per_class": {name: int(flagged_per_class.get(name, 0)) for name in classes},
+            "estimated_issues": estimated,
             "estimated_noise_rate": round(estimated / max(int(assessed.sum()), 1), 4),
-            "fold_accuracy": round(oof.accuracy, 4),
-            "folds": oof.folds,
+            "estimated_noise_per_class": noise_per_class,
+            "fold_accuracy": round(float((pred_probs[assessed].argmax(1) == labels[assessed]).mean()), 4),
+            "folds": evidence.folds.count,
             "filter_by": FILTER_BY,
             "ranking": RANKING_METHOD,
-            "notes": oof.notes,
-            **made.details,
+            "notes": evidence.folds.notes,
+            "members": {
+                output.name: {"weight": evidence.combination.weights[output.name],
+                              "accuracy": _rounded(output.accuracy(labels, everyone)),
+                              "rows": int(output.informative.sum()), **output.details}
+                for output in evidence.outputs
+            },
+            "unavailable_members": evidence.unavailable,
+            "price_evidence": "price" in evidence.combination.weights,
+            "left_out_of_last_fit": evidence.left_out_of_last_fit,
+            **evidence.details,
         }
         return self.result(table, summary)
+
+
+def _rounded(value: float) -> Optional[float]:
+    return None if np.isnan(value) else round(value, 4)
 
 
 def audited_samples(context: AuditContext) -> tuple[pd.DataFrame, np.ndarray]:
@@ -170,37 +214,109 @@ def judgeable(labels: np.ndarray) -> bool:
     return len(labels) > 0 and (np.bincount(labels) >= 2).sum() >= 2
 
 
-def out_of_fold(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
-                options: MislabelOptions) -> Probabilities:
-    """Out-of-fold probabilities of `samples` (rows of context.samples) from the source options name,
-    times how well each listing's price fits each class when `use_price` and the samples have prices."""
-    price = price_fit(samples, labels, context.classes) if options.use_price else None
-    made = SOURCE_FUNCTIONS[options.source](context, samples, labels, options, price)
-    made.oof = with_price(made.oof, price)
-    made.details["price_evidence"] = price is not None
-    return made
+def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """cleanlab's estimate of the share of each class's samples whose label is wrong (from the calibrated
+    confident joint: off-diagonal mass of the class's row), by class name."""
+    joint = compute_confident_joint(labels, pred_probs, calibrate=True)
+    totals = joint.sum(axis=1)
+    rates = 1.0 - np.diag(joint) / np.maximum(totals, 1e-12)
+    return {name: round(float(rate), 4) if totals[k] > 0 else 0.0 for k, (name, rate) in enumerate(zip(classes, rates))}
 
 
-def price_fit(samples: pd.DataFrame, labels: np.ndarray, classes: list[str]) -> Optional[np.ndarray]:
-    """core.checks.price.price_likelihood of each sample's price under each class's prices (current
-    labels), shape (N, K); None when fewer than PRICE_MIN_CLASSES classes have PRICE_MIN_CLASS_PRICES prices."""
-    if "price" not in samples:
+# --- gathering the evidence -----------------------------------------------------------------------------
+
+
+class FixedMember(Member):
+    """Out-of-fold probabilities made elsewhere (a fine-tuning job, a training run), as a member."""
+
+    label = "network"
+
+    def __init__(self, name: str, pred_probs: np.ndarray, details: dict[str, Any]) -> None:
+        self.name = name
+        self.pred_probs = pred_probs
+        self.details = details
+
+    def unavailable_reason(self, data: EvidenceInput) -> Optional[str]:
         return None
-    log_price = valid_log_prices(samples["price"])
-    stats = class_price_stats(log_price, labels, classes, min_count=PRICE_MIN_CLASS_PRICES, min_scale=PRICE_MIN_SCALE)
-    if np.isfinite(stats.median).sum() < PRICE_MIN_CLASSES:
-        return None
-    return price_likelihood(log_price, stats, stray_share=PRICE_STRAY_SHARE)
+
+    def out_of_fold(self, data: EvidenceInput, folds: AuditFolds, *,
+                    exclude: Optional[np.ndarray] = None) -> MemberOutput:
+        return MemberOutput(self.name, self.pred_probs, np.ones(len(self.pred_probs), bool), details=self.details)
 
 
-def with_price(oof: OutOfFold, price: Optional[np.ndarray]) -> OutOfFold:
-    """`oof` with each row multiplied by the price fit and renormalised (Bayes' rule with price and
-    image independent given the class); unchanged when price is None."""
-    if price is None:
-        return oof
-    combined = oof.pred_probs * price
-    combined /= np.maximum(combined.sum(axis=1, keepdims=True), 1e-300)
-    return replace(oof, pred_probs=combined)
+def audit_folds(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray, options: MislabelOptions) -> AuditFolds:
+    """The audit's folds: grouped by the duplicate check's groups when it ran in this audit."""
+    duplicate = context.earlier.get("duplicate")
+    groups = duplicate_groups(samples, duplicate.issues["group"] if duplicate is not None else None)
+    return make_folds(labels, groups, n_classes=len(context.classes), folds=options.folds, seed=options.seed)
+
+
+def choose_members(data: EvidenceInput, options: MislabelOptions,
+                   photo_evidence: Optional[FixedMember]) -> tuple[list[Member], dict[str, str]]:
+    """The members that run, in MEMBER_MODULES order, and the reason each other member does not."""
+    wanted = options.members or tuple(MEMBER_MODULES)
+    chosen: list[Member] = []
+    unavailable: dict[str, str] = {}
+    if photo_evidence is not None:
+        chosen.append(photo_evidence)
+    for name in MEMBER_MODULES:
+        if name not in wanted:
+            unavailable[name] = "not chosen"
+            continue
+        if photo_evidence is not None and name in PHOTO_MEMBERS:
+            unavailable[name] = f"photo evidence from the {options.source} source"
+            continue
+        member = get_member(name)
+        reason = member.unavailable_reason(data)
+        if reason is None:
+            chosen.append(member)
+        else:
+            unavailable[name] = reason
+    if not chosen:
+        raise ValueError(f"no evidence member can run: {'; '.join(f'{k}: {v}' for k, v in unavailable.items())}")
+    return chosen, unavailable
+
+
+def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
+                    options: MislabelOptions) -> Evidence:
+    """Every member's out-of-fold output and their combination, in `options.rounds` rounds."""
+    folds = audit_folds(context, samples, labels, options)
+    data = EvidenceInput(samples, labels, context.classes, context.root, options, context.embeddings)
+    photo_evidence, details = _photo_source(context, samples, labels, options)
+    members, unavailable = choose_members(data, options, photo_evidence)
+    steps = [(r, m) for r in range(options.rounds) for m in members]
+    weights = np.array([PROGRESS_WEIGHTS.get(m.name, 1.0) * (1 if r == 0 else 0.3) for r, m in steps])
+    starts = np.concatenate([[0.0], np.cumsum(weights)[:-1]]) / weights.sum()
+    exclude = np.zeros(len(labels), bool)
+    for round_index in range(options.rounds):
+        outputs = []
+        for member in members:
+            position = steps.index((round_index, member))
+            start, share = starts[position], weights[position] / weights.sum()
+            progress = (lambda f, m, s=start, w=share, name=member.name, r=round_index:
+                        context.progress(s + w * f, f"round {r + 1}, {name}: {m}"))
+            progress(0.0, "starting")
+            outputs.append(member.out_of_fold(dataclasses.replace(data, progress=progress), folds, exclude=exclude))
+        combination = combine(outputs, labels, folds, exclude=exclude)
+        if round_index + 1 < options.rounds:
+            exclude = np.zeros(len(labels), bool)
+            assessed = folds.assessed
+            exclude[assessed] = find_label_issues(labels[assessed], combination.pred_probs[assessed],
+                                                  filter_by=LEAVE_OUT_FILTER_BY)
+    return Evidence(outputs, {m.name: m.label for m in members}, combination, folds, unavailable,
+                    int(exclude.sum()), {"source": options.source, "rounds": options.rounds, **details})
+
+
+def _photo_source(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
+                  options: MislabelOptions) -> tuple[Optional[FixedMember], dict[str, Any]]:
+    """The photo evidence of the finetune and run sources as a member; None for the embeddings source."""
+    if options.source == "embeddings":
+        return None, {"backbone": options.backbone}
+    pred_probs, details = SOURCE_FUNCTIONS[options.source](context, samples, labels, options)
+    return FixedMember(options.source, pred_probs, details), details
+
+
+# --- per-sample table -----------------------------------------------------------------------------------
 
 
 def _unjudged_table(samples: pd.DataFrame, reason: str) -> pd.DataFrame:
@@ -211,6 +327,23 @@ def _unjudged_table(samples: pd.DataFrame, reason: str) -> pd.DataFrame:
 def _top(probs: np.ndarray, classes: list[str], count: int = 3) -> list[dict[str, Any]]:
     order = np.argsort(-probs, kind="stable")[:count]
     return [{"label": classes[k], "probability": round(float(probs[k]), 4)} for k in order]
+
+
+def member_votes(evidence: Evidence, labels: np.ndarray, classes: list[str]) -> list[list[dict[str, Any]]]:
+    """Per row, each member's own vote where it had evidence: its top class and probability, the
+    probability it gives the current label, its weight, and what a reviewer can check (title words, price)."""
+    votes: list[list[dict[str, Any]]] = [[] for _ in range(len(labels))]
+    for output in evidence.outputs:
+        top = output.pred_probs.argmax(1)
+        weight = evidence.combination.weights[output.name]
+        for row in np.flatnonzero(output.informative):
+            vote = {"member": output.name, "label": evidence.labels_of_members[output.name],
+                    "top": classes[top[row]], "probability": round(float(output.pred_probs[row, top[row]]), 4),
+                    "given_probability": round(float(output.pred_probs[row, labels[row]]), 4), "weight": weight}
+            if output.explanations and output.explanations[row]:
+                vote.update(output.explanations[row])
+            votes[row].append(vote)
+    return votes
 
 
 def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, issues: np.ndarray,
@@ -228,7 +361,7 @@ def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, 
         if not assessed[row]:
             reason = f"not judged: the only sample of '{classes[given]}'"
         else:
-            reason = (f"the model gives '{classes[given]}' {probs[given]:.0%} and "
+            reason = (f"the evidence gives '{classes[given]}' {probs[given]:.0%} and "
                       f"'{classes[best]}' {probs[best]:.0%}")
         rows.append({
             "suggested_label": classes[best] if issues[row] else None,
@@ -245,83 +378,26 @@ def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, 
     return table
 
 
-# --- sources of out-of-fold probabilities -------------------------------------------------------------
-
-
-def _from_embeddings(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
-                     options: MislabelOptions, price: Optional[np.ndarray]) -> Probabilities:
-    """Average of the out-of-fold probabilities of each member's classifier on its embeddings."""
-    from core.features import embed_cached, get_backbone  # loads torch
-    from core.oof import out_of_fold_probabilities
-
-    members = [options.backbone] + ([SHAPE_BACKBONE] if options.backbone != SHAPE_BACKBONE else [])
-    specs = [get_backbone(name) for name in members]
-    paths = [str(context.root / path) for path in samples["path"]]
-    embed_share = 0.7
-    vectors, keys, computed, reused = [], [], 0, 0
-    for position, spec in enumerate(specs):
-        start = embed_share * position / len(specs)
-        embedded = embed_cached(
-            paths, list(samples["content_hash"]), store=context.embeddings, backbone=spec.name,
-            image_size=options.image_size, device=options.device,
-            progress=lambda f, m, s=start: context.progress(s + embed_share * f / len(specs), f"{spec.name}: {m}"),
-        )
-        vectors.append(embedded.vectors)
-        keys.append(embedded.key)
-        computed, reused = computed + embedded.computed, reused + embedded.reused
-    exclude = np.zeros(len(labels), bool)
-    steps = options.rounds * len(specs)
-    for round_index in range(options.rounds):
-        results = []
-        for position, (spec, features) in enumerate(zip(specs, vectors)):
-            start = embed_share + (1 - embed_share) * (round_index * len(specs) + position) / steps
-            results.append(out_of_fold_probabilities(
-                features, labels, n_classes=len(context.classes), folds=options.folds,
-                classifier=spec.classifier, seed=options.seed, exclude_from_training=exclude,
-                progress=lambda f, m, s=start: context.progress(s + (1 - embed_share) * f / steps,
-                                                                 f"cross-validation round {round_index + 1}: {m}"),
-            ))
-        oof = _average(results)
-        if round_index + 1 < options.rounds:
-            judged = with_price(oof, price)
-            exclude = np.zeros(len(labels), bool)
-            exclude[oof.assessed] = find_label_issues(labels[oof.assessed], judged.pred_probs[oof.assessed],
-                                                      filter_by=LEAVE_OUT_FILTER_BY)
-    details = {
-        "source": "embeddings", "backbone": "+".join(keys),
-        "classifier": "+".join(spec.classifier for spec in specs), "rounds": options.rounds,
-        "left_out_of_last_fit": int(exclude.sum()), "embedded": computed, "embeddings_from_cache": reused,
-    }
-    return Probabilities(oof, details)
-
-
-def _average(results: list[OutOfFold]) -> OutOfFold:
-    """One OutOfFold whose probabilities are the mean of the members' (same folds, same samples)."""
-    pred_probs = np.mean([r.pred_probs for r in results], axis=0)
-    first = results[0]
-    labels_known = first.assessed
-    fold_accuracy = [float(np.mean([r.fold_accuracy[i] for r in results])) for i in range(len(first.fold_accuracy))]
-    notes = list(dict.fromkeys(note for r in results for note in r.notes))
-    return OutOfFold(pred_probs, labels_known, fold_accuracy, first.folds, notes)
+# --- sources of photo probabilities made elsewhere -----------------------------------------------------
 
 
 def _from_finetuning(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
-                     options: MislabelOptions, price: Optional[np.ndarray]) -> Probabilities:
+                     options: MislabelOptions) -> tuple[np.ndarray, dict[str, Any]]:
     from core.oof import finetune_out_of_fold  # loads torch
 
     oof = finetune_out_of_fold(
         context.root, list(samples["path"]), list(samples["content_hash"]), labels, classes=context.classes,
         backbone=options.backbone, pretrained=options.pretrained, folds=options.folds, epochs=options.epochs,
         image_size=options.image_size, seed=options.seed, device=options.device, cache_dir=options.cache_dir,
-        progress=context.progress,
+        progress=lambda f, m: context.progress(0.8 * f, m),
     )
     weights = "ImageNet weights" if options.pretrained else "from scratch"
-    return Probabilities(oof, {"source": "finetune", "backbone": f"{options.backbone} ({weights})",
-                               "epochs": options.epochs, "image_size": options.image_size})
+    return oof.pred_probs, {"backbone": f"{options.backbone} ({weights})", "epochs": options.epochs,
+                            "image_size": options.image_size}
 
 
 def _from_run(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
-              options: MislabelOptions, price: Optional[np.ndarray]) -> Probabilities:
+              options: MislabelOptions) -> tuple[np.ndarray, dict[str, Any]]:
     """A training run's out-of-fold probabilities, rows aligned with `samples`."""
     classes = context.classes
     if options.pred_probs is None:
@@ -347,9 +423,7 @@ def _from_run(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,
     if not np.all(np.isfinite(pred_probs)) or np.any(pred_probs < 0):
         raise ValueError("pred_probs must be finite and non-negative")
     pred_probs = pred_probs / np.maximum(pred_probs.sum(axis=1, keepdims=True), 1e-12)
-    correct = pred_probs.argmax(1) == labels
-    oof = OutOfFold(pred_probs, np.ones(len(labels), bool), [float(correct.mean())], folds=0)
-    return Probabilities(oof, {"source": "run", "backbone": "training run", **origin})
+    return pred_probs, {"backbone": "training run", **origin}
 
 
-SOURCE_FUNCTIONS = {"embeddings": _from_embeddings, "finetune": _from_finetuning, "run": _from_run}
+SOURCE_FUNCTIONS = {"finetune": _from_finetuning, "run": _from_run}

@@ -1,0 +1,103 @@
+"""Photo members: a cross-validated classifier on cached image embeddings (core.features).
+
+- "photo": the frozen network (option `backbone`) on the whole photo at `photo_size` px: items on
+  cluttered tables and floors, where no crop can be trusted.
+- "crop": the same network on the object's crop at `image_size` px: small items on a plain background.
+- "pixels": weight-free shape and colour features of the crop (no network, no weights file).
+The combiner decides how much each counts on a dataset.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import ClassVar, Optional
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from core.evidence.base import EvidenceInput, Member, MemberOutput, register_member
+from core.evidence.folds import AuditFolds
+from core.oof import get_classifier, predict_all_classes
+
+WEIGHT_FREE_BACKBONE = "pixels"
+
+
+class EmbeddingMember(Member):
+    """A classifier on one view of the photos, embedded once per audit through the embedding cache."""
+
+    view: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._vectors: Optional[np.ndarray] = None
+        self._details: dict = {}
+
+    def backbone(self, data: EvidenceInput) -> str:
+        return data.options.backbone
+
+    def image_size(self, data: EvidenceInput) -> int:
+        return data.options.image_size
+
+    def unavailable_reason(self, data: EvidenceInput) -> Optional[str]:
+        if self.backbone(data) == WEIGHT_FREE_BACKBONE:
+            return f"backbone {WEIGHT_FREE_BACKBONE!r} chosen: no network"
+        return None
+
+    def features(self, data: EvidenceInput) -> np.ndarray:
+        """The rows' embeddings, float32 (N, D), computed (or read from the cache) on first use."""
+        if self._vectors is None:
+            from core.features import embed_cached  # loads torch
+
+            embedded = embed_cached(
+                [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]),
+                store=data.embeddings, backbone=self.backbone(data), image_size=self.image_size(data),
+                view=self.view, device=data.options.device, progress=data.progress,
+            )
+            self._vectors = embedded.vectors
+            self._details = {"key": embedded.key, "embedded": embedded.computed, "from_cache": embedded.reused}
+        return self._vectors
+
+    def out_of_fold(self, data: EvidenceInput, folds: AuditFolds, *,
+                    exclude: Optional[np.ndarray] = None) -> MemberOutput:
+        from core.features import get_backbone
+
+        features = self.features(data)
+        classifier = get_backbone(self.backbone(data)).classifier
+        pred_probs = np.zeros((len(features), data.n_classes))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            for train, held_out in folds.splits(exclude):
+                model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1],
+                                       seed=data.options.seed)
+                model.fit(features[train], data.labels[train])
+                pred_probs[held_out] = predict_all_classes(model, features[held_out], data.n_classes)
+        return MemberOutput(self.name, pred_probs, np.ones(len(features), bool),
+                            details={**self._details, "classifier": classifier})
+
+
+@register_member
+class PhotoMember(EmbeddingMember):
+    name = "photo"
+    label = "photo"
+    view = "whole"
+
+    def image_size(self, data: EvidenceInput) -> int:
+        return data.options.photo_size
+
+
+@register_member
+class CropMember(EmbeddingMember):
+    name = "crop"
+    label = "photo (object crop)"
+    view = "crop"
+
+
+@register_member
+class PixelsMember(EmbeddingMember):
+    name = "pixels"
+    label = "shape and colour"
+    view = "crop"
+
+    def backbone(self, data: EvidenceInput) -> str:
+        return WEIGHT_FREE_BACKBONE
+
+    def unavailable_reason(self, data: EvidenceInput) -> Optional[str]:
+        return None
