@@ -1,16 +1,19 @@
 """Detection quality and cost of a full audit on a demo dataset, scored against its truth.csv.
 
-Usage: python bench/audit.py --dataset data/demo [--checks mislabel,price,...] [--folds 5]
-                             [--backbone mobilenet_v2] [--workers N] [--db PATH] [--json]
+Usage: python bench/audit.py --dataset data/demo [--dataset data/demo-fashion ...]
+                             [--checks mislabel,price,...] [--folds 5] [--backbone mobilenet_v2]
+                             [--workers N] [--db PATH] [--json]
 
 Scans the dataset into a fresh temporary database, runs an audit job on it
 (the same code as `listing-audit audit`), and scores each kind of flag against
 truth.csv: precision, recall and F1 of mislabels, price typos and broken files;
 duplicates as pairs (a re-upload counts as found when it and its original land in
 one group; precision over every pair of files that share a group), also per kind
-of re-upload; the AUROC of the mislabel score; quality flags (the demo plants
-none). Reports wall time per check and peak memory (resource.getrusage of this
-process and of the scan's worker processes).
+of re-upload; the AUROC of the mislabel score; the mislabel check's evidence
+members (weight, out-of-fold accuracy against the given labels, seconds); quality
+flags (the demo plants none). Reports wall time per check and peak memory
+(resource.getrusage of this process and of the scan's worker processes).
+Several --dataset options audit each in turn (each in its own fresh database).
 """
 from __future__ import annotations
 
@@ -113,6 +116,7 @@ def run(dataset: Path, *, db: Path, checks, folds, backbone, workers) -> dict:
     return {
         "dataset": str(dataset), "files": scan["images"], "params": {"checks": list(outcome.run.results), "folds": folds, "backbone": backbone},
         "scores": score(outcome, truth),
+        "mislabel_members": outcome.summary["checks"].get("mislabel", {}).get("members", {}),
         "seconds": {"scan": round(scan_s, 1), "audit": round(audit_s, 1),
                     **{name: round(value, 1) for name, value in outcome.run.seconds.items()}},
         "peak_memory_mb": peak_memory_mb(),
@@ -134,6 +138,11 @@ def format_report(report: dict) -> str:
         other = f"AUROC {values['auroc']:.4f}" if "auroc" in values else ""
         lines.append(f"| {kind} | {values['flagged']} | {values['true']} | {values['precision']:.3f} | "
                      f"{values['recall']:.3f} | {values['f1']:.3f} | {other} |")
+    members = report.get("mislabel_members") or {}
+    if members:
+        lines += ["| mislabel evidence | weight | out-of-fold accuracy | listings | seconds |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {values['weight']:.3f} | {values['accuracy'] or float('nan'):.3f} | {values['rows']} | "
+                  f"{values.get('seconds', float('nan')):.1f} |" for name, values in members.items()]
     seconds = ", ".join(f"{name} {value} s" for name, value in report["seconds"].items())
     memory = report["peak_memory_mb"]
     lines.append(f"time: {seconds}; peak RSS {memory['this_process']:.0f} MB "
@@ -143,7 +152,8 @@ def format_report(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, required=True, help="a demo dataset folder with truth.csv")
+    parser.add_argument("--dataset", type=Path, action="append", required=True,
+                        help="a demo dataset folder with truth.csv (repeat for several)")
     parser.add_argument("--checks", default=None, help="comma-separated checks (default: all)")
     parser.add_argument("--folds", type=int, default=None)
     parser.add_argument("--backbone", default=None)
@@ -151,16 +161,18 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=None, help="database file to keep (default: a temporary one)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
-    if not (args.dataset / "truth.csv").is_file():
-        parser.error(f"{args.dataset} has no truth.csv: build one with `listing-audit demo --out DIR`")
-    print(f"machine: nproc {os.cpu_count()}, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}; load average " + " ".join(f"{v:.1f}" for v in os.getloadavg()),
-          file=sys.stderr)
-    with tempfile.TemporaryDirectory() as scratch:
-        db = args.db or Path(scratch) / "bench.db"
-        report = run(args.dataset.resolve(), db=db, checks=args.checks.split(",") if args.checks else None,
-                     folds=args.folds, backbone=args.backbone, workers=args.workers)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    for dataset in args.dataset:
+        if not (dataset / "truth.csv").is_file():
+            parser.error(f"{dataset} has no truth.csv: build one with `listing-audit demo --out DIR`")
+    for dataset in args.dataset:
+        print(f"machine: nproc {os.cpu_count()}, {platform.processor() or platform.machine()}, "
+              f"Python {platform.python_version()}; load average " + " ".join(f"{v:.1f}" for v in os.getloadavg()),
+              file=sys.stderr)
+        with tempfile.TemporaryDirectory() as scratch:
+            db = args.db or Path(scratch) / "bench.db"
+            report = run(dataset.resolve(), db=db, checks=args.checks.split(",") if args.checks else None,
+                         folds=args.folds, backbone=args.backbone, workers=args.workers)
+        print(json.dumps(report, indent=2) if args.json else format_report(report), flush=True)
 
 
 if __name__ == "__main__":

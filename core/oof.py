@@ -118,8 +118,9 @@ class OutOfFold:
 
 
 def predict_all_classes(model: Pipeline, features: np.ndarray, n_classes: int) -> np.ndarray:
-    """model.predict_proba as float64 (n, n_classes), rows summing to 1: classes the model never saw get 0."""
-    probs = np.zeros((len(features), n_classes))
+    """model.predict_proba of features (n, D), dense or sparse, as float64 (n, n_classes), rows summing to 1:
+    classes the model never saw get 0."""
+    probs = np.zeros((features.shape[0], n_classes))
     probs[:, model.classes_] = model.predict_proba(features)
     return probs / probs.sum(axis=1, keepdims=True)
 

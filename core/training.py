@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -25,10 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torchvision
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
 from core import features
+from core.evidence.folds import duplicate_groups
 from core.metrics import classification_report
 from core.train_config import TrainConfig
 from core.train_data import Augmentation, MemoryBatches, load_images, place_pixels
@@ -239,14 +241,27 @@ def usable_samples(samples: pd.DataFrame, classes: Sequence[str]) -> pd.Series:
             & samples["current_label"].isin(list(classes)))
 
 
+def keep_groups_together(is_val: np.ndarray, sample_ids: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """`is_val` (bool (N,)) with every group (int (N,)) moved to the side of its lowest sample id, so
+    copies of one photo are never on both sides of a split."""
+    order = np.lexsort((sample_ids, groups))
+    first_of_group = pd.Series(is_val[order]).groupby(groups[order], sort=False).transform("first").to_numpy()
+    together = np.empty_like(is_val)
+    together[order] = first_of_group
+    return together
+
+
 def select_samples(samples: pd.DataFrame, classes: Sequence[str], *, val_fraction: float, seed: int) -> RunSamples:
     """The run's samples and split from a dataset's current state (db.queries.samples_frame columns).
 
     The split is drawn over all present samples stratified by folder class, so
-    relabelling or deleting a sample never moves other samples across it; then
-    deleted, unreadable and unlabelled samples are left out. Labels are the current ones.
+    relabelling or deleting a sample never moves other samples across it; copies of one photo
+    (exact, or near by pHash: core.evidence.folds.duplicate_groups) then go to the side of the
+    copy with the lowest id, so a re-upload never validates its own original. Deleted,
+    unreadable and unlabelled samples are left out. Labels are the current ones.
     """
     is_val = stratified_split(samples["id"], samples["label"], val_fraction=val_fraction, seed=seed)
+    is_val = keep_groups_together(is_val, samples["id"].to_numpy(dtype=np.int64), duplicate_groups(samples))
     keep = usable_samples(samples, classes).to_numpy()
     chosen = samples[keep]
     lookup = {name: index for index, name in enumerate(classes)}
@@ -593,7 +608,8 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
                            progress_span: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """Probabilities for every sample from a model that never trained on it: shape (N, K), float32.
 
-    Stratified K-fold (K = config.folds) over all of the run's samples; each fold
+    Stratified group K-fold (K = config.folds) over all of the run's samples, copies of one photo
+    (same content hash) in one fold; each fold
     trains a fresh model for config.epochs epochs (no early stopping: there is no
     separate validation set) and predicts its held-out part.
     """
@@ -601,8 +617,11 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
     num_classes = len(samples.classes)
     placed = place_pixels(pixels, device)
     probs = np.zeros((len(samples.labels), num_classes), dtype=np.float32)
-    splitter = StratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
-    folds = list(splitter.split(np.zeros(len(samples.labels)), samples.labels))
+    splitter = StratifiedGroupKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    groups = pd.factorize(pd.Series(samples.content_hashes))[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = list(splitter.split(np.zeros(len(samples.labels)), samples.labels, groups))
     span = (progress_span[1] - progress_span[0]) / len(folds)
     for fold, (train_index, held_out) in enumerate(folds):
         training = _setup(config, placed, samples.labels, train_index, num_classes, device)

@@ -5,6 +5,7 @@ Progress lives in the database (the job row), so a running audit is shown again 
 """
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.audit import available_checks
@@ -12,7 +13,7 @@ from db.flags import class_flag_counts, diff_flags, flag_counts, previous_audit_
 from db.models import Job
 from db.review import latest_audit_job
 from jobs.audit import AuditError, audit_params
-from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
+from jobs.runner import ACTIVE, create_job, job_result, latest_job, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, session_factory
 
 #: Backbones offered for the mislabel check's embeddings (names of core.features.BACKBONES, listed
@@ -102,6 +103,49 @@ def render_flag_summary(job_id: int, finished_at) -> None:
                      "flagged share", format="percent", min_value=0.0, max_value=1.0)})
 
 
+def mislabel_evidence_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From the mislabel check's summary: one row per evidence member (weight, out-of-fold accuracy,
+    listings it had evidence for) and one per class (cleanlab's estimated noise rate, flagged)."""
+    members = pd.DataFrame([
+        {"evidence": name, "weight": values.get("weight"), "out-of-fold accuracy": values.get("accuracy"),
+         "listings": values.get("rows")}
+        for name, values in (summary.get("members") or {}).items()
+    ])
+    noise = summary.get("estimated_noise_per_class") or {}
+    flagged = summary.get("per_class") or {}
+    classes = pd.DataFrame([{"class": name, "estimated noise": rate, "flagged": flagged.get(name, 0)}
+                            for name, rate in noise.items()])
+    if not classes.empty:
+        classes = classes.sort_values("estimated noise", ascending=False, kind="stable")
+    return members, classes
+
+
+def render_mislabel_evidence(job_id: int) -> None:
+    """What the mislabel check weighed (members and their weights) and its estimated noise per class."""
+    with session_factory()() as session:
+        result = job_result(session.get(Job, job_id)) or {}
+    summary = (result.get("checks") or {}).get("mislabel")
+    if not summary or not summary.get("members"):
+        return
+    members, classes = mislabel_evidence_tables(summary)
+    rate = summary.get("estimated_noise_rate")
+    heading = f"**Label noise**: cleanlab estimates {rate:.1%} of labels are wrong" if rate is not None else \
+        "**Label noise**"
+    st.markdown(heading + f" ({summary.get('flagged', 0):,} flagged)")
+    noise_column, members_column = st.columns([3, 2])
+    with noise_column:
+        st.dataframe(classes, hide_index=True, key="audit_noise_table",
+                     column_config={"estimated noise": st.column_config.ProgressColumn(
+                         "estimated noise", format="percent", min_value=0.0, max_value=1.0)})
+    with members_column:
+        st.dataframe(members, hide_index=True, key="audit_members_table",
+                     column_config={"weight": st.column_config.NumberColumn(format="%.2f"),
+                                    "out-of-fold accuracy": st.column_config.NumberColumn(format="percent")})
+        unused = summary.get("unavailable_members") or {}
+        if unused:
+            st.caption("Not used: " + "; ".join(f"{name} ({why})" for name, why in unused.items()))
+
+
 def render_changes(job_id: int) -> None:
     """New and resolved flags per kind since the previous succeeded audit, if there is one."""
     with session_factory()() as session:
@@ -136,5 +180,6 @@ def render_audit_section(dataset: DatasetRef) -> None:
             st.info("No audit yet: choose the checks below and start one.")
     else:
         render_flag_summary(done_id, done_at)
+        render_mislabel_evidence(done_id)
         render_changes(done_id)
     render_audit_form(dataset, running=running)

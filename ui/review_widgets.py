@@ -253,13 +253,45 @@ def cross_evidence(evidence: dict, *, suggested: str) -> list[str]:
     return lines
 
 
+_MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~:$=")
+
+
+def plain(text) -> str:
+    """`text` with every markdown special character backslash-escaped: a title or a class name shows as
+    typed and never becomes a link, an image or formatting."""
+    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIALS else c for c in str(text))
+
+
+def member_vote_text(vote: dict) -> str:
+    """One member's vote as markdown, e.g. "title 'nordvik jacket' → **coat** 91% (words: jacket)"."""
+    verdict = f"**{plain(vote['top'])}** {float(vote['probability']):.0%}"
+    if vote.get("member") == "price" and "price" in vote:
+        return f"price {float(vote['price']):,.2f} fits **{plain(vote.get('fits', vote['top']))}**"
+    if "title" in vote:
+        words = f" (words: {plain(', '.join(vote['words']))})" if vote.get("words") else ""
+        return f"title '{plain(vote['title'])}' → {verdict}{words}"
+    return f"{plain(vote.get('label', vote.get('member', '')))}: {verdict}"
+
+
+def member_lines(evidence: dict) -> list[str]:
+    """Each evidence member's vote with its weight in the combination, strongest weight first."""
+    votes = sorted(evidence.get("members") or [], key=lambda vote: -float(vote.get("weight", 0.0)))
+    return [f"{member_vote_text(vote)} · weight {float(vote.get('weight', 0.0)):.2f}" for vote in votes]
+
+
 def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame) -> None:
     probability = suggested_probability(item)
     shown = f" ({probability:.0%})" if probability is not None else ""
-    st.markdown(f"Given label **{item['given_label']}** · suggested **{item['suggested_label'] or '—'}**{shown}")
+    st.markdown(f"Given label **{plain(item['given_label'])}** · suggested "
+                f"**{plain(item['suggested_label'] or '—')}**{shown}")
     top = top_classes(item["evidence"])
     if top:
-        st.markdown("Top classes: " + ", ".join(f"{label} {p:.0%}" for label, p in top))
+        st.markdown("Top classes: " + ", ".join(f"{plain(label)} {p:.0%}" for label, p in top))
+    votes = member_lines(item["evidence"])
+    if votes:
+        st.markdown("Evidence: " + " · ".join(votes[:1]) + "".join(f"  \n{line}" for line in votes[1:]),
+                    help="Each kind of evidence on its own, out of fold; the weight is how much it counts "
+                         "on this dataset.")
     if item["reason"]:
         st.caption(item["reason"])
     for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):

@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     parser.add_argument("--run", type=int, default=None, metavar="RUN_ID",
                         help="with --mislabel-source run: the training run (default: the newest with "
                              "out-of-fold probabilities)")
+    parser.add_argument("--members", default=None,
+                        help="comma-separated evidence of the mislabel check (default: all that the data has: "
+                             "photo,crop,pixels,title,price); each one's weight is fitted on the dataset")
     parser.add_argument("--no-price-evidence", action="store_true",
                         help="judge labels by the photos alone (by default a price that fits another class "
                              "counts as mislabel evidence)")
@@ -65,6 +68,10 @@ def format_summary(job_id: int, root: str, result: dict, classes: pd.DataFrame) 
 
 
 def _details(name: str, summary: dict) -> str:
+    if name == "mislabel" and summary.get("members"):
+        weights = ", ".join(f"{member} {values['weight']:.2f}" for member, values in summary["members"].items())
+        return (f"   estimated noise {summary['estimated_noise_rate']:.1%} "
+                f"({summary['estimated_issues']} listings); evidence weights: {weights}")
     if name == "duplicate":
         return f"   {summary['groups']} groups, {summary['label_conflict_groups']} with conflicting labels"
     if name == "price":
@@ -81,6 +88,8 @@ def mislabel_options(session: Session, dataset_id: int, args: argparse.Namespace
     """The mislabel check's options from the command line; CliError when the chosen run has no
     out-of-fold probabilities."""
     options: dict = {"use_price": False} if args.no_price_evidence else {}
+    if args.members:
+        options["members"] = [name.strip() for name in args.members.split(",") if name.strip()]
     if args.mislabel_source == "run":
         options.update(source="run", run_dir=out_of_fold_run_dir(session, dataset_id, args.run))
     elif args.mislabel_source == "finetune":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -288,6 +289,7 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
     weights = np.array([PROGRESS_WEIGHTS.get(m.name, 1.0) * (1 if r == 0 else 0.3) for r, m in steps])
     starts = np.concatenate([[0.0], np.cumsum(weights)[:-1]]) / weights.sum()
     exclude = np.zeros(len(labels), bool)
+    seconds: dict[str, float] = {}
     for round_index in range(options.rounds):
         outputs = []
         for member in members:
@@ -296,7 +298,11 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
             progress = (lambda f, m, s=start, w=share, name=member.name, r=round_index:
                         context.progress(s + w * f, f"round {r + 1}, {name}: {m}"))
             progress(0.0, "starting")
-            outputs.append(member.out_of_fold(dataclasses.replace(data, progress=progress), folds, exclude=exclude))
+            began = time.perf_counter()
+            output = member.out_of_fold(dataclasses.replace(data, progress=progress), folds, exclude=exclude)
+            seconds[member.name] = seconds.get(member.name, 0.0) + time.perf_counter() - began
+            output.details["seconds"] = round(seconds[member.name], 2)
+            outputs.append(output)
         combination = combine(outputs, labels, folds, exclude=exclude)
         if round_index + 1 < options.rounds:
             exclude = np.zeros(len(labels), bool)

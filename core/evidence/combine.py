@@ -71,7 +71,8 @@ def fit_pool(logs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
                                    residual.sum(axis=0) + 2 * BIAS_PENALTY * biases])
         return float(loss), gradient
 
-    start = np.concatenate([np.full(m, 1.0 / m), np.zeros(k)])
+    # The problem is convex; starting from zero leaves a member without evidence in these rows at zero.
+    start = np.zeros(m + k)
     bounds = [(0.0, MAX_WEIGHT)] * m + [(None, None)] * k
     result = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds)
     return result.x[:m], result.x[m:]

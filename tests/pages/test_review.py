@@ -192,3 +192,27 @@ def test_mislabel_shows_what_the_price_and_duplicate_checks_said(factory, data):
     text = " ".join(m.value for m in app.markdown)
     assert "Its price 40.00 is an outlier for its class and fits **phone**." in text
     assert "It has duplicates labelled bag, phone, phone; the majority label is **phone**." in text
+
+
+def test_mislabel_shows_each_members_vote_strongest_first(factory, data):
+    import json
+
+    from db.models import Flag
+
+    votes = [
+        {"member": "price", "label": "price", "top": "phone", "probability": 0.4, "given_probability": 0.2,
+         "weight": 0.3, "price": 105.0, "fits": "phone"},
+        {"member": "photo", "label": "photo", "top": "phone", "probability": 0.82, "given_probability": 0.1,
+         "weight": 1.2},
+        {"member": "title", "label": "title", "top": "phone", "probability": 0.91, "given_probability": 0.05,
+         "weight": 0.8, "title": "old *nokia* [phone](http://127.0.0.1/x)", "words": ["nokia", "phone"]},
+    ]
+    with factory.begin() as session:
+        flag = session.get(Flag, data.flag_ids["bag/bag-0.png"])
+        flag.evidence_json = json.dumps({**json.loads(flag.evidence_json), "members": votes})
+    app = open_review(kinds=("mislabel",))
+    text = next(m.value for m in app.markdown if m.value.startswith("Evidence:"))
+    lines = text.removeprefix("Evidence: ").split("  \n")
+    assert lines[0] == "photo: **phone** 82% · weight 1.20"
+    assert lines[1].startswith("title 'old \\*nokia\\* \\[phone\\]\\(http\\:") and "(words: nokia, phone)" in lines[1]
+    assert lines[2] == "price 105.00 fits **phone** · weight 0.30"

@@ -147,3 +147,23 @@ def test_unticking_prices_audits_the_photos_alone(factory, shop):
     while audit_jobs(factory, shop[0])[0].status not in FINISHED:
         assert time.monotonic() < deadline, "the worker did not finish the audit"
         time.sleep(0.25)
+
+
+def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(factory, shop):
+    job_id = audit(factory, shop[0], ["broken", "price"])
+    summary = {"flagged": 3, "estimated_noise_rate": 0.125, "per_class": {"cheap": 1, "dear": 2},
+               "estimated_noise_per_class": {"cheap": 0.05, "dear": 0.2},
+               "members": {"photo": {"weight": 1.3, "accuracy": 0.8, "rows": 10},
+                           "title": {"weight": 0.6, "accuracy": 0.7, "rows": 8}},
+               "unavailable_members": {"price": "price evidence turned off"}}
+    with factory.begin() as session:
+        job = session.get(Job, job_id)
+        result = json.loads(job.result_json)
+        result["checks"]["mislabel"] = {"flags": 3, "seconds": 1.0, **summary}
+        job.result_json = json.dumps(result)
+    app = open_section(shop)
+    assert any("cleanlab estimates 12.5% of labels are wrong (3 flagged)" in m.value for m in app.markdown)
+    noise, members = app.dataframe[1].value, app.dataframe[2].value  # after the noisiest classes
+    assert list(noise["class"]) == ["dear", "cheap"] and list(noise["flagged"]) == [2, 1]
+    assert list(members["evidence"]) == ["photo", "title"] and list(members["weight"]) == [1.3, 0.6]
+    assert any("price (price evidence turned off)" in c.value for c in app.caption)

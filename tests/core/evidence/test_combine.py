@@ -1,0 +1,79 @@
+"""The combiner: weighs members by how much they help on this dataset, out of fold."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.evidence.base import MemberOutput
+from core.evidence.combine import combine, log_evidence
+from core.evidence.folds import make_folds
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def informative_member(labels, k, strength, rng, name):
+    logits = rng.normal(0, 1, (len(labels), k))
+    logits[np.arange(len(labels)), labels] += strength
+    return MemberOutput(name, softmax(logits), np.ones(len(labels), bool))
+
+
+def test_a_useless_member_gets_near_zero_weight_and_does_not_hurt():
+    rng = np.random.default_rng(0)
+    k, labels = 4, np.repeat(np.arange(4), 100)
+    useful = informative_member(labels, k, 2.5, rng, "useful")
+    noise = MemberOutput("noise", softmax(rng.normal(0, 3, (len(labels), k))), np.ones(len(labels), bool))
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=5, seed=0)
+    combined = combine([useful, noise], labels, folds)
+    assert combined.weights["noise"] < 0.05
+    assert combined.weights["useful"] > 0.5
+    alone = combine([useful], labels, folds)
+    accuracy = (combined.pred_probs.argmax(1) == labels).mean()
+    assert accuracy >= (alone.pred_probs.argmax(1) == labels).mean() - 0.01
+    assert np.allclose(combined.pred_probs.sum(axis=1), 1.0)
+
+
+def test_two_independent_members_beat_either_alone():
+    rng = np.random.default_rng(1)
+    k, labels = 5, np.repeat(np.arange(5), 80)
+    first = informative_member(labels, k, 1.2, rng, "first")
+    second = informative_member(labels, k, 1.2, rng, "second")
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=5, seed=0)
+    both = combine([first, second], labels, folds).pred_probs
+    for member in (first, second):
+        assert (both.argmax(1) == labels).mean() > (member.pred_probs.argmax(1) == labels).mean() + 0.03
+
+
+def test_rows_without_evidence_are_left_to_the_other_members():
+    rng = np.random.default_rng(2)
+    k, labels = 3, np.repeat(np.arange(3), 60)
+    photo = informative_member(labels, k, 1.5, rng, "photo")
+    title = informative_member(labels, k, 4.0, rng, "title")
+    missing = np.arange(len(labels)) % 2 == 0
+    title.pred_probs[missing] = 1.0 / k
+    title.informative[missing] = False
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=3, seed=0)
+    assert np.allclose(log_evidence([photo, title])[missing, 1], 0.0)  # a uniform row adds nothing
+    combined = combine([photo, title], labels, folds).pred_probs
+    only_photo = combine([photo], labels, folds).pred_probs
+    def accuracy(probs, rows):
+        return (probs[rows].argmax(1) == labels[rows]).mean()
+    assert abs(accuracy(combined, missing) - accuracy(only_photo, missing)) < 0.05
+    assert accuracy(combined, ~missing) > accuracy(only_photo, ~missing) + 0.1
+
+
+def test_combined_probabilities_are_out_of_fold():
+    """A member that is right only on the rows of one fold cannot earn weight from them for that fold."""
+    rng = np.random.default_rng(3)
+    k, labels = 3, np.repeat(np.arange(3), 50)
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=5, seed=0)
+    base = informative_member(labels, k, 1.0, rng, "base")
+    leaky = np.full((len(labels), k), 1.0 / k)
+    inside = folds.fold == 0
+    leaky[inside] = np.eye(k)[labels[inside]] * 0.98 + 0.01
+    combined = combine([base, MemberOutput("leaky", leaky, np.ones(len(labels), bool))], labels, folds)
+    assert combined.weights["leaky"] > 1.0  # fitted on all rows, the member looks perfect on fold 0 ...
+    # ... but the fit that combined fold 0 never saw fold 0's rows, where alone it is informative
+    assert combined.fold_weights[0][1] == 0.0
+    assert (combined.pred_probs[inside].argmax(1) == labels[inside]).mean() < 0.9
