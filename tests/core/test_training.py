@@ -135,6 +135,21 @@ def test_a_sample_keeps_its_side_of_the_split_when_others_are_relabelled_or_dele
     assert "shoe/broken.jpg" not in after.paths
 
 
+def test_copies_of_one_photo_land_on_one_side_of_the_split(tiny):
+    _, table = tiny
+    table = table.copy()
+    before = select_samples(table, CLASSES, val_fraction=0.34, seed=0)
+    val_path = next(p for p, i in zip(before.paths, before.sample_ids) if i in set(before.split()["val"]))
+    train_path = next(p for p, i in zip(before.paths, before.sample_ids) if i in set(before.split()["train"])
+                      and p.split("/")[0] != val_path.split("/")[0])
+    # the validation photo re-uploaded under another class: same bytes as a training photo
+    copy_hash = table.loc[table["path"] == train_path, "content_hash"].iloc[0]
+    table.loc[table["path"] == val_path, "content_hash"] = copy_hash
+    after = select_samples(table, CLASSES, val_fraction=0.34, seed=0)
+    side = {p: i in set(after.split()["val"]) for p, i in zip(after.paths, after.sample_ids)}
+    assert side[val_path] == side[train_path]
+
+
 # --- a run ----------------------------------------------------------------------------------------
 
 
