@@ -16,7 +16,9 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-apt_packages=(dataset-fashion-mnist)
+# The demo's pictures: Fashion-MNIST (--style fashion); Tux Paint stamps, GIMP patterns and rsvg-convert
+# for the SVG stamps (--style photos, the default).
+apt_packages=(dataset-fashion-mnist tuxpaint-stamps-default gimp-data librsvg2-bin)
 [ "$WITH_BROWSER" -eq 1 ] && apt_packages+=(chromium chromium-driver)
 missing=()
 for pkg in "${apt_packages[@]}"; do

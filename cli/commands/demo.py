@@ -1,5 +1,6 @@
-"""`listing-audit demo`: build the demo dataset, Fashion-MNIST drawn as listing photos with planted problems.
+"""`listing-audit demo`: build the demo dataset, listing photos with planted problems and an answer key.
 
+Two styles: "photos" (default: colour items on tables, floors and beds) and "fashion" (Fashion-MNIST).
 Prints what was planted; truth.csv in the dataset is the answer key.
 """
 from __future__ import annotations
@@ -8,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar
-from core.demo import DEFAULT_NOISE_RATE, DEFAULT_PER_CLASS, DEFAULT_SOURCE, DemoError, DemoReport, build_demo
+from core.demo import DEFAULT_STYLE, STYLES, DemoError, DemoReport, build_demo
 
 DEFAULT_OUT = Path("data/demo")
 
@@ -16,18 +17,28 @@ DEFAULT_OUT = Path("data/demo")
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="build the demo dataset (Fashion-MNIST listing photos with planted problems)",
+        help="build the demo dataset (listing photos with planted problems and an answer key)",
         description="Build a demo dataset: class folders of listing photos, listings.csv, and truth.csv, "
                     "the answer key to the planted mislabels, duplicates, price typos and broken files.",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
-                        help=f"listing photos per class (default: {DEFAULT_PER_CLASS})")
+    parser.add_argument("--style", choices=sorted(STYLES), default=DEFAULT_STYLE,
+                        help="photos: colour items on tables, floors and beds, 320-900 px (default); "
+                             "fashion: Fashion-MNIST items on a plain background, 224 px")
+    parser.add_argument("--classes", choices=("broad", "fine"), default="broad",
+                        help="photos style: 9 broad classes (default) or 24 fine ones, a harder dataset")
+    parser.add_argument("--per-class", type=int, default=None,
+                        help="listing photos per class (default: about 5,000 photos in all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed builds the same files")
-    parser.add_argument("--noise-rate", type=float, default=DEFAULT_NOISE_RATE,
-                        help=f"share of photos put in a wrong, confusable class (default: {DEFAULT_NOISE_RATE})")
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
-                        help=f"folder with the Fashion-MNIST idx .gz files (default: {DEFAULT_SOURCE})")
+    parser.add_argument("--noise-rate", type=float, default=None,
+                        help="share of photos put in a wrong class's folder (default: 0.10 photos, 0.08 fashion)")
+    parser.add_argument("--no-titles", action="store_true",
+                        help="leave every title in listings.csv empty (same photos and labels)")
+    parser.add_argument("--no-prices", action="store_true",
+                        help="leave every price in listings.csv empty (same photos and labels)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="folder the style draws from (default: /usr/share/tuxpaint/stamps for photos, "
+                             "/usr/share/datasets/fashion-mnist for fashion)")
     parser.add_argument("--overwrite", action="store_true", help="replace a previous demo at --out")
     parser.set_defaults(func=run)
 
@@ -35,8 +46,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         report = build_demo(
-            args.out, source_dir=args.source, per_class=args.per_class, seed=args.seed,
-            noise_rate=args.noise_rate, overwrite=args.overwrite, progress=ProgressBar("demo"),
+            args.out, style=args.style, classes=args.classes, source_dir=args.source, per_class=args.per_class,
+            seed=args.seed, noise_rate=args.noise_rate, titles=not args.no_titles, prices=not args.no_prices,
+            overwrite=args.overwrite, progress=ProgressBar("demo"),
         )
     except DemoError as error:
         raise CliError(str(error)) from error
@@ -51,9 +63,9 @@ def format_report(report: DemoReport) -> str:
     kinds = ", ".join(f"{count} {kind}" for kind, count in report.duplicate_kinds.items())
     return "\n".join([
         f"Built demo dataset in {report.path} ({report.seconds:.1f} s)",
-        f"  {report.photos:,} listing photos in {len(report.classes)} class folders, "
+        f"  {report.photos:,} listing photos ({report.style}) in {len(report.classes)} class folders, "
         f"{report.files:,} files in all (rows of listings.csv)",
-        f"  mislabelled:  {report.planted_mislabels:,} photos in a confusable class's folder",
+        f"  mislabelled:  {report.planted_mislabels:,} photos in a wrong class's folder",
         f"  duplicates:   {report.duplicates:,} re-uploads ({kinds}); "
         f"{report.label_conflicts:,} of them in another class's folder",
         f"  price typos:  {report.price_typos:,}",

@@ -1,4 +1,5 @@
-"""Tests of core/demo.py and `listing-audit demo`, on the real Fashion-MNIST files at small sizes."""
+"""Tests of core/demo.py's fashion style and `listing-audit demo --style fashion`, on the real Fashion-MNIST
+files at small sizes. The photos style (the default) is tested in test_demo_photos.py."""
 from __future__ import annotations
 
 import hashlib
@@ -17,14 +18,16 @@ from core.demo import (
     load_fashion_mnist,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").is_file(),
-    reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
-)
-
 PER_CLASS = 8
 # Higher rates than the defaults, so that 80 photos still get every kind of planted problem.
-SMALL = dict(per_class=PER_CLASS, image_size=64, noise_rate=0.2, duplicate_rate=0.1, price_typo_rate=0.1)
+SMALL = dict(style="fashion", per_class=PER_CLASS, image_size=64, noise_rate=0.2, duplicate_rate=0.1,
+             price_typo_rate=0.1)
+# sha256 of listings.csv and truth.csv of build_demo(seed=1, **SMALL) before the photos style existed:
+# the fashion style must keep building the same dataset.
+FASHION_TABLES_SHA256 = {
+    "listings.csv": "f97221f366b61286afad5b7eebf7f803cb7e7664ffb00d66ba62653860931a18",
+    "truth.csv": "c2a06c3a3dbac9d077e4ec8135cf40097fcac24f859f5f76bb6217ae5b9ef929",
+}
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -141,6 +144,12 @@ def test_price_typos_are_far_from_their_class_and_honest_prices_are_not(demo):
     assert (truth.price[~typos] == truth.true_price[~typos]).all()
 
 
+def test_tables_are_the_same_as_before_the_photos_style(demo):
+    _, root, _ = demo
+    for name, digest in FASHION_TABLES_SHA256.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
+
+
 def test_same_seed_builds_the_same_files_and_another_seed_does_not(demo, tmp_path):
     _, root, _ = demo
     again = build_demo(tmp_path / "again", seed=1, **SMALL).path
@@ -151,7 +160,7 @@ def test_same_seed_builds_the_same_files_and_another_seed_does_not(demo, tmp_pat
 
 
 def test_refuses_a_non_empty_folder_and_overwrites_only_a_previous_demo(tmp_path):
-    tiny = dict(per_class=1, image_size=32, broken_count=1)
+    tiny = dict(style="fashion", per_class=1, image_size=32, broken_count=1)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
     with pytest.raises(DemoOutputError, match="not empty"):
@@ -166,7 +175,7 @@ def test_refuses_a_non_empty_folder_and_overwrites_only_a_previous_demo(tmp_path
 
 def test_missing_source_names_the_files_and_the_fix(tmp_path):
     with pytest.raises(DemoSourceError, match="train-images-idx3-ubyte.gz") as error:
-        build_demo(tmp_path / "demo", source_dir=tmp_path / "empty")
+        build_demo(tmp_path / "demo", style="fashion", source_dir=tmp_path / "empty")
     assert "apt-get install dataset-fashion-mnist" in str(error.value) and "--source" in str(error.value)
     assert not (tmp_path / "demo").exists()
 
@@ -177,20 +186,21 @@ def test_an_interrupted_build_leaves_nothing_behind(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_demo(tmp_path / "demo", per_class=4, image_size=32, progress=interrupt_halfway)
+        build_demo(tmp_path / "demo", style="fashion", per_class=4, image_size=32, progress=interrupt_halfway)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_demo_builds_then_refuses_to_build_over_it(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--per-class", "2", "--seed", "3", "--noise-rate", "0.1"]) == 0
+    fashion = ["--style", "fashion"]
+    assert main(["demo", *fashion, "--out", str(out), "--per-class", "2", "--seed", "3", "--noise-rate", "0.1"]) == 0
     printed = capsys.readouterr().out
     assert "Built demo dataset" in printed and "price typos" in printed
     assert len(read_csv(out / "truth.csv")) == len(read_csv(out / "listings.csv")) > 20
 
-    assert main(["demo", "--out", str(out), "--per-class", "2"]) == 2
+    assert main(["demo", *fashion, "--out", str(out), "--per-class", "2"]) == 2
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["demo", "--out", str(out), "--per-class", "2", "--overwrite"]) == 0
+    assert main(["demo", *fashion, "--out", str(out), "--per-class", "2", "--overwrite"]) == 0
 
-    assert main(["demo", "--out", str(tmp_path / "x"), "--source", str(tmp_path / "empty")]) == 2
+    assert main(["demo", *fashion, "--out", str(tmp_path / "x"), "--source", str(tmp_path / "empty")]) == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
