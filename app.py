@@ -241,8 +241,8 @@ my-dataset/
 
 Enter its path above and press **Scan**: every image is checked and hashed in a background
 process (you can leave this page; progress is kept). From the command line:
-`.venv/bin/listing-audit scan my-dataset`. `make run` builds a demo dataset (Fashion-MNIST
-listing photos with planted problems) in `data/demo`, scans it and opens it here.
+`.venv/bin/listing-audit scan my-dataset`. `make run` builds a demo dataset (colour listing
+photos of items on tables and floors, with titles, prices and planted problems) in `data/demo`, scans it and opens it here.
 """
 
 

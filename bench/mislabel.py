@@ -8,6 +8,7 @@ combinations of subsets of the members (re-weighed by the combiner on the same o
 shipped combination, with precision, recall, F1 and AUROC against the planted mislabels.
 
     .venv/bin/python -m cli.main demo --out /tmp/demo-photos
+    .venv/bin/python -m cli.main demo --out /tmp/demo-fashion --style fashion
     .venv/bin/python bench/mislabel.py /tmp/demo-photos [/tmp/demo-fashion ...] --db /tmp/bench-mislabel.db
 """
 from __future__ import annotations
@@ -20,19 +21,18 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cleanlab.filter import find_label_issues  # noqa: E402
-from cleanlab.rank import get_label_quality_scores  # noqa: E402
 from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score  # noqa: E402
 
 from core.checks.base import AuditContext  # noqa: E402
 from core.checks.duplicates import DuplicateCheck  # noqa: E402
-from core.checks.mislabel import FILTER_BY, RANKING_METHOD, PHOTO_MEMBERS, audited_samples, gather_evidence, resolve_options  # noqa: E402
+from core.checks.mislabel import PHOTO_MEMBERS, audited_samples, flag_issues, gather_evidence, resolve_options  # noqa: E402
 from core.evidence.combine import combine  # noqa: E402
 from db.embeddings import DbEmbeddingStore  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
@@ -48,10 +48,11 @@ def peak_rss_mb() -> float:
     return (own + children) / 1024
 
 
-def scores_line(name: str, truth: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray, **extra) -> dict:
-    """cleanlab's flags and ranking on `pred_probs` (N, K) scored against truth (bool (N,))."""
-    issues = find_label_issues(labels, pred_probs, filter_by=FILTER_BY)
-    quality = get_label_quality_scores(labels, pred_probs, method=RANKING_METHOD)
+def scores_line(name: str, truth: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray,
+                count_probs: Optional[np.ndarray] = None, **extra) -> dict:
+    """The check's flags and ranking (core.checks.mislabel.flag_issues) on `pred_probs` (N, K), the
+    number flagged estimated from `count_probs` (default: pred_probs), scored against truth (bool (N,))."""
+    issues, quality, _ = flag_issues(labels, pred_probs, pred_probs if count_probs is None else count_probs)
     return {
         "evidence": name, **extra,
         "accuracy": round(float((pred_probs.argmax(1) == labels).mean()), 3),
@@ -97,11 +98,13 @@ def study(root: Path, db: Path, params: dict) -> tuple[list[dict], dict]:
     for label, subset in subsets.items():
         if 0 < len(subset) < len(names):
             outputs = [o for o in evidence.outputs if o.name in subset]
-            combined = combine(outputs, labels, evidence.folds,
-                               exclude=np.zeros(len(labels), bool)).pred_probs
-            lines.append(scores_line(f"{label} (one round)", truth, labels, combined))
+            combined = combine(outputs, labels, evidence.folds, exclude=np.zeros(len(labels), bool),
+                               written_with_label=["title"])
+            lines.append(scores_line(f"{label} (one round)", truth, labels, combined.pred_probs, combined.count_probs))
+    everything = combine(evidence.outputs, labels, evidence.folds, exclude=np.zeros(len(labels), bool))
+    lines.append(scores_line("all, title may also acquit (one round)", truth, labels, everything.pred_probs))
     lines.append(scores_line(f"combined, {options.rounds} rounds (shipped)", truth, labels,
-                             evidence.combination.pred_probs))
+                             evidence.combination.pred_probs, evidence.combination.count_probs))
     facts = {"dataset": str(root), "audited": len(labels), "mislabelled": int(truth.sum()),
              "classes": len(context.classes), "seconds": round(seconds, 1), "unavailable": evidence.unavailable}
     return lines, facts
@@ -115,11 +118,13 @@ def main() -> None:
     parser.add_argument("--members", default=None, help="comma-separated members (default: all that can run)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--folds", type=int, default=None)
+    parser.add_argument("--photo-size", type=int, default=None, help="side of the photo member's whole-image view")
     parser.add_argument("--json", type=Path, default=None, help="also write the tables to this JSON file")
     args = parser.parse_args()
     print(f"machine: nproc {os.cpu_count()}, {platform.processor() or platform.machine()}, Python "
           f"{platform.python_version()}; load average " + " ".join(f"{v:.1f}" for v in os.getloadavg()))
-    params = {k: v for k, v in {"members": args.members, "rounds": args.rounds, "folds": args.folds}.items() if v}
+    params = {k: v for k, v in {"members": args.members, "rounds": args.rounds, "folds": args.folds,
+                                "photo_size": args.photo_size}.items() if v}
     report = []
     for root in args.datasets:
         lines, facts = study(root.resolve(), args.db, params)

@@ -206,7 +206,8 @@ def crop_to_object(image: Image.Image, side: int, *, view: str = DEFAULT_VIEW) -
 
 def load_object(path: str | os.PathLike, side: int, *, view: str = DEFAULT_VIEW) -> tuple[Image.Image, np.ndarray]:
     """The `view` ("crop" or "whole") of the image file at `path`, side x side RGB, and its background colour."""
-    return crop_to_object(open_rgb(path, max_side=side * DECODE_FACTOR), side, view=view)
+    decode_side = side if view == "whole" else side * DECODE_FACTOR  # a crop is part of the image
+    return crop_to_object(open_rgb(path, max_side=decode_side), side, view=view)
 
 
 def difference_image(crop: Image.Image, background: np.ndarray, side: int) -> np.ndarray:
@@ -385,14 +386,15 @@ def _embed_network(
     progress: ProgressCallback,
 ) -> tuple[np.ndarray, list[int]]:
     """Pooled backbone features, shape (N, backbone.dim), and the indices of files that failed to decode."""
-    extractor = build_extractor(backbone).to(device)
+    # channels_last: about twice the CPU throughput of MobileNetV2's depthwise convolutions (oneDNN)
+    extractor = build_extractor(backbone).to(device, memory_format=torch.channels_last)
     on_cuda = device.type == "cuda"
     vectors = np.zeros((len(paths), backbone.dim), dtype=np.float32)
     failed: list[int] = []
     done = 0
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_cuda):
         for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, pin_memory=on_cuda):
-            features = extractor(images.to(device, non_blocking=True))
+            features = extractor(images.to(device, non_blocking=True, memory_format=torch.channels_last))
             vectors[done:done + len(images)] = features.float().cpu().numpy()
             failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
             done += len(images)

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 dataset=${1:-data/demo}
 if [ "$dataset" = "data/demo" ] && [ ! -f "$dataset/listings.csv" ]; then
-    echo "[run] building the demo dataset in $dataset (about a minute, once)" >&2
+    echo "[run] building the demo dataset in $dataset (one to three minutes, once)" >&2
     "$PY" -m cli.main demo --out "$dataset"
 fi
 "$PY" -m cli.main scan "$dataset"

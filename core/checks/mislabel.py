@@ -17,8 +17,10 @@ Where the photo evidence comes from is pluggable (option `source`):
 - "run": a finished training run's out-of-fold probabilities: `pred_probs`, an (N, K) array in
   `context.samples` order or a DataFrame indexed by sample id with the classes as columns, or
   `run_dir`, the run's folder.
-Title and price members join every source. cleanlab then flags with FILTER_BY (as many as its own
-estimate of the number of issues) and scores with RANKING_METHOD (measured in docs/mislabel.md).
+Title and price members join every source. A title is written by the seller who chose the label, so
+it may count against a label but never for it (core.evidence.combine.accuse_only). cleanlab then
+scores with RANKING_METHOD and flags as many as its own estimate of the number of issues, made from
+the evidence independent of the label (`flag_issues`; measured in docs/mislabel.md).
 Options come from the check's keyword arguments, else from `context.params`, else the defaults of
 `MislabelOptions`. Every sample is judged under its current label (corrections respected); deleted
 samples are not in the context and unreadable ones cannot be embedded.
@@ -35,7 +37,6 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 from cleanlab.count import compute_confident_joint, num_label_issues
-from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
 from core.checks.base import AuditContext, Check, CheckResult, register
@@ -48,11 +49,9 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("embeddings", "finetune", "run")
 #: cleanlab's issue filter and ranking method, chosen by measurement on several datasets (docs/mislabel.md):
-#: flag cleanlab's estimate of the number of issues, the least self-confident first.
+#: flag cleanlab's estimate of the number of issues, the least self-confident first (`flag_issues`).
 FILTER_BY = "low_self_confidence"
 RANKING_METHOD = "self_confidence"
-#: The filter that picks the suspects left out of the next round's fit: recall matters more there.
-LEAVE_OUT_FILTER_BY = "prune_by_noise_rate"
 #: The members of the embeddings source that look at the photo; the finetune and run sources replace them.
 PHOTO_MEMBERS = ("photo", "crop", "pixels")
 #: Relative share of the progress bar of each member's first round (embedding dominates).
@@ -72,7 +71,7 @@ class MislabelOptions:
     members: Optional[tuple[str, ...]] = None
     folds: int = DEFAULT_FOLDS
     image_size: int = 112
-    photo_size: int = 224
+    photo_size: int = 160
     rounds: int = 2
     use_price: bool = True
     seed: int = 0
@@ -158,15 +157,15 @@ class MislabelCheck(Check):
     def _judge(self, samples: pd.DataFrame, labels: np.ndarray, evidence: Evidence, classes: list[str],
                skipped: int) -> CheckResult:
         pred_probs = evidence.combination.pred_probs
+        count_probs = evidence.combination.count_probs
         assessed = evidence.folds.assessed
         issues = np.zeros(len(labels), bool)
         scores = np.ones(len(labels))
         estimated, noise_per_class = 0, {}
         if assessed.sum() and len(np.unique(labels[assessed])) >= 2:
-            issues[assessed] = find_label_issues(labels[assessed], pred_probs[assessed], filter_by=FILTER_BY)
-            scores[assessed] = get_label_quality_scores(labels[assessed], pred_probs[assessed], method=RANKING_METHOD)
-            estimated = int(num_label_issues(labels[assessed], pred_probs[assessed]))
-            noise_per_class = estimated_noise_per_class(labels[assessed], pred_probs[assessed], classes)
+            issues[assessed], scores[assessed], estimated = flag_issues(
+                labels[assessed], pred_probs[assessed], count_probs[assessed])
+            noise_per_class = estimated_noise_per_class(labels[assessed], count_probs[assessed], classes)
         table = evidence_table(samples.index, labels, pred_probs, issues, scores, assessed, classes)
         table["evidence"] = [dict(row, members=votes) for row, votes in
                              zip(table["evidence"], member_votes(evidence, labels, classes))]
@@ -213,6 +212,17 @@ def audited_samples(context: AuditContext) -> tuple[pd.DataFrame, np.ndarray]:
 def judgeable(labels: np.ndarray) -> bool:
     """Whether cross-validation can run: two classes with two samples each."""
     return len(labels) > 0 and (np.bincount(labels) >= 2).sum() >= 2
+
+
+def flag_issues(labels: np.ndarray, pred_probs: np.ndarray, count_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """cleanlab's `low_self_confidence` rule: the n samples with the lowest self-confidence in `pred_probs`
+    (N, K) are issues, n = cleanlab's estimate of the number of label issues under `count_probs` (N, K).
+    Returns (issues bool (N,), scores in [0, 1] (N,) lower = worse, n)."""
+    scores = get_label_quality_scores(labels, pred_probs, method=RANKING_METHOD)
+    estimated = int(num_label_issues(labels, count_probs))
+    issues = np.zeros(len(labels), bool)
+    issues[np.argsort(scores, kind="stable")[:estimated]] = True
+    return issues, scores, estimated
 
 
 def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:
@@ -303,12 +313,13 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
             seconds[member.name] = seconds.get(member.name, 0.0) + time.perf_counter() - began
             output.details["seconds"] = round(seconds[member.name], 2)
             outputs.append(output)
-        combination = combine(outputs, labels, folds, exclude=exclude)
+        combination = combine(outputs, labels, folds, exclude=exclude,
+                              written_with_label=[m.name for m in members if m.written_with_label])
         if round_index + 1 < options.rounds:
             exclude = np.zeros(len(labels), bool)
             assessed = folds.assessed
-            exclude[assessed] = find_label_issues(labels[assessed], combination.pred_probs[assessed],
-                                                  filter_by=LEAVE_OUT_FILTER_BY)
+            exclude[assessed] = flag_issues(labels[assessed], combination.pred_probs[assessed],
+                                            combination.count_probs[assessed])[0]
     return Evidence(outputs, {m.name: m.label for m in members}, combination, folds, unavailable,
                     int(exclude.sum()), {"source": options.source, "rounds": options.rounds, **details})
 

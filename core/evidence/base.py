@@ -69,6 +69,9 @@ class Member(ABC):
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: True for evidence written by whoever chose the label (a title): it may count against a label,
+    #: never for it (core.evidence.combine.accuse_only).
+    written_with_label: ClassVar[bool] = False
 
     @abstractmethod
     def unavailable_reason(self, data: EvidenceInput) -> Optional[str]:

@@ -33,12 +33,21 @@ BIAS_PENALTY = 1e-3
 class Combination:
     """pred_probs: the combined out-of-fold probabilities, float (N, K); weights: each member's weight
     fitted on all training rows (what the audit reports), by member name; biases: the class biases of
-    that fit, float (K,); fold_weights: the weights of each outer fold's fit, (folds, M)."""
+    that fit, float (K,); fold_weights: the weights of each outer fold's fit, (folds, M);
+    independent_pred_probs: the combination of the members written independently of the label
+    (see `accuse_only`), float (N, K), or None when there are no such members or no others."""
 
     pred_probs: np.ndarray
     weights: dict[str, float]
     biases: np.ndarray
     fold_weights: np.ndarray
+    independent_pred_probs: Optional[np.ndarray] = None
+
+    @property
+    def count_probs(self) -> np.ndarray:
+        """The probabilities to estimate the number of label issues from: the independent evidence's
+        where there is some, else the combination's."""
+        return self.pred_probs if self.independent_pred_probs is None else self.independent_pred_probs
 
 
 def log_evidence(outputs: Sequence[MemberOutput]) -> np.ndarray:
@@ -78,13 +87,39 @@ def fit_pool(logs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return result.x[:m], result.x[m:]
 
 
+def accuse_only(pred_probs: np.ndarray, independent: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row, `pred_probs` (N, K) where it gives the given label no more than the independent
+    evidence does, else the independent evidence's row: evidence written with the label can count
+    against it, never for it."""
+    rows = np.arange(len(labels))
+    vouches = pred_probs[rows, labels] > independent[rows, labels]
+    return np.where(vouches[:, None], independent, pred_probs)
+
+
 def combine(outputs: Sequence[MemberOutput], labels: np.ndarray, folds: AuditFolds, *,
-            exclude: Optional[np.ndarray] = None) -> Combination:
+            exclude: Optional[np.ndarray] = None, written_with_label: Sequence[str] = ()) -> Combination:
     """Out-of-fold combination of the members' outputs (all (N, K), same rows as `labels`).
 
     Each outer fold fits the pool on the other folds' rows (assessed, not in `exclude`) and
     combines its own rows; the reported weights come from one fit on all those rows.
+
+    written_with_label: names of members whose evidence the person who chose the label also wrote
+    (a listing's title). Such evidence is correlated with the label's errors: a seller who files a
+    sledge under clothing tends to title it in clothing's words, so a fit on the given labels rewards
+    it for agreeing with exactly the wrong labels. Their evidence may lower the given label's
+    probability but never raise it above what the other members say (`accuse_only`).
     """
+    combined = _pool_out_of_fold(outputs, labels, folds, exclude)
+    independent = [o for o in outputs if o.name not in written_with_label]
+    if 0 < len(independent) < len(outputs):
+        alone = _pool_out_of_fold(independent, labels, folds, exclude).pred_probs
+        combined.independent_pred_probs = alone
+        combined.pred_probs = accuse_only(combined.pred_probs, alone, labels)
+    return combined
+
+
+def _pool_out_of_fold(outputs: Sequence[MemberOutput], labels: np.ndarray, folds: AuditFolds,
+                      exclude: Optional[np.ndarray]) -> Combination:
     logs = log_evidence(outputs)
     trusted = folds.assessed & (np.ones(len(labels), bool) if exclude is None else ~exclude)
     pred_probs = np.zeros((len(labels), logs.shape[2]))

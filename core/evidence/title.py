@@ -74,6 +74,7 @@ def strongest_words(features: sparse.csr_matrix, coefficients: np.ndarray, vocab
 class TitleMember(Member):
     name = "title"
     label = "title"
+    written_with_label = True
 
     def unavailable_reason(self, data: EvidenceInput) -> Optional[str]:
         titled = titles_of(data.samples) != ""

@@ -59,7 +59,7 @@ def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_cont
                               params={"folds": 2, "image_size": 32}, embeddings=DbEmbeddingStore(factory))
     first = MislabelCheck().find_issues(context)
     second = MislabelCheck().find_issues(context)
-    image_members = {"photo": "mobilenet_v2@224/whole1", "crop": "mobilenet_v2@32/crop1", "pixels": "pixels@28/crop1"}
+    image_members = {"photo": "mobilenet_v2@160/whole1", "crop": "mobilenet_v2@32/crop1", "pixels": "pixels@28/crop1"}
     for name, key in image_members.items():
         assert first.summary["members"][name]["key"] == key
         assert first.summary["members"][name]["embedded"] == len(context.samples)

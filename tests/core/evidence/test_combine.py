@@ -77,3 +77,23 @@ def test_combined_probabilities_are_out_of_fold():
     # ... but the fit that combined fold 0 never saw fold 0's rows, where alone it is informative
     assert combined.fold_weights[0][1] == 0.0
     assert (combined.pred_probs[inside].argmax(1) == labels[inside]).mean() < 0.9
+
+
+def test_a_title_written_with_a_wrong_label_cannot_vouch_for_it():
+    """Sellers who misfile a listing title it in the wrong class's words: such a title may accuse a label,
+    never acquit it."""
+    rng = np.random.default_rng(4)
+    k, true = 3, np.repeat(np.arange(3), 100)
+    labels = true.copy()
+    wrong = rng.choice(len(labels), size=30, replace=False)
+    labels[wrong] = (true[wrong] + 1) % k
+    photo = informative_member(true, k, 3.0, rng, "photo")  # sees the item
+    title = informative_member(labels, k, 4.0, rng, "title")  # written with the (sometimes wrong) label
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=5, seed=0)
+    trusting = combine([photo, title], labels, folds).pred_probs
+    guarded = combine([photo, title], labels, folds, written_with_label=["title"])
+    rows = np.arange(len(labels))
+    assert np.median(trusting[wrong, labels[wrong]]) > 0.5  # the title talks the wrong labels up
+    assert np.median(guarded.pred_probs[wrong, labels[wrong]]) < 0.2
+    assert np.all(guarded.pred_probs[rows, labels] <= trusting[rows, labels] + 1e-9)
+    assert guarded.independent_pred_probs is not None and guarded.count_probs is guarded.independent_pred_probs
