@@ -6,8 +6,9 @@ Members (core.evidence) each give out-of-fold class probabilities from one kind 
 "price" (how the price fits each class). The folds are made once per audit, grouped by duplicate
 group and stratified by label, and shared by every member. The combiner fits how much each member
 counts on this dataset, with its own outer folds, so the combined probabilities are out of fold too.
-Two rounds (option `rounds`): the second refits every member and the combiner without the first
-round's suspects, so label errors do not teach the models their wrong labels.
+Option `rounds` (default 1): each further round refits every member and the combiner without the
+previous round's suspects, so label errors do not teach the models their wrong labels (measured in
+docs/mislabel.md: on listing photos a second round flags more without finding more).
 
 Where the photo evidence comes from is pluggable (option `source`):
 - "embeddings" (default): the photo, crop and pixels members above; backbone "pixels" uses the
@@ -54,6 +55,11 @@ FILTER_BY = "low_self_confidence"
 RANKING_METHOD = "self_confidence"
 #: The members of the embeddings source that look at the photo; the finetune and run sources replace them.
 PHOTO_MEMBERS = ("photo", "crop", "pixels")
+#: The members used unless the audit names its own (docs/mislabel.md: on listing photos the weight-free
+#: "pixels" member gets a weight near zero and costs as much as "crop"); "pixels" replaces the network
+#: members when the backbone is "pixels" (no weights file).
+DEFAULT_MEMBERS = ("photo", "crop", "title", "price")
+WEIGHT_FREE_MEMBERS = ("pixels", "title", "price")
 #: Relative share of the progress bar of each member's first round (embedding dominates).
 PROGRESS_WEIGHTS = {"photo": 6.0, "crop": 3.0, "pixels": 3.0, "title": 1.0, "price": 0.2}
 
@@ -72,7 +78,7 @@ class MislabelOptions:
     folds: int = DEFAULT_FOLDS
     image_size: int = 112
     photo_size: int = 160
-    rounds: int = 2
+    rounds: int = 1
     use_price: bool = True
     seed: int = 0
     device: str = "auto"
@@ -262,10 +268,16 @@ def audit_folds(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray
     return make_folds(labels, groups, n_classes=len(context.classes), folds=options.folds, seed=options.seed)
 
 
+def default_members(backbone: str) -> tuple[str, ...]:
+    """The members an audit uses when it names none: DEFAULT_MEMBERS, or WEIGHT_FREE_MEMBERS for the
+    weight-free backbone."""
+    return WEIGHT_FREE_MEMBERS if backbone == "pixels" else DEFAULT_MEMBERS
+
+
 def choose_members(data: EvidenceInput, options: MislabelOptions,
                    photo_evidence: Optional[FixedMember]) -> tuple[list[Member], dict[str, str]]:
     """The members that run, in MEMBER_MODULES order, and the reason each other member does not."""
-    wanted = options.members or tuple(MEMBER_MODULES)
+    wanted = options.members or default_members(options.backbone)
     chosen: list[Member] = []
     unavailable: dict[str, str] = {}
     if photo_evidence is not None:

@@ -59,7 +59,7 @@ def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_cont
                               params={"folds": 2, "image_size": 32}, embeddings=DbEmbeddingStore(factory))
     first = MislabelCheck().find_issues(context)
     second = MislabelCheck().find_issues(context)
-    image_members = {"photo": "mobilenet_v2@160/whole1", "crop": "mobilenet_v2@32/crop1", "pixels": "pixels@28/crop1"}
+    image_members = {"photo": "mobilenet_v2@160/whole1", "crop": "mobilenet_v2@32/crop1"}
     for name, key in image_members.items():
         assert first.summary["members"][name]["key"] == key
         assert first.summary["members"][name]["embedded"] == len(context.samples)
@@ -161,3 +161,14 @@ def test_unknown_options_and_sources_are_refused():
         resolve_options({}, {"source": "guess"})
     with pytest.raises(ValueError, match="folds must be at least 2"):
         resolve_options({"folds": 1}, {})
+
+
+def test_default_members_and_a_chosen_set(tmp_path, scanned_context):
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}), params={"backbone": "pixels"})
+    result = MislabelCheck().find_issues(context)
+    assert list(result.summary["members"]) == ["pixels"]  # no titles or prices in this dataset
+    assert "title" in result.summary["unavailable_members"]["title"]
+    chosen = MislabelCheck(members="pixels,price").find_issues(context)
+    assert chosen.summary["unavailable_members"]["crop"] == "not chosen"
+    with pytest.raises(ValueError, match="unknown evidence member 'colour'"):
+        MislabelCheck(members=["colour"]).find_issues(context)
