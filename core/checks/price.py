@@ -217,8 +217,9 @@ def _mislabel_suggestions(context: AuditContext) -> tuple[pd.Series, bool]:
 
 
 def _reason(evidence: dict, label: str) -> str:
-    ratio = evidence["ratio_to_median"]
-    factor = f"{ratio:.1f}x" if ratio >= 1 else f"1/{1 / ratio:.1f}"
+    # from the prices, not the rounded ratio: 0.01 against a median of 200 rounds to a ratio of 0.0
+    ratio = evidence["price"] / max(evidence["class_median"], 0.01)
+    factor = f"{ratio:.1f}x" if ratio >= 1 else f"1/{1 / ratio:,.1f}"
     text = (f"price {evidence['price']:,.2f} is {factor} the {label} median {evidence['class_median']:,.2f} "
             f"(typical {evidence['typical_low']:,.2f}-{evidence['typical_high']:,.2f})")
     if evidence.get("explained_by_mislabel"):

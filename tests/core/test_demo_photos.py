@@ -3,7 +3,6 @@ on the real Tux Paint stamps and GIMP patterns at small sizes. Nothing is skippe
 tuxpaint-stamps-default, gimp-data and librsvg2-bin, and these tests fail without them."""
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -17,24 +16,13 @@ from core.demo_photos import (
     BROAD_CLASSES, BROAD_NEIGHBOURS, CATALOGUE, FINE_CLASSES, MAX_SIDE, MIN_SIDE, TITLE_KINDS,
     ListingPhotosStyle, load_sources, read_gimp_pattern, round_price,
 )
+from tests.core.test_demo import files_on_disk, read_csv
 
 PER_CLASS = 6
 # Higher rates than the defaults, so that 54 photos still get every kind of planted problem.
 SMALL = dict(per_class=PER_CLASS, noise_rate=0.3, duplicate_rate=0.15, price_typo_rate=0.1, seed=1)
 EXTRA_COLUMNS = ["item", "title_kind", "surface", "second_item"]
 STAMPS = {stamp.path: stamp for stamp in CATALOGUE}
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False)
-
-
-def files_on_disk(root: Path) -> dict[str, str]:
-    """Relative POSIX path -> sha256 of every file under `root`."""
-    return {
-        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*")) if path.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -145,3 +145,11 @@ def test_price_likelihood_gives_a_class_without_prices_the_mean_fit():
     stats = class_price_stats(valid_log_prices(samples["price"]), labels, classes, min_count=8, min_scale=0.05)
     fit = price_likelihood(np.log([25.0]), stats, stray_share=0.05)
     assert fit[0, 3] == pytest.approx(fit[0, :3].mean())
+
+
+def test_a_price_of_a_cent_in_a_class_of_hundreds_is_flagged_not_a_crash():
+    samples = listings()
+    cent = plant(samples, "coat", 0.01)
+    result = PriceCheck().find_issues(context_of(samples))
+    assert cent in result.flagged().index
+    assert "is 1/" in result.issues.at[cent, "reason"] and "coat median" in result.issues.at[cent, "reason"]
