@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.kernel_approximation import Nystroem
 
 from core.checks.base import ProgressCallback
+from core.evidence.folds import AuditFolds
 
 log = logging.getLogger(__name__)
 
@@ -178,29 +179,37 @@ def out_of_fold_probabilities(
     classifier: str = "logreg",
     seed: int = 0,
     exclude_from_training: Optional[np.ndarray] = None,
+    audit_folds: Optional[AuditFolds] = None,
     progress: Optional[ProgressCallback] = None,
 ) -> OutOfFold:
     """Stratified K-fold out-of-fold predicted probabilities.
 
     features: float (N, D); labels: int (N,) in [0, n_classes). exclude_from_training: bool (N,),
     samples never used to fit a classifier (they are still predicted), e.g. suspected label errors
-    of an earlier round. Small classes: see `plan_folds`. Seeded: the same inputs give the same output.
+    of an earlier round. audit_folds: the audit's folds (core.evidence.folds, grouped by duplicates)
+    to use instead of `folds` stratified folds of their own. Small classes: see `plan_folds`.
+    Seeded: the same inputs give the same output.
     """
     labels = np.asarray(labels, dtype=np.int64)
     features = np.asarray(features, dtype=np.float32)
-    _validate(features, labels, n_classes, folds)
+    _validate(features, labels, n_classes, audit_folds.count if audit_folds is not None else folds)
     report = progress or (lambda fraction, message: None)
     exclude = np.zeros(len(labels), bool) if exclude_from_training is None else np.asarray(exclude_from_training, bool)
-    usable, assessed, notes = plan_folds(labels, n_classes, folds)
+    if audit_folds is None:
+        usable, assessed, notes = plan_folds(labels, n_classes, folds)
+        splitter = StratifiedKFold(usable, shuffle=True, random_state=seed)
+        splits = ((_training_rows(train, exclude, labels), held_out)
+                  for train, held_out in splitter.split(features, labels))
+    else:
+        usable, assessed, notes = audit_folds.count, audit_folds.assessed, audit_folds.notes
+        splits = audit_folds.splits(exclude)
     pred_probs = np.zeros((len(labels), n_classes))
     fold_accuracy = []
-    splitter = StratifiedKFold(usable, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # the small-class split is planned above; tiny folds may stop before convergence
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        for fold, (train, held_out) in enumerate(splitter.split(features, labels)):
-            train = _training_rows(train, exclude, labels)
+        for fold, (train, held_out) in enumerate(splits):
             model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1], seed=seed)
             model.fit(features[train], labels[train])
             pred_probs[held_out] = predict_all_classes(model, features[held_out], n_classes)

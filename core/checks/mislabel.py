@@ -44,7 +44,7 @@ from core.checks.base import AuditContext, Check, CheckResult, register
 from core.evidence.base import MEMBER_MODULES, EvidenceInput, Member, MemberOutput, get_member
 from core.evidence.combine import Combination, combine
 from core.evidence.folds import AuditFolds, duplicate_groups, make_folds
-from core.oof import DEFAULT_FOLDS, OutOfFold
+from core.oof import DEFAULT_FOLDS
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,6 @@ class Evidence:
     unavailable: dict[str, str]
     left_out_of_last_fit: int
     details: dict[str, Any]
-
-    @property
-    def oof(self) -> OutOfFold:
-        """The combined probabilities as an OutOfFold (accuracy per fold against the given labels)."""
-        return OutOfFold(self.combination.pred_probs, self.folds.assessed, [], self.folds.count, self.folds.notes)
 
 
 @register

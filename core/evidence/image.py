@@ -8,15 +8,13 @@ The combiner decides how much each counts on a dataset.
 """
 from __future__ import annotations
 
-import warnings
 from typing import ClassVar, Optional
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from core.evidence.base import EvidenceInput, Member, MemberOutput, register_member
 from core.evidence.folds import AuditFolds
-from core.oof import get_classifier, predict_all_classes
+from core.oof import out_of_fold_probabilities
 
 WEIGHT_FREE_BACKBONE = "pixels"
 
@@ -61,15 +59,9 @@ class EmbeddingMember(Member):
 
         features = self.features(data)
         classifier = get_backbone(self.backbone(data)).classifier
-        pred_probs = np.zeros((len(features), data.n_classes))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
-            for train, held_out in folds.splits(exclude):
-                model = get_classifier(classifier, n_samples=len(train), n_features=features.shape[1],
-                                       seed=data.options.seed)
-                model.fit(features[train], data.labels[train])
-                pred_probs[held_out] = predict_all_classes(model, features[held_out], data.n_classes)
-        return MemberOutput(self.name, pred_probs, np.ones(len(features), bool),
+        oof = out_of_fold_probabilities(features, data.labels, n_classes=data.n_classes, classifier=classifier,
+                                        seed=data.options.seed, exclude_from_training=exclude, audit_folds=folds)
+        return MemberOutput(self.name, oof.pred_probs, np.ones(len(features), bool),
                             details={**self._details, "classifier": classifier})
 
 
