@@ -22,6 +22,12 @@ PLANTED_FLAGS = {
     "shoe/broken.jpg": ("broken", 0.0, None, None, "cannot decode: not an image", {}),
     "bag/bag-0.png": ("mislabel", 0.05, "phone", None, "looks like a phone", {
         "suggested_probability": 0.91, "top3": [["phone", 0.91], ["bag", 0.06], ["shoe", 0.03]],
+        "members": [  # each evidence member's own vote, as core.checks.mislabel.member_votes writes them
+            {"member": "photo", "label": "photo", "top": "phone", "probability": 0.84, "given_probability": 0.1,
+             "weight": 1.1},
+            {"member": "title", "label": "title", "top": "phone", "probability": 0.93, "given_probability": 0.02,
+             "weight": 0.9, "title": "Old nokia, works", "words": ["nokia"]},
+        ],
     }),
     "shoe/shoe-1.png": ("mislabel", 0.10, "bag", None, "looks like a bag", {
         "suggested_probability": 0.80, "top3": [["bag", 0.8], ["shoe", 0.15], ["phone", 0.05]],

@@ -135,6 +135,8 @@ def test_relabel_with_the_keyboard_delete_undo_then_export(app_server, browser_p
 
     press(page, "n")
     heading(page, "2 of 6 · mislabel · bag/bag-0.png")
+    expect(page.get_by_text(re.compile(r"title 'Old nokia, works' → phone 93% \(words: nokia\)"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"photo: phone 84% · weight 1\.10"))).to_be_visible()
     expect(page.get_by_role("button", name=re.compile(r"^Accept phone"))).to_be_enabled()
     press(page, "a")  # accept the suggested label: bag -> phone
     expect(page.get_by_text("bag/bag-0.png — bag → phone")).to_be_visible()
