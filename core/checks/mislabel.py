@@ -66,7 +66,7 @@ PROGRESS_WEIGHTS = {"photo": 6.0, "crop": 3.0, "pixels": 3.0, "title": 1.0, "pri
 
 @dataclass(frozen=True)
 class MislabelOptions:
-    """The check's options. members: names of the evidence members to use (None: all that can run);
+    """The check's options. members: names of the evidence members to use (None: `default_members`);
     image_size: side of the object crop (crop member) and of the finetune source's images;
     photo_size: side of the whole photo (photo member); rounds: fits (2: refit without the suspects);
     use_price: the price member; pretrained, epochs, cache_dir: of the finetune source;
