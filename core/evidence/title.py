@@ -97,8 +97,12 @@ class TitleMember(Member):
                 if len(held_out) == 0 or len(np.unique(data.labels[train])) < 2:
                     continue
                 vectorizer = TitleFeatures()
+                try:
+                    train_features = vectorizer.fit_transform(titles[train])
+                except ValueError:  # no word or character n-gram in these titles ("123", "!!")
+                    continue
                 model = LogisticRegression(C=TITLE_C, solver="newton-cg", max_iter=1000)
-                model.fit(vectorizer.fit_transform(titles[train]), data.labels[train])
+                model.fit(train_features, data.labels[train])
                 held_features = vectorizer.transform(titles[held_out])
                 probs = predict_all_classes(model, held_features, k)
                 pred_probs[held_out] = probs

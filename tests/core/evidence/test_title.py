@@ -58,3 +58,10 @@ def test_a_dataset_without_titles_has_no_title_member():
     data = EvidenceInput(samples, labels, ["a", "b"], Path("."), MislabelOptions())
     assert "title" in get_member("title").unavailable_reason(data)
     assert get_member("title").unavailable_reason(titled_input([""] * 20, labels)) is not None
+
+
+def test_titles_without_words_give_no_vote_rather_than_an_error():
+    labels = np.repeat([0, 1], 10)
+    data = titled_input([str(i) for i in range(20)], labels)  # digits only: no word, rare characters
+    output = get_member("title").out_of_fold(data, make_folds(labels, np.arange(20), n_classes=2, folds=2, seed=0))
+    assert output.pred_probs.shape == (20, 3) and not output.informative.any()
