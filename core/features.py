@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_BACKBONE = "mobilenet_v2"
-#: Side, in pixels, of the object crop a network sees (Fashion-MNIST-sized items lose nothing at 112).
+#: Side, in pixels, of the object crop a network sees (the crop member; the photo member sees the whole
+#: photo at its own size, core.checks.mislabel.MislabelOptions.photo_size).
 DEFAULT_IMAGE_SIZE = 112
 DEFAULT_BATCH_SIZE = 64
 #: Side of the grey "difference from background" image the weight-free `pixels` features are made of.
