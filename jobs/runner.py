@@ -41,8 +41,11 @@ HEARTBEAT_TIMEOUT = timedelta(minutes=10)
 LOG_DIR = Path("data") / "logs"
 
 
-class JobCancelled(Exception):
-    """Raised inside a job when cancellation was requested; the job ends as `cancelled`."""
+class JobCancelled(BaseException):
+    """Raised inside a job when cancellation was requested; the job ends as `cancelled`.
+
+    A BaseException, like asyncio.CancelledError, so that code which carries on after a failed step
+    (`except Exception`, e.g. one failed audit check) still stops when the job is cancelled."""
 
 
 def utcnow() -> datetime:
