@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
@@ -18,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from core.checks.base import REGISTRY, AuditContext, CheckResult, get_check
+
+log = logging.getLogger(__name__)
 
 #: Where each check lives. Modules are imported only when their check runs (the mislabel check loads torch).
 CHECK_MODULES = {
@@ -62,17 +65,22 @@ def load_check(name: str, **options):
 
 @dataclass
 class AuditRun:
-    """What one audit found: each check's result and its wall time in seconds, by check name."""
+    """What one audit found, by check name: each finished check's result, each failed check's error
+    (one line), and every check's wall time in seconds."""
 
     results: dict[str, CheckResult] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """Per check: flags, seconds and the check's own summary (JSON-able)."""
+        """Per check, in run order: flags, seconds and the check's own summary, or for a failed check
+        its `error` and no flags (JSON-able)."""
         return {
-            name: {"flags": int(result.issues[f"is_{name}_issue"].sum()), "seconds": round(self.seconds[name], 3),
-                   **result.summary}
-            for name, result in self.results.items()
+            name: ({"flags": 0, "seconds": round(self.seconds[name], 3), "error": self.errors[name]}
+                   if name in self.errors else
+                   {"flags": int(self.results[name].issues[f"is_{name}_issue"].sum()),
+                    "seconds": round(self.seconds[name], 3), **self.results[name].summary})
+            for name in self.seconds
         }
 
 
@@ -82,6 +90,9 @@ def run_audit(context: AuditContext, check_names: Iterable[str], *,
 
     A check that needs readable pixels sees only readable samples. Progress goes to
     context.progress over the whole audit. Results are also left in context.earlier.
+    A check that raises does not end the audit: its one-line error goes to run.errors (the
+    traceback to the log) and the other checks run as if it had not been asked for. Exceptions
+    that are not `Exception`s (a cancelled job, Ctrl-C) end the audit.
     """
     names = resolve_checks(check_names)
     options = options or {}
@@ -98,12 +109,24 @@ def run_audit(context: AuditContext, check_names: Iterable[str], *,
         check_context = dataclasses.replace(context, samples=samples,
                                             progress=_scaled(context.progress, name, start, share))
         began = time.perf_counter()
-        result = check.find_issues(check_context)
+        try:
+            result = check.find_issues(check_context)
+        except Exception as error:  # noqa: BLE001 - one failed check must not throw away the others' work
+            log.exception("the %s check failed", name)
+            run.errors[name] = one_line_error(error)
+        else:
+            run.results[name] = context.earlier[name] = result
         run.seconds[name] = time.perf_counter() - began
-        run.results[name] = context.earlier[name] = result
     add_cross_evidence(run.results)
     context.progress(1.0, "audit finished")
     return run
+
+
+def one_line_error(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, at most `limit` characters."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _scaled(progress, name: str, start: float, share: float):

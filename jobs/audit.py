@@ -113,6 +113,7 @@ def audit_job(factory: sessionmaker[Session], job_id: int, progress: ProgressCal
         "checks": run.summary(),
         "flags": int(stored),
         "flags_by_kind": {name: int((flags["kind"] == name).sum()) for name in run.results},
+        "failed_checks": dict(run.errors),
         "seconds": round(sum(run.seconds.values()), 3),
     }
     return AuditOutcome(summary, run, samples)
@@ -122,7 +123,8 @@ def run_audit_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict
     """Job entry point; params: see audit_params. Returns the audit summary (stored as the job result).
 
     Result keys: dataset_id, samples, classes, class_sizes (class -> audited samples),
-    checks (per check: flags, seconds and the check's summary), flags (total),
-    flags_by_kind, seconds.
+    checks (per check: flags, seconds and the check's summary, or `error` for a check that failed),
+    flags (total), flags_by_kind, failed_checks (check -> one-line error; the other checks' flags are
+    stored all the same), seconds.
     """
     return audit_job(factory, job_id, reporter).summary

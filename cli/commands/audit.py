@@ -6,6 +6,7 @@ dataset must have been scanned into the database first (`listing-audit scan`).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from typing import Optional
 
@@ -58,7 +59,11 @@ def format_summary(job_id: int, root: str, result: dict, classes: pd.DataFrame) 
         f"  {'check':<10} {'flags':>6} {'seconds':>8}",
     ]
     for name, summary in result["checks"].items():
+        if "error" in summary:
+            lines.append(f"  {name:<10} {'failed':>6} {summary['seconds']:>8.1f}   {summary['error']}")
+            continue
         lines.append(f"  {name:<10} {summary['flags']:>6} {summary['seconds']:>8.1f}{_details(name, summary)}")
+        lines += [f"  warning: {warning}" for warning in summary.get("warnings", [])]
     noisy = classes[classes["flagged_samples"] > 0].head(NOISIEST_SHOWN)
     if not noisy.empty:
         lines.append("  noisiest classes (share of samples with any flag):")
@@ -143,8 +148,16 @@ def run(args: argparse.Namespace) -> int:
     result = job_result(job)
     if args.format == "json":
         print_json({"job_id": job_id, **result})
-        return 0
+        return failed_checks_status(result)
     with factory() as session:
         classes = class_flag_counts(session, job_id)
     print(format_summary(job_id, root, result, classes))
-    return 0
+    return failed_checks_status(result)
+
+
+def failed_checks_status(result: dict) -> int:
+    """Exit status 1 when a check failed (its error is printed on stderr; the other checks' flags are
+    stored), else 0."""
+    for name, error in (result.get("failed_checks") or {}).items():
+        print(f"error: the {name} check failed, the other checks' flags are kept: {error}", file=sys.stderr)
+    return 1 if result.get("failed_checks") else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,11 @@ def test_mislabels_from_a_k_fold_training_run(capsys, shop, db_path):
     assert summary["source"] == "run" and summary["run_dir"].endswith(str(run_id))
     code, out, err = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--run", run_id)
     assert code == 2 and "--run needs --mislabel-source run" in err
+    for stored in Path(summary["run_dir"]).glob("oof*"):  # the run's probabilities are gone: that check fails alone
+        stored.unlink()
+    code, out, err = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel,price",
+                             "--mislabel-source", "run", "--run", run_id)
+    assert code == 1 and "mislabel   failed" in out and "FileNotFoundError" in out
+    assert err.startswith("error: the mislabel check failed, the other checks' flags are kept: FileNotFoundError")
+    rows = list(csv.DictReader(io.StringIO(run_cli(capsys, "flags", shop, "--db", db_path)[1])))
+    assert [row["kind"] for row in rows] == ["price"] and rows[0]["path"] == TYPO_PATH

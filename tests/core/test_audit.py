@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +97,17 @@ def test_an_audit_of_nothing_but_unreadable_files_still_finishes(tmp_path):
                             "file_size": [0], "price": [float("nan")]}, index=pd.Index([7], name="id"))
     run = run_audit(AuditContext(samples=samples, classes=["a"], root=Path(tmp_path)), ["broken", "price"])
     assert flags_table(run, samples)[["sample_id", "kind"]].values.tolist() == [[7, "broken"]]
+
+
+def test_a_check_that_fails_does_not_sink_the_audit(context):
+    wrong_shape = np.zeros((2, 2))  # as if a run's probabilities belonged to another dataset
+    run = run_audit(context, ["broken", "mislabel", "price"], options={"mislabel": {"source": "run",
+                                                                                   "pred_probs": wrong_shape}})
+    assert list(run.results) == ["broken", "price"] and list(run.errors) == ["mislabel"]
+    assert run.errors["mislabel"].startswith("ValueError: pred_probs must have shape")
+    assert "\n" not in run.errors["mislabel"]
+    summary = run.summary()
+    assert list(summary) == ["broken", "mislabel", "price"]
+    assert summary["mislabel"]["flags"] == 0 and summary["mislabel"]["error"] == run.errors["mislabel"]
+    assert summary["price"]["flags"] == 1 and not summary["price"]["used_mislabel_result"]
+    assert sorted(flags_table(run, context.samples)["kind"]) == ["broken", "price"]

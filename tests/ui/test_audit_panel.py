@@ -167,3 +167,15 @@ def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(fact
     assert list(noise["class"]) == ["dear", "cheap"] and list(noise["flagged"]) == [2, 1]
     assert list(members["evidence"]) == ["photo", "title"] and list(members["weight"]) == [1.3, 0.6]
     assert any("price (price evidence turned off)" in c.value for c in app.caption)
+
+
+def test_a_failed_check_is_shown_beside_the_flags_the_others_kept(factory, shop, tmp_path):
+    params = audit_params(checks=["broken", "mislabel", "price"],
+                          options={"mislabel": {"source": "run", "run_dir": str(tmp_path / "deleted-run")}})
+    with factory.begin() as session:
+        job_id = create_job(session, shop[0], "audit", params).id
+    assert run_job(factory, job_id).status == "succeeded"
+    app = open_section(shop)
+    assert metrics(app) == {"Price outliers": "1", "Broken files": "1"}
+    [error] = [element.value for element in app.error]
+    assert error.startswith("The mislabels check failed \\(FileNotFoundError") and "other checks' flags are kept" in error

@@ -172,3 +172,22 @@ def test_default_members_and_a_chosen_set(tmp_path, scanned_context):
     assert chosen.summary["unavailable_members"]["crop"] == "not chosen"
     with pytest.raises(ValueError, match="unknown evidence member 'colour'"):
         MislabelCheck(members=["colour"]).find_issues(context)
+
+
+def test_classes_too_small_to_judge_are_not_flagged_and_say_so(tmp_path, scanned_context):
+    root = build_colour_dataset(tmp_path / "ds", planted={"red/odd-1.png": "blue"})
+    rng = np.random.default_rng(1)
+    for index in range(12):  # twelve classes of two photos each: too few to learn from out of fold
+        for copy in range(2):
+            make_image(root / f"tiny-{index:02d}" / f"{copy}.png", size=(24, 24),
+                       color=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    context = scanned_context(root, params={"backbone": "pixels", "folds": 3})
+    result = MislabelCheck().find_issues(context)
+    paths = context.samples.loc[result.flagged().index, "path"]
+    assert not paths.str.startswith("tiny-").any()
+    assert "red/odd-1.png" in set(paths)
+    assert len(result.summary["too_small_classes"]) == 12
+    [warning] = result.summary["warnings"]
+    assert warning.startswith("12 of 15 classes have fewer than 5 readable listings (tiny-00, ") and "24 listings" in warning
+    tiny = context.samples.index[context.samples["path"].str.startswith("tiny-")]
+    assert result.issues.loc[tiny, "reason"].str.startswith("not judged: too few readable listings").all()
