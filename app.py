@@ -22,6 +22,7 @@ from ui.common import (
     DatasetRef, db_path, factory_for, job_status_panel, reviewer_name, select_dataset, selected_dataset,
     session_factory,
 )
+from ui.text import plain
 
 SCAN_PATH_KEY = "scan_path"
 SCAN_FEEDBACK_KEY = "scan_feedback"
@@ -169,7 +170,7 @@ def render_scan_facts(overview: DatasetOverview) -> None:
             f"in {summary.get('seconds', 0):.1f} s."
         )
     if summary.get("empty_classes"):
-        st.warning("Class folders with no images: " + ", ".join(summary["empty_classes"]))
+        st.warning("Class folders with no images: " + plain(", ".join(summary["empty_classes"])))
     if overview.missing:
         st.info(f"{overview.missing} images recorded by an earlier scan are no longer on disk; they are not shown.")
 
@@ -196,15 +197,15 @@ def render_listings(overview: DatasetOverview) -> None:
         st.write("Every image has a listing row and every row names an image.")
     problems = summary.get("listings_problems", [])
     if problems:
-        st.warning("Problems found in listings.csv:\n" + "\n".join(f"- {p}" for p in problems))
+        st.warning("Problems found in listings.csv:\n" + "\n".join(f"- {plain(p)}" for p in problems))
     else:
         st.success("No problems found in listings.csv.")
 
 
 def render_summary(dataset: DatasetRef) -> None:
     overview = load_overview(str(db_path()), dataset.id, current_version(dataset.id))
-    st.header(dataset.name)
-    st.caption(dataset.root)
+    st.header(plain(dataset.name))
+    st.caption(plain(dataset.root))
     if overview.scanned_at is None:
         st.info("This folder has not been scanned yet.")
         return

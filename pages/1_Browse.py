@@ -21,6 +21,7 @@ from db.browse import (
 from ui.common import (
     DatasetRef, db_path, factory_for, log_scale_stops, open_page, reviewer_name, session_factory,
 )
+from ui.text import plain
 from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
 
 PER_PAGE = 24
@@ -157,7 +158,7 @@ def tile_caption(row) -> str:
         parts.append(f"{row.price:,.2f}")
     if row.deleted:
         parts.append("deleted")
-    return " · ".join(parts)
+    return plain(" · ".join(parts))
 
 
 def render_tile(dataset: DatasetRef, row) -> None:
@@ -217,7 +218,7 @@ def render_detail(sample_id: int) -> None:
             st.button("Close", key="browse_close", on_click=_open, args=(None,))
             return
         title_column, close_column = st.columns([8, 1], vertical_alignment="center")
-        title_column.subheader(detail.path)
+        title_column.subheader(plain(detail.path))
         close_column.button("Close", key="browse_close", on_click=_open, args=(None,), width="stretch")
         image_column, facts_column = st.columns([2, 3])
         with image_column:
@@ -225,7 +226,7 @@ def render_detail(sample_id: int) -> None:
                 image, problem = large_image(detail.absolute_path, detail.mtime_ns, detail.file_size)
                 st.image(image, width="stretch")
                 if problem:
-                    st.warning(problem)
+                    st.warning(plain(problem))
             else:
                 st.image(unreadable_placeholder(detail.error or "unknown reason", side=320), width="stretch")
         with facts_column:
@@ -246,7 +247,7 @@ def main() -> None:
     database, version = str(db_path()), current_version(dataset.id)
     counts, bounds = load_facets(database, dataset.id, version)
     if not counts.classes:
-        st.info(f"{dataset.name} has no images yet: scan it on the home page.")
+        st.info(f"{plain(dataset.name)} has no images yet: scan it on the home page.")
         return
     browse = render_filters(counts, bounds)
     page = render_pager(load_count(database, dataset.id, version, browse))

@@ -19,6 +19,7 @@ from db.review import (
 )
 from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
+from ui.text import plain
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, member_states, move, notify, render_broken,
@@ -200,7 +201,7 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     state = "decided" if item["decided"] else "open"
     members = (load_members(str(db_path()), job_id, version, int(item["flag_id"]))
                if item["kind"] == "duplicate" else None)
-    st.subheader(f"{position + 1} of {total} · {item['kind']} · {item['path']}")
+    st.subheader(f"{position + 1} of {total} · {item['kind']} · {plain(item['path'])}")
     st.caption(f"score {item['score']:.3f} (lower is worse) · {state}")
     if item["kind"] == "duplicate":  # the members side by side take the whole width
         render_evidence(item, dataset, context, version, members)
@@ -210,7 +211,7 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
             st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width=360)
             st.caption(sample_caption(item))
             if item["current_label"] != item["label"] or item["deleted"]:
-                st.caption(f"folder class: {item['label']}")
+                st.caption(f"folder class: {plain(item['label'])}")
         with evidence_column:
             render_evidence(item, dataset, context, version, members)
     if not context.reviewer:

@@ -20,6 +20,7 @@ from jobs.runner import reap_dead_jobs
 from ui.common import DatasetRef, db_path, factory_for, open_page, session_factory
 from ui.thumbnails import thumbnail
 from ui.train_charts import confusion_figure, curves_figure
+from ui.text import plain
 
 RUN_KEY, COMPARE_KEY = "metrics_run", "metrics_compare"
 TRUE_KEY, PRED_KEY, CHART_KEY, APPLIED_CELL_KEY = "cell_true", "cell_pred", "confusion_chart", "cell_applied"
@@ -134,8 +135,8 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
     validation = run.result["validation"]
     positions = cell_members(validation["true"], validation["pred"], true_class=true_index, pred_class=pred_index)
     classes = run.metrics["classes"]
-    st.markdown(f"**{len(positions)}** validation images of class **{classes[true_index]}** "
-                f"predicted as **{classes[pred_index]}**" + (f" (first {CELL_IMAGES} shown)"
+    st.markdown(f"**{len(positions)}** validation images of class **{plain(classes[true_index])}** "
+                f"predicted as **{plain(classes[pred_index])}**" + (f" (first {CELL_IMAGES} shown)"
                                                                if len(positions) > CELL_IMAGES else ""))
     if not len(positions):
         return
@@ -147,7 +148,7 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
     for index, row in enumerate(files.itertuples()):
         with columns[index % GRID_COLUMNS]:
             st.image(thumbnail(str(Path(dataset.root) / row.path), int(row.mtime_ns), int(row.file_size)),
-                     caption=f"{row.path} · p={confidence[row.id]:.2f}", width="stretch")
+                     caption=f"{plain(row.path)} · p={confidence[row.id]:.2f}", width="stretch")
 
 
 def render_curves(run: RunView) -> None:

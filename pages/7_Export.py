@@ -19,6 +19,7 @@ from jobs.runner import ACTIVE, create_job, job_result, latest_job, spawn_job
 from db.models import Job
 from ui.common import DatasetRef, db_path, factory_for, job_status_panel, open_page, reviewer_name, session_factory
 from ui.review_widgets import notify, render_notice
+from ui.text import plain
 
 CACHE_TTL_S = 600
 OUT_KEY, MODE_KEY, OVERWRITE_KEY = "export_out", "export_mode", "export_overwrite"
@@ -97,9 +98,9 @@ def render_last_export(dataset: DatasetRef) -> None:
         with session_factory()() as session:
             result = job_result(session.get(Job, job_id)) or {}
         st.success(f"Wrote {result.get('files_written', 0):,} images ({result.get('mode')}) and manifest.csv "
-                   f"to {result.get('out')}.")
+                   f"to {plain(result.get('out'))}.")
         for path in result.get("failed", []):
-            st.warning(f"{path} vanished since the scan and was not exported.")
+            st.warning(f"{plain(path)} vanished since the scan and was not exported.")
 
 
 def main() -> None:
@@ -117,7 +118,7 @@ def main() -> None:
     st.caption("The cleaned dataset in the same layout (one folder per class): relabelled images under their new "
                "class; deleted, unreadable and missing images left out; manifest.csv lists every image and its fate.")
     if problem:
-        st.error(f"Cannot export: {problem}")
+        st.error(f"Cannot export: {plain(problem)}")
         return
     render_plan(plan, dataset)
     st.subheader("Write the export")

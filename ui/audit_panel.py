@@ -15,6 +15,7 @@ from db.review import latest_audit_job
 from jobs.audit import AuditError, audit_params
 from jobs.runner import ACTIVE, create_job, job_result, latest_job, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, session_factory
+from ui.text import plain
 
 #: Backbones offered for the mislabel check's embeddings (names of core.features.BACKBONES, listed
 #: here so that the home page does not import torch); "pixels" needs no pretrained weights.
@@ -103,6 +104,27 @@ def render_flag_summary(job_id: int, finished_at) -> None:
                      "flagged share", format="percent", min_value=0.0, max_value=1.0)})
 
 
+def check_problems(result: dict) -> tuple[list[str], list[str]]:
+    """From an audit job's result: one line per failed check, and one per warning a check raised."""
+    checks = result.get("checks") or {}
+    errors = [f"The {KIND_LABELS.get(name, name).lower()} check failed ({error}); the other checks' flags "
+              "are kept. Run the audit again to retry it." for name, error in (result.get("failed_checks") or {}).items()]
+    warnings = [f"{KIND_LABELS.get(name, name)}: {warning}"
+                for name, summary in checks.items() for warning in summary.get("warnings") or []]
+    return errors, warnings
+
+
+def render_check_problems(job_id: int) -> None:
+    """The audit's failed checks (errors) and the checks' warnings, as plain text."""
+    with session_factory()() as session:
+        result = job_result(session.get(Job, job_id)) or {}
+    errors, warnings = check_problems(result)
+    for line in errors:
+        st.error(plain(line), icon=":material/error:")
+    for line in warnings:
+        st.warning(plain(line), icon=":material/warning:")
+
+
 def mislabel_evidence_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """From the mislabel check's summary: one row per evidence member (weight, out-of-fold accuracy,
     listings it had evidence for) and one per class (cleanlab's estimated noise rate, flagged)."""
@@ -180,6 +202,7 @@ def render_audit_section(dataset: DatasetRef) -> None:
             st.info("No audit yet: choose the checks below and start one.")
     else:
         render_flag_summary(done_id, done_at)
+        render_check_problems(done_id)
         render_mislabel_evidence(done_id)
         render_changes(done_id)
     render_audit_form(dataset, running=running)

@@ -20,6 +20,7 @@ from db.engine import default_db_path, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
+from ui.text import plain
 
 #: Set by scripts/run.sh: the dataset the app opens on first.
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
@@ -182,19 +183,19 @@ def _render_active(job: JobSnapshot, title: str) -> None:
     if job.cancel_requested:
         text += " - stopping"
     bar, button = st.columns([6, 1], vertical_alignment="bottom")
-    bar.progress(min(max(job.progress, 0.0), 1.0), text=text)
+    bar.progress(min(max(job.progress, 0.0), 1.0), text=plain(text))
     button.button("Cancel", key=f"cancel_job_{job.id}", on_click=_cancel, args=(job.id,),
                   disabled=job.cancel_requested, width="stretch")
 
 
 def _render_finished(job: JobSnapshot, title: str) -> None:
     if job.status == "succeeded":
-        st.success(f"{title}: done{_elapsed(job)}. {job.message}")
+        st.success(plain(f"{title}: done{_elapsed(job)}. {job.message}"))
     elif job.status == "cancelled":
-        st.warning(f"{title}: cancelled.")
+        st.warning(plain(f"{title}: cancelled."))
     else:
         first_line = (job.error or "unknown error").splitlines()[0]
-        st.error(f"{title} failed: {first_line}")
+        st.error(plain(f"{title} failed: {first_line}"))
         if job.error and job.error.strip() != first_line:
             with st.expander("Error details"):
                 st.code(job.error, language=None)
@@ -213,7 +214,7 @@ def job_status_panel(job_id: int, *, title: str, run_every_s: float = 1.0,
     """
     job = read_job(job_id)
     if job is None:
-        st.error(f"{title}: job {job_id} does not exist.")
+        st.error(plain(f"{title}: job {job_id} does not exist."))
         return None
     if not job.active:
         if job.status != "succeeded" or show_success:

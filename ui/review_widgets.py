@@ -8,6 +8,7 @@ gets a warning instead of overwriting. Messages for the next run go through
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import streamlit as st
 from db.corrections import Decision, DecisionConflict, DecisionError, decide, decide_many, undo_last_action
 from db.models import Correction, Sample
 from ui.common import session_factory
+from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE, large_image, thumbnail, unreadable_placeholder
 
 NOTICE_KEY = "review_notice"
@@ -56,7 +58,7 @@ class ReviewContext:
 
 
 def notify(level: str, text: str) -> None:
-    """Show `text` at the top of the next run (level: success | info | warning | error)."""
+    """Show `text` at the top of the next run (level: success | info | warning | error), as plain text."""
     st.session_state[NOTICE_KEY] = (level, text)
 
 
@@ -64,7 +66,7 @@ def render_notice() -> None:
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice is not None:
         level, text = notice
-        {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}[level](text)
+        {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}[level](plain(text))
 
 
 def shortcut_legend() -> str:
@@ -204,16 +206,17 @@ def image_bytes(root: str, row, *, max_side: int) -> bytes:
 def sample_caption(row) -> str:
     state = _describe(row["current_label"], bool(row["deleted"]))
     price = "" if pd.isna(row["price"]) else f" · {row['price']:,.2f}"
-    return f"{row['path']} · {state}{price}"
+    return f"{plain(row['path'])} · {state}{price}"
 
 
 def render_examples(root: str, examples: pd.DataFrame, *, title: str) -> None:
+    """A row of thumbnails under `title` (markdown: escape user strings in it)."""
     st.caption(title)
     if examples.empty:
         st.write("no readable examples")
         return
     st.image([image_bytes(root, row, max_side=THUMBNAIL_SIDE) for _, row in examples.iterrows()],
-             caption=[row["path"] for _, row in examples.iterrows()], width=96)
+             caption=[plain(row["path"]) for _, row in examples.iterrows()], width=96)
 
 
 # --- evidence -----------------------------------------------------------------------------------
@@ -244,22 +247,13 @@ def cross_evidence(evidence: dict, *, suggested: str) -> list[str]:
     lines = []
     price = evidence.get("price_check") or {}
     if price.get("supports_suggestion"):
-        lines.append(f"Its price {float(price['price']):,.2f} is an outlier for its class and fits **{suggested}**.")
+        lines.append(f"Its price {float(price['price']):,.2f} is an outlier for its class and fits **{plain(suggested)}**.")
     group = evidence.get("duplicate_group") or {}
     if group.get("majority_label"):
         labels = group.get("labels")
         shown = ", ".join(map(str, labels)) if isinstance(labels, list) else str(labels or "")
-        lines.append(f"It has duplicates labelled {shown}; the majority label is **{group['majority_label']}**.")
+        lines.append(f"It has duplicates labelled {plain(shown)}; the majority label is **{plain(group['majority_label'])}**.")
     return lines
-
-
-_MARKDOWN_SPECIALS = set("\\`*_{}[]()<>#+-.!|~:$=")
-
-
-def plain(text) -> str:
-    """`text` with every markdown special character backslash-escaped: a title or a class name shows as
-    typed and never becomes a link, an image or formatting."""
-    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIALS else c for c in str(text))
 
 
 def member_vote_text(vote: dict) -> str:
@@ -293,15 +287,15 @@ def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_
                     help="Each kind of evidence on its own, out of fold; the weight is how much it counts "
                          "on this dataset.")
     if item["reason"]:
-        st.caption(item["reason"])
+        st.caption(plain(item["reason"]))
     for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):
         st.markdown(line)
     given_column, suggested_column = st.columns(2)
     with given_column:
-        render_examples(root, given_examples, title=f"Other images of {item['given_label']}")
+        render_examples(root, given_examples, title=f"Other images of {plain(item['given_label'])}")
     if item["suggested_label"]:
         with suggested_column:
-            render_examples(root, suggested_examples, title=f"Images of {item['suggested_label']}")
+            render_examples(root, suggested_examples, title=f"Images of {plain(item['suggested_label'])}")
 
 
 def _marker(x: float, *, text: str, color: str, dash: str) -> tuple[dict, dict]:
@@ -325,7 +319,7 @@ def price_figure(prices: np.ndarray, price: float, *, label: str, median: Option
         counts, edges = np.histogram(np.log10(positive), bins=30)
         data.append({
             "type": "bar", "x": (10 ** ((edges[:-1] + edges[1:]) / 2)).tolist(), "y": counts.tolist(),
-            "width": (10 ** edges[1:] - 10 ** edges[:-1]).tolist(), "name": f"{label} prices",
+            "width": (10 ** edges[1:] - 10 ** edges[:-1]).tolist(), "name": f"{html.escape(label)} prices",
             "marker": {"color": "#9db4d0"},
         })
     markers = []
@@ -349,14 +343,14 @@ def render_price(item, *, prices: np.ndarray) -> None:
     if price is None or (isinstance(price, float) and math.isnan(price)):
         st.info("This listing has no price any more.")
         return
-    text = f"Price **{float(price):,.2f}** in class **{item['given_label']}**"
+    text = f"Price **{float(price):,.2f}** in class **{plain(item['given_label'])}**"
     if median is not None:
         text += f" · class median {float(median):,.2f} ({float(price) / float(median):.1f}×)" if median else ""
     st.markdown(text)
     if evidence.get("best_class") and evidence["best_class"] != item["given_label"]:
-        st.markdown(f"This price fits **{evidence['best_class']}** better.")
+        st.markdown(f"This price fits **{plain(evidence['best_class'])}** better.")
     if item["reason"]:
-        st.caption(item["reason"])
+        st.caption(plain(item["reason"]))
     st.plotly_chart(price_figure(prices, float(price), label=item["given_label"], median=median),
                     key="price_chart", config={"displayModeBar": False})
 
@@ -372,7 +366,7 @@ def render_duplicates(item, *, root: str, members: pd.DataFrame, context: Review
     conflict = " — **members carry different labels**" if len(labels) > 1 else ""
     st.markdown(f"{len(members)} images in this duplicate group{conflict}")
     if item["reason"]:
-        st.caption(item["reason"])
+        st.caption(plain(item["reason"]))
     states = member_states(members)
     with st.container(horizontal=True):
         for _, row in members.iterrows():
@@ -387,12 +381,12 @@ def render_duplicates(item, *, root: str, members: pd.DataFrame, context: Review
 
 
 def render_broken(item) -> None:
-    st.error(f"Broken file: {item['reason'] or item['error'] or 'unreadable'}")
+    st.error(f"Broken file: {plain(item['reason'] or item['error'] or 'unreadable')}")
     if item["error"] and item["error"] != item["reason"]:
-        st.caption(f"Scan said: {item['error']}")
+        st.caption(f"Scan said: {plain(item['error'])}")
 
 
 def render_other(item) -> None:
-    st.markdown(f"**{item['kind']}**: {item['reason'] or 'no reason given'}")
+    st.markdown(f"**{plain(item['kind'])}**: {plain(item['reason'] or 'no reason given')}")
     if item["evidence"]:
         st.json(item["evidence"], expanded=False)
