@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -11,6 +10,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.csvsafe import write_dict_rows
 from db.engine import default_db_path, make_engine, make_session_factory
 from db.models import Dataset
 from db.queries import get_dataset
@@ -51,9 +51,8 @@ def print_json(value) -> None:
 
 
 def print_csv(rows: list[dict], columns: list[str]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    """Rows as CSV on stdout, text that a spreadsheet would take for a formula escaped (core.csvsafe)."""
+    write_dict_rows(sys.stdout, rows, columns, extrasaction="ignore")
 
 
 class ProgressBar:

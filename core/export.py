@@ -5,20 +5,24 @@ The export is in ImageFolder layout: a sample is written under its final class
 and missing samples are left out. `manifest.csv` lists every sample with its
 fate and `summary.json` what changed. The source folder is only ever read, and
 nothing is written outside the output folder: class names that are not safe as
-folder names and output paths that would escape it are refused.
+folder names and output paths that would escape it are refused. An export is
+written beside the output folder and moved in when complete; its marker file
+lists what it wrote, which is all that a later `overwrite` removes.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Optional
 
 import pandas as pd
+
+from core.csvsafe import frame_to_csv
 
 EXPORT_MODES = ("copy", "symlink", "manifest")
 MANIFEST_NAME = "manifest.csv"
@@ -34,7 +38,10 @@ EXCLUDED_DECISIONS = ("deleted", "broken", "missing")
 _RESERVED_NAMES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(1, 10)] + [f"lpt{i}" for i in range(1, 10)]
 )
+#: Longest file or folder name, in bytes of UTF-8 (ext4, XFS, APFS, NTFS: 255).
 _MAX_NAME_BYTES = 255
+#: Longest extension kept whole when a name is shortened.
+_MAX_EXTENSION_BYTES = 16
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -149,11 +156,33 @@ def plan_export(samples: pd.DataFrame) -> ExportPlan:
     return ExportPlan(manifest=manifest, summary=_summarise(manifest, renamed))
 
 
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """The longest start of `text` whose UTF-8 encoding fits in `max_bytes` bytes (no character is cut in half)."""
+    return text.encode("utf-8")[:max(max_bytes, 0)].decode("utf-8", errors="ignore")
+
+
+def _fitted_name(stem: str, tag: str, ending: str) -> str:
+    """stem + tag + ending within _MAX_NAME_BYTES: the stem is shortened first (to one character at
+    least), then the tag; `ending` (counter and extension) is always kept whole."""
+    room = _MAX_NAME_BYTES - len(ending.encode("utf-8"))
+    tag_bytes = len(tag.encode("utf-8"))
+    stem = truncate_utf8(stem, max(room - tag_bytes, len(stem[:1].encode("utf-8"))))
+    return stem + truncate_utf8(tag, room - len(stem.encode("utf-8"))) + ending
+
+
 def _free_name(candidate: PurePosixPath, old_label: str, taken: set[str]) -> PurePosixPath:
+    """`candidate` renamed `<stem>__from_<old label>[_<n>]<extension>`, the first such name not in `taken`.
+
+    The name stays within _MAX_NAME_BYTES of UTF-8 (the file-name limit of common
+    filesystems) by shortening the stem; an "extension" longer than
+    _MAX_EXTENSION_BYTES is not one and counts as part of the stem.
+    """
     stem, suffix = candidate.stem, candidate.suffix
+    if len(suffix.encode("utf-8")) > _MAX_EXTENSION_BYTES:
+        stem, suffix = candidate.name, ""
     for attempt in range(1, len(taken) + 2):
-        tag = f"__from_{old_label}" + (f"_{attempt}" if attempt > 1 else "")
-        renamed = candidate.with_name(f"{stem}{tag}{suffix}")
+        counter = f"_{attempt}" if attempt > 1 else ""
+        renamed = candidate.with_name(_fitted_name(stem, f"__from_{old_label}", counter + suffix))
         if renamed.as_posix().casefold() not in taken:
             return renamed
     raise AssertionError("unreachable: there are more candidate names than taken names")
@@ -180,8 +209,8 @@ def _summarise(manifest: pd.DataFrame, renamed: int) -> dict:
 
 
 def manifest_csv(plan: ExportPlan) -> str:
-    """The manifest as CSV text (what manifest.csv holds)."""
-    return plan.manifest.to_csv(index=False, lineterminator="\n")
+    """The manifest as CSV text (what manifest.csv holds), text cells escaped against spreadsheet formulas."""
+    return frame_to_csv(plan.manifest)
 
 
 def format_summary(summary: dict) -> str:
@@ -200,16 +229,38 @@ def format_summary(summary: dict) -> str:
 
 # --- writing ------------------------------------------------------------------------------------
 
+#: Written into every export: the files it wrote, so that --overwrite removes those and nothing else.
+MARKER_NAME = ".listing-audit-export.json"
+
 
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
+
+
+def previous_export_files(target: Path) -> Optional[list[str]]:
+    """The files (relative POSIX paths) an earlier export wrote into `target`, read from its marker; None without one.
+
+    ExportError when the marker cannot be read or names a path outside `target`.
+    """
+    marker = target / MARKER_NAME
+    if not marker.is_file():
+        return None
+    try:
+        files = json.loads(marker.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ExportError(f"cannot read the export marker {marker} ({error}); clear the folder by hand") from error
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        raise ExportError(f"the export marker {marker} has no list of files; clear the folder by hand")
+    return [_check_relative_path(name).as_posix() for name in files]
 
 
 def check_export_target(source_root: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool) -> None:
     """ExportError unless writing an export to `out` is allowed.
 
     `out` must not be the source folder, inside it, or contain it; it must be
-    absent, an empty folder, or (with overwrite) a non-empty folder.
+    absent, an empty folder, or (with overwrite) a folder holding an earlier
+    export of ours, recognised by its marker file. A non-empty folder without
+    the marker is never written to: we cannot tell which of its files are ours.
     """
     source = Path(source_root).resolve()
     target = Path(out).resolve()
@@ -219,46 +270,111 @@ def check_export_target(source_root: str | os.PathLike, out: str | os.PathLike, 
         raise ExportError(f"--out {out} contains the dataset folder {source}; choose a separate folder")
     if target.exists() and not target.is_dir():
         raise ExportError(f"--out {out} exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise ExportError(f"--out {out} is not empty; pass --overwrite to replace a previous export there")
+    if target.is_dir() and any(target.iterdir()):
+        if previous_export_files(target) is None:
+            raise ExportError(f"--out {out} is not empty and holds no earlier export (no {MARKER_NAME}); "
+                              f"choose a new or empty folder")
+        if not overwrite:
+            raise ExportError(f"--out {out} is not empty; pass --overwrite to replace the previous export there")
 
 
-def _remove_previous_export(target: Path) -> int:
-    """Delete the files a previous export listed in its manifest, the manifest, the summary and empty folders.
+def planned_files(plan: ExportPlan, mode: str) -> list[str]:
+    """Every file (relative POSIX path) an export of `plan` in `mode` writes, its marker aside."""
+    images = [] if mode == "manifest" else plan.included()["output_path"].tolist()
+    return [MANIFEST_NAME, SUMMARY_NAME, *images]
 
-    Other files in `target` are left alone. Returns how many files were removed.
-    """
-    manifest = target / MANIFEST_NAME
-    removed = 0
-    if manifest.is_file():
-        with manifest.open(newline="", encoding="utf-8") as stream:
-            outputs = [row.get("output_path") or "" for row in csv.DictReader(stream)]
-        for output in outputs:
-            if not output:
-                continue
-            path = target / _check_relative_path(output)
-            if _inside(path.parent.resolve(), target) and (path.is_symlink() or path.is_file()):
-                path.unlink()
-                removed += 1
-    for name in (MANIFEST_NAME, SUMMARY_NAME):
-        if (target / name).is_file():
-            (target / name).unlink()
-    for folder in sorted((p for p in target.rglob("*") if p.is_dir() and not p.is_symlink()), reverse=True):
-        if not any(folder.iterdir()):
+
+def _check_replaces_only_ours(target: Path, planned: list[str], previous: list[str]) -> None:
+    """ExportError when writing `planned` into `target` would replace a file that the earlier export
+    (`previous`) did not write, or write through a symlinked folder out of `target`."""
+    ours = set(previous)
+    for relative in planned:
+        path = target / relative
+        if not _inside(path.parent.resolve(), target):
+            raise ExportError(f"{relative} would be written outside {target} (through a symlink)")
+        if relative not in ours and (path.exists() or path.is_symlink()):
+            raise ExportError(f"--out {target} holds {relative}, which no earlier export wrote and this one "
+                              f"would replace; move it away or choose another folder")
+
+
+def _staging_folder(target: Path) -> Path:
+    """A new empty folder beside `target`, on the same filesystem, so the finished export moves in by renaming."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{truncate_utf8(target.name, _MAX_NAME_BYTES - 32)}.partial-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    return staging
+
+
+def _write_marker(folder: Path, files: Iterable[str]) -> None:
+    temporary = folder / f"{MARKER_NAME}.tmp"
+    temporary.write_text(json.dumps({"written_by": "listing-audit export", "files": sorted(set(files))}, indent=1),
+                         encoding="utf-8")
+    os.replace(temporary, folder / MARKER_NAME)
+
+
+def _remove_previous_export(target: Path, files: list[str]) -> None:
+    """Delete `files` (what an earlier export wrote, from its marker) and the folders they leave empty; nothing else."""
+    emptied: set[Path] = set()
+    for relative in files:
+        path = target / relative
+        if _inside(path.parent.resolve(), target) and (path.is_symlink() or path.is_file()):
+            path.unlink()
+            emptied.update(folder for folder in path.parents if folder != target and _inside(folder, target))
+    for folder in sorted(emptied, key=lambda folder: len(folder.parts), reverse=True):
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
-    return removed
+
+
+def _move_into_place(staging: Path, target: Path, files: list[str], previous: list[str]) -> None:
+    """Make the finished export in `staging` the content of `target`.
+
+    An absent or empty `target` is replaced by `staging` in one rename. Otherwise
+    the earlier export's files are removed and the new ones renamed in; the
+    marker in `target` lists both exports' files until the new marker replaces
+    it, so an interruption never leaves a file of ours unlisted.
+    """
+    if not target.exists() or not any(target.iterdir()):
+        os.replace(staging, target)
+        return
+    _write_marker(target, [*previous, *files])
+    _remove_previous_export(target, previous)
+    for relative in files:
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / relative, destination)
+    os.replace(staging / MARKER_NAME, target / MARKER_NAME)
 
 
 def _place(source: Path, destination: Path, mode: str) -> None:
-    """Copy or link `source` to `destination`, replacing what is there; FileNotFoundError when the source is gone."""
+    """Copy or link `source` to `destination`; FileNotFoundError when the source is gone."""
     if not source.is_file():
         raise FileNotFoundError(source)
-    if destination.is_symlink() or destination.exists():
-        destination.unlink()
     if mode == "copy":
         shutil.copy2(source, destination)
     else:
         destination.symlink_to(source)
+
+
+def _write_staged(plan: ExportPlan, source: Path, staging: Path, mode: str,
+                  report: ProgressCallback) -> tuple[list[str], list[str]]:
+    """Write the manifest and the images into `staging`; returns (images written, source paths that vanished)."""
+    (staging / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
+    images, failed = [], []
+    if mode == "manifest":
+        return images, failed
+    included = plan.included()
+    for number, (path, output) in enumerate(zip(included["path"], included["output_path"]), start=1):
+        destination = staging / _check_relative_path(output)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _place(source / path, destination, mode)
+        except FileNotFoundError:
+            failed.append(path)
+        else:
+            images.append(output)
+        if number % 200 == 0:
+            report(number / len(included), f"{number} of {len(included)} images")
+    return images, failed
 
 
 def write_export(
@@ -273,36 +389,36 @@ def write_export(
     """Write the planned export to `out`; returns the plan's summary plus out, mode and files written.
 
     mode: copy (file copies, timestamps kept), symlink (absolute links to the
-    source files) or manifest (no image files). manifest.csv is written first,
-    so an interrupted export can be cleared with overwrite; summary.json last.
-    A source file that vanished since the scan is reported under `failed`.
+    source files) or manifest (no image files). The export is written into a
+    temporary folder beside `out` and moved into place only when complete, so a
+    failure (ExportError) leaves `out` as it was. With overwrite, an earlier
+    export in `out` is replaced: only the files its marker lists are removed,
+    other files are left alone, and a file the new export would replace that
+    the earlier one did not write is refused. A source file that vanished since
+    the scan is reported under `failed`.
     """
     if mode not in EXPORT_MODES:
         raise ExportError(f"unknown export mode {mode!r}; modes are: {', '.join(EXPORT_MODES)}")
     check_export_target(source_root, out, overwrite=overwrite)
     source = Path(source_root).resolve()
     target = Path(out).resolve()
-    target.mkdir(parents=True, exist_ok=True)
-    _remove_previous_export(target)
-    (target / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
-    included = plan.included()
-    written, failed = 0, []
+    previous = (previous_export_files(target) or []) if target.is_dir() else []
+    if previous:
+        _check_replaces_only_ours(target, planned_files(plan, mode), previous)
     report = progress or (lambda fraction, message: None)
-    if mode != "manifest":
-        for number, (path, output) in enumerate(zip(included["path"], included["output_path"]), start=1):
-            destination = target / _check_relative_path(output)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            if not _inside(destination.parent.resolve(), target):
-                raise ExportError(f"{output} would be written outside {target} (through a symlink)")
-            try:
-                _place(source / path, destination, mode)
-            except FileNotFoundError:
-                failed.append(path)
-            else:
-                written += 1
-            if number % 200 == 0:
-                report(number / len(included), f"{number} of {len(included)} images")
-    summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": written, "failed": failed}
-    (target / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    report(1.0, f"exported {written} images")
+    staging = None
+    try:
+        staging = _staging_folder(target)
+        images, failed = _write_staged(plan, source, staging, mode, report)
+        summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": len(images), "failed": failed}
+        (staging / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        files = [MANIFEST_NAME, SUMMARY_NAME, *images]
+        _write_marker(staging, files)
+        _move_into_place(staging, target, files, previous)
+    except OSError as error:
+        raise ExportError(f"the export to {out} failed: {error}") from error
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    report(1.0, f"exported {summary['files_written']} images")
     return summary

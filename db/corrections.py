@@ -21,6 +21,7 @@ from sqlalchemy import and_, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from core.csvsafe import SafeDictWriter, unescape_row
 from db.models import Correction, Sample, utcnow
 
 ACTIONS = ("relabel", "delete", "keep", "restore", "undo")
@@ -321,8 +322,12 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def write_corrections_csv(session: Session, dataset_id: int, stream: IO[str]) -> int:
-    """Write the dataset's whole corrections log to `stream` as CSV (LOG_COLUMNS); returns the row count."""
-    writer = csv.DictWriter(stream, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    """Write the dataset's whole corrections log to `stream` as CSV (LOG_COLUMNS); returns the row count.
+
+    Text that a spreadsheet would take for a formula is escaped (core.csvsafe);
+    import_corrections_csv reads it back unchanged.
+    """
+    writer = SafeDictWriter(stream, fieldnames=LOG_COLUMNS, lineterminator="\n")
     writer.writeheader()
     count = 0
     for row in session.execute(log_statement(dataset_id)):
@@ -417,7 +422,8 @@ def import_corrections_csv(session: Session, dataset_id: int, stream: IO[str], *
     on, through `decide` (same checks as the app). Rows already in the log (same
     sample, action, states, reviewer and timestamp) are skipped, so importing a
     file twice adds nothing. Skipped rows are reported with their reason.
-    Raises DecisionError when the file lacks required columns.
+    Cells that the writer escaped against spreadsheet formulas (a leading `'`,
+    core.csvsafe) read back as they were. Raises DecisionError when the file lacks required columns.
     """
     reader = csv.DictReader(stream)
     required = set(LOG_COLUMNS) - {"id", "note", "reverts_id", "flag_id", "batch_id", "reviewer"}
@@ -427,7 +433,7 @@ def import_corrections_csv(session: Session, dataset_id: int, stream: IO[str], *
     begin_write(session)
     report = ImportReport()
     entries = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(map(unescape_row, reader), start=2):
         try:
             entries.append((line, _parse_log_row(row)))
         except (ValueError, KeyError, AttributeError) as error:

@@ -2,7 +2,8 @@
 
 ImageFolder layout under --out: relabelled images under their new class;
 deleted, unreadable and missing images left out; manifest.csv and summary.json.
-The source folder is never modified; a non-empty --out needs --overwrite.
+The source folder is never modified. --out must be absent or empty, or hold an
+earlier export (recognised by its marker file), which --overwrite replaces.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--mode", choices=EXPORT_MODES, default="copy",
                         help="copy the images, symlink them, or write the manifest only (default: copy)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a previous export in a non-empty --out (other files there are left alone)")
+                        help="replace an earlier export in --out: only the files it wrote are removed "
+                             "(a non-empty folder without an export of ours is refused)")
     add_db_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)

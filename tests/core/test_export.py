@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.export import (
-    ExportError, UnsafeClassName, check_class_names, plan_export, unsafe_name_reason, write_export,
+    MARKER_NAME, ExportError, UnsafeClassName, check_class_names, plan_export, unsafe_name_reason, write_export,
 )
 from tests.conftest import make_image
 
@@ -77,7 +77,7 @@ def test_write_copies_the_planned_layout_and_leaves_the_source_unchanged(tmp_pat
     out = tmp_path / "out"
     summary = write_export(plan_export(samples), source_root=source, out=out, mode="copy")
     assert _files(out) == {"shoe/a.png", "shoe/a__from_bag.png", "shoe/d.png", "phone/sub/c.png", "phone/e.png",
-                           "manifest.csv", "summary.json"}
+                           "manifest.csv", "summary.json", MARKER_NAME}
     assert (out / "shoe/a__from_bag.png").read_bytes() == (source / "bag/a.png").read_bytes()
     assert _checksums(source) == before
     assert summary["files_written"] == 5 and summary["failed"] == []
@@ -95,7 +95,7 @@ def test_symlink_mode_links_to_the_source_and_manifest_mode_writes_no_images(tmp
     assert (links / "phone/sub/c.png").resolve() == (source / "bag/sub/c.png").resolve()
     only = tmp_path / "manifest-only"
     write_export(plan_export(samples), source_root=source, out=only, mode="manifest")
-    assert _files(only) == {"manifest.csv", "summary.json"}
+    assert _files(only) == {"manifest.csv", "summary.json", MARKER_NAME}
 
 
 def test_a_non_empty_out_needs_overwrite_which_replaces_only_the_previous_export(tmp_path, source, samples):

@@ -83,7 +83,7 @@ def test_a_non_empty_folder_is_refused_without_overwrite(tmp_path, factory, data
     app = open_export()
     app.text_input(key="export_out").set_value(str(out)).run()
     app.button(key="export_run").click().run()
-    assert "is not empty; pass --overwrite" in app.error[0].value
+    assert "is not empty and holds no earlier export" in app.error[0].value
     with factory() as session:
         assert session.scalars(select(Job).where(Job.kind == "export")).first() is None
 
