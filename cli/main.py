@@ -12,6 +12,7 @@ import sys
 
 import cli.commands
 from cli.common import CliError
+from db.engine import DatabaseAccessError
 
 
 def command_modules() -> list:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except CliError as error:
+    except (CliError, DatabaseAccessError) as error:  # both are one line for the user
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

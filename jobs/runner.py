@@ -2,7 +2,9 @@
 
 Life cycle: queued -> running -> succeeded | failed | cancelled. The worker
 process writes progress and a heartbeat; readers call `reap_dead_jobs` so that a
-killed worker's job becomes `failed` instead of staying `running` forever.
+killed worker's job becomes `failed` instead of staying `running` forever. A job
+that raises, a database error included, ends `failed` with the error's first line
+as its cause; its writes retry while the database is busy (db.engine.write_transaction).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import make_engine, make_session_factory
+from db.engine import DatabaseAccessError, make_engine, make_session_factory, write_transaction
 from db.models import Job
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ FINISHED = ("succeeded", "failed", "cancelled")
 #: A running job whose heartbeat is older than this is presumed dead even if its pid exists.
 HEARTBEAT_TIMEOUT = timedelta(minutes=10)
 LOG_DIR = Path("data") / "logs"
+#: Seconds a finished job keeps retrying to record its end while the database is busy:
+#: long, because a job whose end is not recorded stays `running` until it is reaped.
+FINISH_RETRY_S = 600.0
 
 
 class JobCancelled(BaseException):
@@ -98,14 +103,16 @@ class JobReporter:
         if now - self._last_write < self.min_interval_s and fraction < 1.0:
             return
         self._last_write = now
-        with self.factory.begin() as session:
-            job = session.get(Job, self.job_id)
-            job.progress = float(max(0.0, min(1.0, fraction)))
-            job.message = message
-            job.heartbeat_at = utcnow()
-            cancel = job.cancel_requested
-        if cancel:
+        if write_transaction(self.factory, lambda session: self._write(session, fraction, message)):
             raise JobCancelled()
+
+    def _write(self, session: Session, fraction: float, message: str) -> bool:
+        """Store progress, message and heartbeat; returns whether cancellation was requested."""
+        job = session.get(Job, self.job_id)
+        job.progress = float(max(0.0, min(1.0, fraction)))
+        job.message = message
+        job.heartbeat_at = utcnow()
+        return job.cancel_requested
 
 
 def _job_function(kind: str) -> Callable:
@@ -114,7 +121,8 @@ def _job_function(kind: str) -> Callable:
 
 
 def _finish(factory: sessionmaker[Session], job_id: int, status: str, *, result=None, error=None) -> None:
-    with factory.begin() as session:
+    """Record the job's end, retrying for up to FINISH_RETRY_S while the database is busy."""
+    def record(session: Session) -> None:
         job = session.get(Job, job_id)
         job.status = status
         job.finished_at = utcnow()
@@ -124,29 +132,27 @@ def _finish(factory: sessionmaker[Session], job_id: int, status: str, *, result=
             job.progress = 1.0
         job.error = error
 
+    write_transaction(factory, record, budget_s=FINISH_RETRY_S)
+
 
 def run_job(factory: sessionmaker[Session], job_id: int, *,
             echo: Optional[Callable[[float, str], None]] = None) -> Job:
-    """Run a queued job in this process to its end and return it. Exceptions are recorded, not raised."""
-    with factory.begin() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise ValueError(f"no job with id {job_id}")
-        if job.status != "queued":
-            raise ValueError(f"job {job_id} is {job.status}, not queued")
-        if job.cancel_requested:
-            job.status, job.finished_at = "cancelled", utcnow()
-            return job
-        job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
-        job.pid, job.host = os.getpid(), socket.gethostname()
-        kind = job.kind
+    """Run a queued job in this process to its end and return it. Exceptions are recorded, not raised.
+
+    Raises ValueError for an unknown or not queued job, and DatabaseAccessError
+    when the database cannot record the job's start or end.
+    """
+    kind = write_transaction(factory, lambda session: _start(session, job_id))
+    if kind is None:
+        with factory() as session:
+            return session.get(Job, job_id)
     reporter = JobReporter(factory, job_id, echo=echo)
     try:
         result = _job_function(kind)(factory, job_id, reporter)
     except JobCancelled:
         _finish(factory, job_id, "cancelled", error="cancelled on request")
     except BaseException as error:  # a failed job records why, whatever it was
-        log.exception("job %s failed", job_id)
+        log.error("job %s failed: %s", job_id, error, exc_info=not isinstance(error, DatabaseAccessError))
         _finish(factory, job_id, "failed", error=_error_text(error))
         if not isinstance(error, Exception):
             raise
@@ -156,7 +162,28 @@ def run_job(factory: sessionmaker[Session], job_id: int, *,
         return session.get(Job, job_id)
 
 
+def _start(session: Session, job_id: int) -> Optional[str]:
+    """Mark queued job `job_id` running in this process and return its kind; None when it was cancelled instead."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise ValueError(f"no job with id {job_id}")
+    if job.status != "queued":
+        raise ValueError(f"job {job_id} is {job.status}, not queued")
+    if job.cancel_requested:
+        job.status, job.finished_at = "cancelled", utcnow()
+        return None
+    job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
+    job.pid, job.host = os.getpid(), socket.gethostname()
+    return job.kind
+
+
 def _error_text(error: BaseException) -> str:
+    """The job's error field: the cause on the first line, then the last frames of the traceback.
+
+    A DatabaseAccessError is the whole story in one line (busy, read-only, ...): no traceback.
+    """
+    if isinstance(error, DatabaseAccessError):
+        return str(error)
     summary = f"{type(error).__name__}: {error}"
     trace = "".join(traceback.format_exception(error)[-6:])
     return f"{summary}\n\n{trace}"

@@ -16,7 +16,7 @@ from typing import Optional
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import default_db_path, make_engine, make_session_factory
+from db.engine import DatabaseAccessError, default_db_path, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
@@ -96,8 +96,15 @@ def factory_for(path: str) -> sessionmaker[Session]:
 
 
 def session_factory() -> sessionmaker[Session]:
-    """The app's session factory for $LISTING_AUDIT_DB (one engine per database file)."""
-    return factory_for(str(db_path()))
+    """The app's session factory for $LISTING_AUDIT_DB (one engine per database file).
+
+    A database that cannot be opened stops the page with its one-line reason.
+    """
+    try:
+        return factory_for(str(db_path()))
+    except DatabaseAccessError as error:
+        st.error(str(error))
+        st.stop()
 
 
 def _default_dataset_id(datasets) -> Optional[int]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
 from db.corrections import DecisionError, decide
+from db.engine import write_transaction
 from db.models import Dataset, Sample
 from db.queries import dataset_classes
 
@@ -73,23 +74,26 @@ def find_sample(session: Session, dataset: Dataset, given: str) -> Sample:
     return sample
 
 
+def record_decision(session: Session, args: argparse.Namespace, action: str, reviewer: str) -> dict:
+    """Decide on the sample named by `args` in `session`'s transaction; returns the decision as a dict."""
+    dataset = require_dataset(session, args.dataset_dir)
+    sample = find_sample(session, dataset, args.path)
+    try:
+        correction = decide(session, sample, action, classes=dataset_classes(session, dataset.id),
+                            new_label=args.relabel, reviewer=reviewer, note=args.note)
+    except DecisionError as error:
+        raise CliError(str(error)) from error
+    return {
+        "id": correction.id, "path": sample.path, "action": action,
+        "old_label": correction.old_label, "new_label": correction.new_label,
+        "was_deleted": correction.was_deleted, "deleted": correction.deleted, "reviewer": reviewer,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     action = chosen_action(args)
     reviewer = args.reviewer if args.reviewer is not None else default_reviewer()
-    factory = open_db(args)
-    with factory.begin() as session:
-        dataset = require_dataset(session, args.dataset_dir)
-        sample = find_sample(session, dataset, args.path)
-        try:
-            correction = decide(session, sample, action, classes=dataset_classes(session, dataset.id),
-                                new_label=args.relabel, reviewer=reviewer, note=args.note)
-        except DecisionError as error:
-            raise CliError(str(error)) from error
-        outcome = {
-            "id": correction.id, "path": sample.path, "action": action,
-            "old_label": correction.old_label, "new_label": correction.new_label,
-            "was_deleted": correction.was_deleted, "deleted": correction.deleted, "reviewer": reviewer,
-        }
+    outcome = write_transaction(open_db(args), lambda session: record_decision(session, args, action, reviewer))
     if args.format == "json":
         print_json(outcome)
     else:

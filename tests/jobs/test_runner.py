@@ -15,10 +15,11 @@ from db.engine import make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_or_create_dataset
 from jobs.runner import (
-    HEARTBEAT_TIMEOUT, JobReporter, create_job, job_params, job_result, latest_job, reap_dead_jobs, request_cancel,
+    FINISHED, HEARTBEAT_TIMEOUT, JobReporter, create_job, job_params, job_result, latest_job, reap_dead_jobs, request_cancel,
     run_job, spawn_job, utcnow,
 )
 from tests.conftest import make_image
+from tests.db.test_engine import write_lock_held
 from tests.jobs.runner_kinds import TEST_KINDS
 
 
@@ -204,3 +205,20 @@ def test_a_spawned_worker_killed_before_it_starts_is_reaped(factory, tmp_path, d
         time.sleep(0.05)
     job = load(factory, job_id)
     assert job.status == "failed" and "worker process stopped" in job.error
+
+
+def test_a_lock_held_during_a_job_fails_it_with_that_cause_instead_of_leaving_it_running(
+        factory, dataset_id, db_path, monkeypatch):
+    monkeypatch.setenv("LISTING_AUDIT_DB_RETRY_S", "0.5")  # the worker's progress writes give up after 0.5 s
+    job_id = new_job(factory, dataset_id, "slow")
+    child = start_child(db_path, job_id)
+    try:
+        wait_for(factory, job_id, ("running",))
+        with write_lock_held(db_path, for_s=3.0):  # longer than the budget: the job fails, and records it later
+            pass
+        job = wait_for(factory, job_id, FINISHED, timeout_s=60)
+    finally:
+        child.join(timeout=60)
+    assert child.exitcode == 0
+    assert job.status == "failed" and job.error == f"the database {db_path} is busy, try again"
+    assert job.finished_at is not None

@@ -1,0 +1,155 @@
+"""A database file that cannot be used is one line for the user, never a traceback: CLI, worker and app.
+
+Each case is a real file: text, a folder, a corrupted SQLite file, a read-only
+database, and a database whose write lock another connection holds.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from streamlit.testing.v1 import AppTest
+
+from cli.main import main
+from db.engine import make_engine, make_session_factory
+from db.models import Correction
+from tests.cli import run_cli
+from tests.db.test_engine import corrupt, write_lock_held
+from tests.review_data import build_review_data
+
+REPO = Path(__file__).resolve().parents[2]
+NOBODY = 65534
+
+
+def one_error_line(err: str) -> str:
+    """The single `error: ...` line of a command's stderr (fails when there is more)."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0].removeprefix("error: ")
+
+
+def decisions(db_path: Path) -> int:
+    engine = make_engine(db_path)
+    try:
+        with make_session_factory(engine)() as session:
+            return session.scalar(select(func.count(Correction.id)))
+    finally:
+        engine.dispose()
+
+
+def test_a_text_file_as_db_is_one_line_from_the_real_command(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "correct", str(tmp_path), "a.png", "--keep", "--db", str(notes)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert one_error_line(result.stderr) == f"{notes} is not a listing-audit database (not SQLite)"
+    assert notes.read_text() == "not a database\n" * 100
+
+
+def test_a_folder_as_db_is_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "history", tmp_path, "--db", tmp_path)
+    assert code == 2 and one_error_line(err) == f"{tmp_path} is a folder, not a database file"
+
+
+def test_a_corrupted_db_is_one_line(capsys, tmp_path, db_path):
+    engine = make_engine(db_path)
+    data = build_review_data(tmp_path / "tiny", make_session_factory(engine))
+    engine.dispose()
+    corrupt(db_path)
+    code, _, err = run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--keep", "--db", db_path)
+    assert code == 2
+    assert one_error_line(err).startswith(f"{db_path} is corrupted (database disk image is malformed); restore it")
+
+
+def run_cli_as_nobody(argv: list[str]) -> tuple[int, str]:
+    """Run `listing-audit argv...` in a forked child that dropped root for user nobody: (exit code, stderr)."""
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+
+    def child() -> None:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(argv)
+        send.send((code, err.getvalue()))
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 0 and receive.poll(), f"the child failed (exit code {process.exitcode})"
+    return receive.recv()
+
+
+def test_a_read_only_db_is_one_line_and_unchanged(capsys, tmp_path):
+    # root writes to 0444 files anyway, so as root the command runs as user nobody; its folder must let nobody in
+    folder = Path(tempfile.mkdtemp(prefix="read-only-db-"))
+    try:
+        folder.chmod(0o777)
+        db_path = folder / "listing-audit.db"
+        engine = make_engine(db_path)
+        data = build_review_data(tmp_path / "tiny", make_session_factory(engine))
+        engine.dispose()
+        db_path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        argv = ["correct", str(data.root), "bag/bag-0.png", "--keep", "--reviewer", "ann", "--db", str(db_path)]
+        if os.geteuid() == 0:
+            code, err = run_cli_as_nobody(argv)
+        else:
+            code, _, err = run_cli(capsys, *argv)
+        assert code == 2
+        assert one_error_line(err) == (
+            f"{db_path} is read-only: attempt to write a readonly database; make the file and its folder writable"
+        )
+        assert decisions(db_path) == 0
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_a_locked_db_is_retried_then_one_busy_line(capsys, tmp_path, factory, db_path, monkeypatch):
+    data = build_review_data(tmp_path / "tiny", factory)
+    monkeypatch.setenv("LISTING_AUDIT_DB_RETRY_S", "0.5")
+    argv = ["correct", data.root, "bag/bag-0.png", "--keep", "--reviewer", "ann", "--db", db_path]
+    with write_lock_held(db_path):
+        started = time.monotonic()
+        code, out, err = run_cli(capsys, *argv)
+        assert time.monotonic() - started < 5
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"the database {db_path} is busy, try again"
+    assert decisions(db_path) == 0
+    code, out, _ = run_cli(capsys, *argv)  # the lock is gone: the same command goes through
+    assert code == 0 and out.startswith("kept bag/bag-0.png")
+    assert decisions(db_path) == 1
+
+
+def test_a_lock_released_within_the_budget_is_waited_for(capsys, tmp_path, factory, db_path, monkeypatch):
+    data = build_review_data(tmp_path / "tiny", factory)
+    monkeypatch.setenv("LISTING_AUDIT_DB_RETRY_S", "20")
+    with write_lock_held(db_path, for_s=1.0):
+        code, out, err = run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--keep", "--db", db_path)
+    assert code == 0 and err == "" and decisions(db_path) == 1
+
+
+@pytest.mark.parametrize("script", ["app.py", "pages/2_Review.py"])
+def test_the_app_shows_the_same_line_instead_of_a_traceback(tmp_path, monkeypatch, script):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n")
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(notes))
+    app = AppTest.from_file(str(REPO / script), default_timeout=30)
+    app.run()
+    assert not app.exception, app.exception
+    assert [error.value for error in app.error] == [f"{notes} is not a listing-audit database (not SQLite)"]
+
