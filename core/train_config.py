@@ -42,7 +42,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     folds: int = 0  # >= 2: also train K models for out-of-fold probabilities of every sample
-    out_dir: Optional[str] = None  # checkpoints and run files; the job sets data/runs/<run id>
+    out_dir: Optional[str] = None  # checkpoints and run files; the job sets jobs.train.run_dir
     cache_dir: Optional[str] = None  # decoded-image cache; the job sets data/cache/images
     decode_workers: Optional[int] = None  # threads decoding images (default: CPU count)
     cpu_threads: Optional[int] = None  # torch threads when training on CPU (default: torch's, one per core)

@@ -47,6 +47,12 @@ SAMPLES_FILE = "samples.json"
 OOF_PROBS_FILE = "oof_pred_probs.npy"
 OOF_IDS_FILE = "oof_sample_ids.npy"
 OOF_CLASSES_FILE = "oof_classes.json"
+#: Which database and run a run folder belongs to (see claim_run_folder).
+OWNER_FILE = "run.json"
+#: Keys of the owner record that must match for a run to use a folder.
+OWNER_KEYS = ("database_id", "run_id")
+#: Files a run resumes from; another run must neither resume from them nor overwrite them.
+RUN_STATE_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, SAMPLES_FILE)
 #: Steps between progress reports (each report reads the running loss, a GPU sync).
 LOG_EVERY_STEPS = 10
 #: Share of the progress bar given to decoding images.
@@ -673,6 +679,42 @@ def load_out_of_fold(run_dir: str | os.PathLike, sample_ids: Sequence[int], *,
 # --- one run --------------------------------------------------------------------------------------
 
 
+class ForeignRunFolder(ValueError):
+    """A run folder that belongs to another run (of another database, or with another id)."""
+
+
+def _describe_owner(owner: dict[str, Any]) -> str:
+    return f"run {owner.get('run_id')} of database {owner.get('database') or owner.get('database_id')}"
+
+
+def claim_run_folder(out_dir: Path, owner: dict[str, Any]) -> None:
+    """Check that `out_dir` is the folder of the run `owner` names, recording the owner there on first use.
+
+    owner: {"database_id": str, "run_id": int, ...}; only OWNER_KEYS are compared,
+    other keys (the database's path) are kept for people to read. Raises
+    ForeignRunFolder when the folder's owner record names another database or run,
+    or when the folder holds a checkpoint or samples but no owner record (a run
+    made before records were kept, or files copied in): whose they are cannot be told.
+    """
+    record = out_dir / OWNER_FILE
+    if not record.is_file():
+        leftovers = [name for name in RUN_STATE_FILES if (out_dir / name).exists()]
+        if leftovers:
+            raise ForeignRunFolder(f"{out_dir} holds {', '.join(leftovers)} but no {OWNER_FILE} saying whose they "
+                                   f"are; refusing to resume from or overwrite them: start a new run")
+        record.write_text(json.dumps(owner, indent=2))
+        return
+    try:
+        stored = json.loads(record.read_text())
+    except ValueError as error:
+        raise ForeignRunFolder(f"cannot read {record} ({error}); start a new run") from error
+    if not isinstance(stored, dict):
+        stored = {}
+    if any(stored.get(key) != owner[key] for key in OWNER_KEYS):
+        raise ForeignRunFolder(f"{out_dir} belongs to {_describe_owner(stored)}, not to {_describe_owner(owner)}; "
+                               f"refusing to use its checkpoint")
+
+
 def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: Path, out_dir: Path,
              cache_dir: Path, resume: bool, report: ProgressCallback) -> tuple[RunSamples, torch.Tensor]:
     """The run's samples (new, or stored ones when resuming) and their decoded pixels."""
@@ -702,13 +744,16 @@ def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str],
 
 def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: str | os.PathLike, *,
          progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
-         resume: bool = False) -> dict[str, Any]:
+         resume: bool = False, owner: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Run one training run and return its JSON-able result.
 
     samples: the dataset's current state with db.queries.samples_frame columns
     (id, path, label = folder class, current_label, deleted, readable, content_hash).
     classes: the dataset's sorted class names (the model's outputs, in order).
-    config.out_dir and config.cache_dir must be set. Result keys: config, device,
+    config.out_dir and config.cache_dir must be set. owner: the database and run
+    this is (see claim_run_folder), checked against the folder before anything
+    is read from or written to it; None when the caller owns the folder outright
+    (scripts, tests). Result keys: config, device,
     classes, metrics (core.metrics.classification_report of the best checkpoint),
     history, best_epoch, stopped_early, resumed_from_epoch, split {train, val}
     (sample ids), validation {sample_ids, true, pred, confidence}, samples
@@ -722,6 +767,8 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
     report = progress or (lambda fraction, message: None)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        claim_run_folder(out_dir, owner)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
     device = pick_device(config.device)
     if device.type == "cpu" and config.cpu_threads:

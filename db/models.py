@@ -202,3 +202,12 @@ class TrainEpoch(Base):
     lr: Mapped[Optional[float]] = mapped_column(Float)
     seconds: Mapped[Optional[float]] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Setting(Base):
+    """A database-wide value by name, e.g. `database_id`, the database's random identity (db.runs.database_identity)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

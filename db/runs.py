@@ -6,18 +6,34 @@ split, validation predictions) in the job's result, its curves in `train_epochs`
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Optional
 
 import pandas as pd
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, aliased
 
-from db.models import Correction, Job, Sample, TrainEpoch
+from db.models import Correction, Job, Sample, Setting, TrainEpoch
 
 TRAIN_KIND = "train"
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+DATABASE_ID_KEY = "database_id"
 RUN_COLUMNS = ["id", "status", "created_at", "finished_at", "backbone", "image_size", "epochs", "epochs_done",
                "accuracy", "macro_f1", "device", "corrections", "message", "error"]
+
+
+def database_identity(session: Session) -> str:
+    """This database's identity: 32 random hex digits, made and stored on first use. Writes: call it in
+    `factory.begin()`.
+
+    Run folders are named after it (jobs.train.run_dir) and a run folder records
+    it, so a run never resumes from another database's checkpoint. A copy of the
+    database file keeps the identity of its original.
+    """
+    # Insert-or-ignore first: it takes the write lock, so of two processes here at once the first one's id wins.
+    session.execute(insert(Setting).values(key=DATABASE_ID_KEY, value=uuid.uuid4().hex).on_conflict_do_nothing())
+    return session.scalars(select(Setting.value).where(Setting.key == DATABASE_ID_KEY)).one()
 
 
 def get_run(session: Session, run_id: int) -> Optional[Job]:

@@ -3,7 +3,9 @@
 Params: {"config": TrainConfig as a dict, "resume": bool}. One training run at a
 time per machine: a second run stays queued (its worker polling) until the first
 ends. Epochs go to `train_epochs` as they finish; the result holds the metrics,
-the split and a snapshot of the dataset's review state.
+the split and a snapshot of the dataset's review state. A run's files go to its
+own folder (run_dir), which records the database and run it belongs to; a run
+never resumes from, or writes over, a folder that another run recorded.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.train_config import TrainConfig
 from db.models import Dataset, Job
 from db.queries import dataset_classes, samples_frame
-from db.runs import claim_train_slot, dataset_snapshot, record_epoch, running_train_job
+from db.runs import claim_train_slot, database_identity, dataset_snapshot, record_epoch, running_train_job
 from jobs.runner import JobCancelled, JobReporter, job_params, reap_dead_jobs, utcnow
 
 if TYPE_CHECKING:
@@ -28,14 +30,42 @@ if TYPE_CHECKING:
 QUEUE_POLL_S = 1.0
 
 
+def database_file(factory: sessionmaker[Session]) -> Path:
+    """The SQLite file of the factory's database, resolved."""
+    return Path(factory.kw["bind"].url.database).resolve()
+
+
 def data_dir(factory: sessionmaker[Session]) -> Path:
     """The folder holding the database file: runs and the image cache live beside it."""
-    return Path(factory.kw["bind"].url.database).resolve().parent
+    return database_file(factory).parent
+
+
+def database_runs_dir(factory: sessionmaker[Session]) -> Path:
+    """This database's folder of runs: <data dir>/runs/<database file stem>-<first 8 hex digits of its identity>.
+
+    Several databases may share a data dir, and job ids start at 1 in each, so
+    each database keeps its runs in its own folder. The stem (its first 60
+    characters, so the name stays within 255 bytes) tells people whose runs they
+    are and keeps a copy of a database file (same identity) apart from its
+    original; the random identity stored in the database (db.runs.database_identity)
+    keeps apart databases that had the same file name, such as one deleted and
+    made again, whose job ids restart at 1.
+    """
+    with factory.begin() as session:
+        identity = database_identity(session)
+    return data_dir(factory) / "runs" / f"{database_file(factory).stem[:60]}-{identity[:8]}"
 
 
 def run_dir(factory: sessionmaker[Session], run_id: int) -> Path:
-    """Default checkpoint folder of a run: <data dir>/runs/<run id>."""
-    return data_dir(factory) / "runs" / str(run_id)
+    """Default checkpoint folder of a run: <database_runs_dir>/<run id>."""
+    return database_runs_dir(factory) / str(run_id)
+
+
+def run_owner(factory: sessionmaker[Session], run_id: int) -> dict[str, Any]:
+    """What a run records in its folder, and checks there before resuming (core.training.claim_run_folder)."""
+    with factory.begin() as session:
+        identity = database_identity(session)
+    return {"database_id": identity, "run_id": run_id, "database": str(database_file(factory))}
 
 
 def wait_for_train_slot(factory: sessionmaker[Session], run_id: int, *, poll_s: float = QUEUE_POLL_S) -> None:
@@ -96,7 +126,8 @@ def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobRepo
         # Store the full config (defaults and folders filled in) and the snapshot with the run.
         session.get(Job, job_id).params_json = json.dumps({**params, "config": config.to_dict(), "snapshot": snapshot})
     record = _epoch_recorder(factory, job_id)
-    result = train_main(config, samples, classes, root, progress=reporter, on_epoch=record, resume=resume)
+    result = train_main(config, samples, classes, root, progress=reporter, on_epoch=record, resume=resume,
+                        owner=run_owner(factory, job_id))
     if resume:  # epochs before the checkpoint, including one whose row the stopped worker never wrote
         for entry in result["history"]:
             record(EpochLog(**entry))

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
                        help="torch threads when training on CPU (default: one per core; on a machine busy with "
                             "other work, fewer are often faster)")
     train.add_argument("--out-dir", type=Path, default=None,
-                       help="checkpoint folder (default: runs/<run id> beside the database)")
+                       help="checkpoint folder (default: runs/<database name>-<id>/<run id> beside the database)")
     train.add_argument("--resume", type=int, default=None, metavar="RUN_ID",
                        help="continue a failed or cancelled run from its last checkpoint (other options ignored "
                             "except --epochs)")
