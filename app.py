@@ -5,8 +5,6 @@ them and shows their progress, which lives in the database and so survives a rel
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -14,6 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.roots import allowed_roots, check_folder_to_scan
 from db.browse import DatasetOverview, dataset_overview, dataset_version
 from db.queries import get_or_create_dataset
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
@@ -26,32 +25,13 @@ from ui.text import plain
 
 SCAN_PATH_KEY = "scan_path"
 SCAN_FEEDBACK_KEY = "scan_feedback"
+#: The folder waiting for the user's "Scan anyway" (it holds very many files).
+SCAN_CONFIRM_KEY = "scan_confirm_folder"
 #: How long a cached overview may be shown before it is read again even if nothing changed.
 OVERVIEW_TTL_S = 600
 
 
 # --- scanning -------------------------------------------------------------------------------------
-
-def scan_folder_problem(raw_path: str) -> Optional[str]:
-    """Why `raw_path` cannot be scanned as a dataset folder, or None if it can."""
-    if not raw_path.strip():
-        return "Enter the path of a dataset folder."
-    folder = Path(raw_path.strip()).expanduser()
-    if not folder.exists():
-        return f"Folder not found: {folder}"
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder."
-    try:
-        has_class_folder = any(
-            entry.is_dir() and not entry.name.startswith((".", "__")) for entry in os.scandir(folder)
-        )
-    except PermissionError:
-        return f"Permission denied reading {folder}."
-    if not has_class_folder:
-        return (f"{folder} has no subfolders. A dataset folder holds one subfolder per class, "
-                "each with that class's images.")
-    return None
-
 
 def start_scan(root: str) -> tuple[int, int, bool]:
     """Queue a scan of `root` and start its worker, unless one is already queued or running.
@@ -70,14 +50,24 @@ def start_scan(root: str) -> tuple[int, int, bool]:
     return dataset_id, job_id, True
 
 
-def _scan_clicked(root: Optional[str] = None) -> None:
-    """Button callback: validate the folder, start the scan, select its dataset (runs before the page)."""
+def _scan_clicked(root: Optional[str] = None, confirmed: bool = False) -> None:
+    """Button callback: check the folder, start the scan, select its dataset (runs before the page).
+
+    root: a dataset's folder (Rescan), or a folder the user confirmed; else the typed folder,
+    which must be below the allowed roots and, when it holds very many files, confirmed first.
+    """
+    st.session_state.pop(SCAN_CONFIRM_KEY, None)
+    rescan = root is not None and not confirmed
     path = root if root is not None else st.session_state.get(SCAN_PATH_KEY, "")
-    problem = scan_folder_problem(path)
-    if problem:
-        st.session_state[SCAN_FEEDBACK_KEY] = ("error", problem)
+    check = check_folder_to_scan(path, None if rescan else allowed_roots(), confirmed=confirmed)
+    if check.problem:
+        st.session_state[SCAN_FEEDBACK_KEY] = ("error", check.problem)
         return
-    dataset_id, job_id, started = start_scan(path.strip())
+    if check.confirm:
+        st.session_state[SCAN_CONFIRM_KEY] = str(check.folder)
+        st.session_state[SCAN_FEEDBACK_KEY] = ("warning", check.confirm)
+        return
+    dataset_id, job_id, started = start_scan(str(check.folder))
     select_dataset(dataset_id)
     if not started:
         st.session_state[SCAN_FEEDBACK_KEY] = ("info", f"A scan of this folder is already running (job {job_id}).")
@@ -102,7 +92,10 @@ def render_scan_form(dataset: Optional[DatasetRef]) -> None:
         feedback = st.session_state.pop(SCAN_FEEDBACK_KEY, None)
         if feedback is not None:
             level, text = feedback
-            (st.error if level == "error" else st.info)(text)
+            {"error": st.error, "warning": st.warning}.get(level, st.info)(plain(text))
+        pending = st.session_state.get(SCAN_CONFIRM_KEY)
+        if pending is not None:
+            st.button("Scan anyway", key="scan_confirm", on_click=_scan_clicked, args=(pending, True))
 
 
 def render_scan_status(dataset: DatasetRef) -> None:
@@ -171,6 +164,8 @@ def render_scan_facts(overview: DatasetOverview) -> None:
         )
     if summary.get("empty_classes"):
         st.warning("Class folders with no images: " + plain(", ".join(summary["empty_classes"])))
+    for warning in summary.get("warnings", []):
+        st.warning(plain(warning))
     if overview.missing:
         st.info(f"{overview.missing} images recorded by an earlier scan are no longer on disk; they are not shown.")
 

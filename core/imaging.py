@@ -3,7 +3,8 @@
 Pure function of the file's bytes (`inspect_image_bytes`); the scanner calls it in
 worker processes. Images are decoded at reduced size where the format allows it
 (JPEG draft mode): every byte of entropy-coded data is still read, so truncation
-and corruption are caught, but the IDCT runs at 1/2..1/8 scale.
+and corruption are caught, but the IDCT runs at 1/2..1/8 scale. Other formats
+are decoded whole, within MAX_DECODE_BYTES, and reduced before any conversion.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 import scipy.fftpack
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 #: Longest side, in pixels, of the grayscale image that the pHash and the luma
 #: statistics are measured on. pHash itself only looks at a 32x32 reduction;
@@ -23,7 +24,40 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 #: decode at 1/4 scale (a 320 px photo decodes to 80 px). Larger values cost
 #: mostly in the two resizes: 128 px is about 1.5x slower per image.
 ANALYSIS_SIZE = 64
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+#: Memory one image may take to decode and reduce, bytes. Pillow holds up to 4
+#: bytes a pixel, and reducing a transparent image makes one more copy: about 9
+#: bytes a pixel at worst (a palette image with transparency); WebP's decoder
+#: holds its own copy too (about 16). 360 MB keeps a worker under 500 MB and
+#: allows 40 million pixels (22 million for WebP). JPEGs are decoded at 1/8
+#: scale or less, so every JPEG Pillow opens fits. A larger image (a 9000 x 9000
+#: PNG took 1.6 GB) is reported as "image too large to inspect", not decoded.
+MAX_DECODE_BYTES = 360_000_000
+_DECODE_BYTES_PER_PIXEL = {"WEBP": 16}
+_DEFAULT_DECODE_BYTES_PER_PIXEL = 9
+
+
+def max_inspect_pixels(image_format: Optional[str]) -> int:
+    """Most pixels (after any reduced decode) an image of this Pillow format may have to be inspected."""
+    return MAX_DECODE_BYTES // _DECODE_BYTES_PER_PIXEL.get(image_format, _DEFAULT_DECODE_BYTES_PER_PIXEL)
+
+
+def _pillow_reads(feature: str) -> bool:
+    """Whether this Pillow was built with `feature` (an unknown name, from an older Pillow, is False)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(features.check(feature))
+
+
+#: Whether this Pillow decodes AVIF; when it does not, .avif files are reported as unsupported.
+AVIF_SUPPORTED = _pillow_reads("avif")
+_AVIF = {".avif"} if AVIF_SUPPORTED else set()
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", *_AVIF})
+#: Extensions of photo formats the scan cannot decode: reported as skipped, not silently ignored.
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".heic", ".heif", ".jxl", ".avif"} - IMAGE_EXTENSIONS)
+#: The Pillow formats the scan decodes, whatever a file's extension says (a .png may be a JPEG;
+#: JPEG includes multi-picture MPO files).
+#: Pillow's other plugins (EPS runs Ghostscript, PSD, ICO, TGA, ...) are never tried on dataset files.
+SCAN_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF", *(("AVIF",) if AVIF_SUPPORTED else ()))
 _HIGH_BIT_DEPTH_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _EXIF_ORIENTATION = 0x0112
 # The same orientation -> transpose table as ImageOps.exif_transpose.
@@ -79,13 +113,25 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB: 16-bit and float scaled, alpha composited on white."""
+def _full_scale_level(image: Image.Image) -> float:
+    """The level of a 16-bit, integer or float image that shows as white (255) in 8 bits."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    high = float(image.getextrema()[1])
+    if image.mode == "F":
+        return max(high, 1e-12)
+    return 65535.0 if high > 255 else 255.0
+
+
+def to_rgb(image: Image.Image, *, full_scale: Optional[float] = None) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: 16-bit and float scaled, alpha composited on white.
+
+    full_scale: for 16-bit, integer and float modes, the level shown as 255 (default:
+    65535 for 16-bit, else the image's maximum for float, 65535 or 255 for integer).
+    """
     if image.mode in _HIGH_BIT_DEPTH_MODES:
+        high = _full_scale_level(image) if full_scale is None else full_scale
         array = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
-        if image.mode == "F":
-            high = max(float(array.max(initial=0)), 1e-12)
         scaled = np.clip(array / high * 255.0, 0, 255).astype(np.uint8)
         return Image.fromarray(scaled).convert("RGB")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -166,12 +212,27 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
+def _averageable(image: Image.Image) -> Image.Image:
+    """`image` in a mode whose values Image.reduce may average: palettes expanded, 1-bit as L, 16-bit as I."""
+    if image.mode in ("P", "PA"):
+        return image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode.startswith("I;16"):
+        return image.convert("I")
+    return image
+
+
 def _analysis_images(image: Image.Image) -> tuple[Image.Image, Image.Image]:
-    """(rgb, luma) of a loaded image: rgb box-reduced to 1..2x ANALYSIS_SIZE, luma at most ANALYSIS_SIZE."""
-    rgb = to_rgb(image)
-    factor = max(rgb.size) // ANALYSIS_SIZE
+    """(rgb, luma) of a loaded image: rgb box-reduced to 1..2x ANALYSIS_SIZE, luma at most ANALYSIS_SIZE.
+
+    The image is reduced before it is converted to RGB, so no full-size RGB copy is made.
+    """
+    full_scale = _full_scale_level(image) if image.mode in _HIGH_BIT_DEPTH_MODES else None
+    factor = max(image.size) // ANALYSIS_SIZE
     if factor >= 2:
-        rgb = rgb.reduce(factor)
+        image = _averageable(image).reduce(factor)
+    rgb = to_rgb(image, full_scale=full_scale)
     luma = rgb.convert("L")
     if max(luma.size) > ANALYSIS_SIZE:
         luma.thumbnail((ANALYSIS_SIZE, ANALYSIS_SIZE), Image.Resampling.BILINEAR)
@@ -180,7 +241,7 @@ def _analysis_images(image: Image.Image) -> tuple[Image.Image, Image.Image]:
 
 def _describe_error(error: BaseException) -> str:
     if isinstance(error, UnidentifiedImageError):
-        return "not an image: the file's contents are not a format Pillow can read"
+        return f"not an image: the file's contents are not {', '.join(SCAN_FORMATS[:-1])} or {SCAN_FORMATS[-1]}"
     if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
         return f"image too large: {error}"
     text = str(error) or type(error).__name__
@@ -189,11 +250,25 @@ def _describe_error(error: BaseException) -> str:
     return f"cannot decode: {text}"
 
 
+def _too_large_to_inspect(width: int, height: int, image_format: Optional[str]) -> str:
+    return (f"image too large to inspect: {width} x {height} pixels ({width * height / 1e6:.1f} million) "
+            f"is more than the {max_inspect_pixels(image_format) / 1e6:.1f} million pixels the scan decodes "
+            f"for a {image_format} image")
+
+
 def inspect_image_bytes(data: bytes) -> ImageInfo:
     """Validate and measure one image given its file bytes. Never raises for bad data.
 
-    The pHash is taken of the EXIF-upright analysis image (at most ANALYSIS_SIZE
-    pixels on its longest side), so re-encoded or resized copies hash alike.
+    Only SCAN_FORMATS are decoded; an image that would need more than
+    MAX_DECODE_BYTES of memory is reported as too large, not decoded.
+
+    The pHash is taken of the EXIF-upright analysis image, so re-encoded or
+    resized copies hash alike: the file decoded at reduced size (JPEG at 1/2..1/8
+    scale, others box-reduced to 64..127 px), as 8-bit luma shrunk to at most
+    ANALYSIS_SIZE px, then imagehash's pHash steps (`phash_hex`). It is therefore
+    not `imagehash.phash(Image.open(path))` of the full-size file: the two differ
+    by a few bits on many photos (see docs/checks.md, "duplicate"). Stored pHashes
+    are comparable with each other, not with pHashes computed some other way.
     """
     content_hash = sha256_hex(data)
     if not data:
@@ -204,10 +279,12 @@ def inspect_image_bytes(data: bytes) -> ImageInfo:
             # both are refused here: such a file is not a listing photo.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on odd files, e.g. corrupt EXIF
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=SCAN_FORMATS) as image:
                 mode = image.mode
                 width, height = image.size  # as stored; draft() shrinks image.size
                 image.draft("RGB", (ANALYSIS_SIZE, ANALYSIS_SIZE))
+                if image.size[0] * image.size[1] > max_inspect_pixels(image.format):
+                    return ImageInfo(content_hash, error=_too_large_to_inspect(width, height, image.format))
                 image.load()
                 orientation = _orientation(image)
                 rgb, luma = _analysis_images(image)

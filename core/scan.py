@@ -1,16 +1,23 @@
 """Inspect many image files in parallel: decode-validate, sha256, pHash and statistics per file.
 
 `inspect_files` fans files out to worker processes in chunks and reports progress
-through a callback; results come back in input order.
+through a callback; results come back in input order. Workers die with the
+process that started them, even when it is killed outright (kill -9).
 """
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from core.dataset import FileEntry
+from core.dataset import FileEntry, FileRefused, read_file_inside
 from core.imaging import ImageInfo, inspect_image_bytes
 
 #: progress(fraction in [0, 1], message)
@@ -19,15 +26,26 @@ ProgressCallback = Callable[[float, str], None]
 CHUNK_SIZE = 32  # files per task: small enough that the last tasks end together
 #: Below this many files the pool's start-up costs more than it saves.
 MIN_FILES_FOR_POOL = 256
+#: A larger file is not read (a listing photo is a few MB; the bytes stay in a worker's memory while decoded).
+MAX_IMAGE_FILE_BYTES = 128 * 2**20
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+#: How often a worker without PR_SET_PDEATHSIG (not Linux) checks that its parent is alive, seconds.
+_PARENT_POLL_S = 1.0
 
 
 def inspect_file(root: str, entry: FileEntry) -> ImageInfo:
-    """Inspect one file of the dataset at `root`. Never raises."""
+    """Inspect one file of the dataset at `root`. Never raises.
+
+    Like the walk (core.dataset.discover), reading refuses a file that, links
+    resolved, is outside `root`, is not a regular file, or is larger than
+    MAX_IMAGE_FILE_BYTES: the file may have changed since it was listed.
+    """
     if entry.stat_error:
         return ImageInfo(None, error=entry.stat_error)
     try:
-        with open(os.path.join(root, entry.path), "rb") as handle:
-            data = handle.read()
+        data = read_file_inside(root, entry.path, max_bytes=MAX_IMAGE_FILE_BYTES)
+    except FileRefused as refused:
+        return ImageInfo(None, error=str(refused))
     except OSError as error:
         return ImageInfo(None, error=f"cannot read file: {error.strerror or error}")
     return inspect_image_bytes(data)
@@ -35,6 +53,42 @@ def inspect_file(root: str, entry: FileEntry) -> ImageInfo:
 
 def _inspect_chunk(root: str, entries: Sequence[FileEntry]) -> list[ImageInfo]:
     return [inspect_file(root, entry) for entry in entries]
+
+
+def _exit_when_parent_is_gone(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(1)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started it ends, however it ends.
+
+    On Linux the kernel sends SIGKILL when the parent exits (PR_SET_PDEATHSIG;
+    the pool is made, and its workers forked, by the thread that waits for its
+    results, so that thread's exit is the parent's end). Elsewhere a thread polls
+    the parent pid. A parent already gone before this ran (the worker was
+    adopted) ends the worker at once.
+    """
+    if not _kill_me_when_parent_exits():
+        threading.Thread(target=_exit_when_parent_is_gone, args=(parent_pid,), daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _kill_me_when_parent_exits() -> bool:
+    """Ask Linux to SIGKILL this process when its parent exits; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Fork on Linux, whatever Python's default (workers are this process's children, as _die_with_parent
+    expects, and inherit its paused garbage collector); the platform's default elsewhere."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
 
 
 def default_workers() -> int:
@@ -60,7 +114,8 @@ def inspect_files(
     chunks = [entries[i:i + CHUNK_SIZE] for i in range(0, total, CHUNK_SIZE)]
     results: list[Optional[list[ImageInfo]]] = [None] * len(chunks)
     done = 0
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)))
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_pool_context(),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_inspect_chunk, root, chunk): index for index, chunk in enumerate(chunks)}
         for future in as_completed(futures):

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.dataset import FileEntry, discover, match_listing_paths, read_listings
+from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
 from db.models import Dataset, Job, Sample, utcnow
@@ -158,8 +158,12 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     classes (name -> count, sorted), empty_classes, unreadable [{path, reason}],
     unmatched_listings (listings.csv rows matching no image), images_without_listing,
     listings_problems, listings_file (whether there is one), new, updated (size or
-    mtime changed), unchanged, missing (samples whose file is gone), seconds.
-    Unchanged files are not read again unless they were unreadable last time.
+    mtime changed), unchanged, missing (samples whose file is gone), skipped
+    (reason -> count of what the walk left out: links leading outside the folder,
+    images outside class folders, formats the scan cannot decode; see
+    core.dataset.DatasetFiles), warnings (one line per skipped reason, with a
+    few paths), seconds. Unchanged files are not read again unless they were
+    unreadable last time.
     """
     with _cyclic_gc_paused():
         return _scan(factory, root, workers=workers, progress=progress)
@@ -190,8 +194,9 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
         apply_listings(session, dataset_id, listings_table)
         summary = summarise(session, dataset, files.classes, set(listings_table["path"]), listings.problems)
         summary.update(
-            **_file_changes(files.files, known), missing=missing,
-            listings_file=listings.present, seconds=round(time.perf_counter() - started, 3),
+            **_file_changes(files.files, known), missing=missing, listings_file=listings.present,
+            skipped={reason: len(paths) for reason, paths in files.skipped.items()},
+            warnings=skipped_warnings(files.skipped), seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)
     report(1.0, f"scanned {summary['images']} image{'' if summary['images'] == 1 else 's'}")

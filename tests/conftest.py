@@ -63,8 +63,10 @@ def db_path(tmp_path) -> Path:
 
 @pytest.fixture
 def app_db(db_path, monkeypatch) -> Path:
-    """`db_path`, as the database the app reads (LISTING_AUDIT_DB), with no preferred dataset."""
+    """`db_path`, as the database the app reads (LISTING_AUDIT_DB), with no preferred dataset;
+    the app may scan folders below the test's tmp_path (LISTING_AUDIT_ROOTS)."""
     monkeypatch.setenv("LISTING_AUDIT_DB", str(db_path))
+    monkeypatch.setenv("LISTING_AUDIT_ROOTS", str(db_path.parent))
     monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
     return db_path
 

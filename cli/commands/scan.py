@@ -37,7 +37,7 @@ def _count(number: int, noun: str, plural: str = "") -> str:
 
 
 def format_summary(summary: dict) -> str:
-    """The scan summary as text for a terminal: counts, classes, unreadable files, listings.csv join."""
+    """The scan summary as text for a terminal: counts, classes, unreadable and skipped files, listings.csv join."""
     classes = summary["classes"]
     unreadable = summary["unreadable"]
     lines = [
@@ -63,6 +63,9 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  ... and {len(unreadable) - MAX_LISTED_UNREADABLE:,} more (--format json lists all)")
     else:
         lines.append("Unreadable: none")
+    if summary["warnings"]:
+        lines.append("Not scanned:")
+        lines += [f"  {warning}" for warning in summary["warnings"]]
     if summary["listings_file"]:
         lines.append("listings.csv:")
         lines.append(f"  rows matching no image: {summary['unmatched_listings']:,}")

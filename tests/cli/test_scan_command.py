@@ -129,3 +129,17 @@ def test_progress_bar_is_drawn_on_a_terminal(shop, db_path):
     assert "\rscanning [" in text and "100.0% scanned 4 images" in text
     assert text.rstrip(" ").endswith(("\n", "\r\n"))
     assert result.stdout.startswith("Scanned ")
+
+
+def test_text_summary_lists_what_was_not_scanned(capsys, shop, db_path):
+    make_image(shop / "loose.jpg")
+    (shop / "shoes" / "iphone.heic").write_bytes(b"\0" * 16)
+    code, out, _ = scan(capsys, shop, "--db", db_path)
+    assert code == 0
+    assert ("Not scanned:\n"
+            "  1 image is in the dataset folder itself, not in a class folder, so not scanned: loose.jpg\n"
+            "  1 image in a format the scan cannot decode (HEIC), so not scanned: shoes/iphone.heic\n") in out
+    code, out, _ = scan(capsys, shop, "--db", db_path, "--format", "json")
+    summary = json.loads(out)
+    assert summary["skipped"] == {"not_in_class_folder": 1, "unsupported_format": 1}
+    assert len(summary["warnings"]) == 2

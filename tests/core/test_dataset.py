@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-from core.dataset import discover, match_listing_paths, normalise_listing_path, parse_price, read_listings
+import core.dataset
+from core.dataset import (
+    NOT_IN_CLASS_FOLDER, OUTSIDE_ROOT, UNSUPPORTED_FORMAT, discover, match_listing_paths, normalise_listing_path,
+    parse_price, read_listings, skipped_warnings,
+)
+from core.imaging import AVIF_SUPPORTED
 from tests.conftest import make_image
 
 
@@ -80,12 +85,68 @@ def test_directory_symlink_loops_end_and_other_classes_are_not_pulled_in(tmp_pat
     assert sorted(paths_of(files)) == ["bags/b.jpg", "shoes/a.jpg", "shoes/extra/c.jpg"]
 
 
-def test_a_linked_folder_of_photos_is_followed(tmp_path):
-    make_image(tmp_path / "elsewhere" / "photos" / "x.jpg")
+def test_a_linked_folder_inside_the_root_is_followed(tmp_path):
+    make_image(tmp_path / "data" / "originals" / "photos" / "x.jpg")
     make_image(tmp_path / "data" / "shoes" / "a.jpg")
-    os.symlink(tmp_path / "elsewhere" / "photos", tmp_path / "data" / "shoes" / "more")
+    os.symlink(tmp_path / "data" / "originals" / "photos", tmp_path / "data" / "shoes" / "more")
     files = discover(tmp_path / "data")
-    assert sorted(paths_of(files)) == ["shoes/a.jpg", "shoes/more/x.jpg"]
+    assert sorted(paths_of(files)) == ["originals/photos/x.jpg", "shoes/a.jpg"]  # claimed by its own class first
+    os.symlink("../../data/shoes/a.jpg", tmp_path / "data" / "originals" / "same.jpg")  # out and back in
+    assert "originals/same.jpg" in paths_of(discover(tmp_path / "data"))
+    assert discover(tmp_path / "data").skipped == {}
+
+
+def test_links_leading_outside_the_root_are_skipped_and_listed(tmp_path):
+    make_image(tmp_path / "elsewhere" / "photos" / "x.jpg")
+    secret = make_image(tmp_path / "elsewhere" / "secret.png")
+    root = tmp_path / "data"
+    make_image(root / "shoes" / "a.jpg")
+    os.symlink(tmp_path / "elsewhere" / "photos", root / "shoes" / "more")  # a folder outside
+    os.symlink(secret, root / "shoes" / "secret.png")  # a file outside
+    os.symlink("/etc/passwd", root / "shoes" / "passwd.jpg")
+    os.symlink("../../elsewhere/gone.jpg", root / "shoes" / "dangling.jpg")  # broken, and outside
+    os.symlink(tmp_path / "elsewhere", root / "bags")  # a whole class folder outside
+    files = discover(root)
+    assert sorted(paths_of(files)) == ["shoes/a.jpg"]
+    assert files.classes == ["shoes"]
+    assert files.skipped == {OUTSIDE_ROOT: ["bags", "shoes/dangling.jpg", "shoes/more", "shoes/passwd.jpg",
+                                            "shoes/secret.png"]}
+    assert skipped_warnings(files.skipped) == [
+        "5 links lead outside the dataset folder and were not read: bags, shoes/dangling.jpg, shoes/more and 2 more"
+    ]
+
+
+def test_a_root_that_is_itself_a_link_is_scanned_where_it_leads(tmp_path):
+    make_image(tmp_path / "real" / "shoes" / "a.jpg")
+    os.symlink(tmp_path / "real", tmp_path / "alias")
+    files = discover(tmp_path / "alias")
+    assert files.root == tmp_path / "real" and list(paths_of(files)) == ["shoes/a.jpg"] and files.skipped == {}
+
+
+def test_images_outside_class_folders_and_unsupported_formats_are_listed(tmp_path):
+    make_image(tmp_path / "shoes" / "a.jpg")
+    make_image(tmp_path / "loose.jpg")
+    make_image(tmp_path / "cover.PNG")
+    (tmp_path / "shoes" / "iphone.heic").write_bytes(b"\0" * 10)
+    (tmp_path / "shoes" / "new\nline.jxl").write_bytes(b"\0" * 10)
+    (tmp_path / "notes.txt").write_text("not an image: not listed")
+    files = discover(tmp_path)
+    assert files.skipped == {NOT_IN_CLASS_FOLDER: ["cover.PNG", "loose.jpg"],
+                             UNSUPPORTED_FORMAT: ["shoes/iphone.heic", "shoes/new\nline.jxl"]}
+    assert skipped_warnings(files.skipped) == [
+        "2 images are in the dataset folder itself, not in a class folder, so not scanned: cover.PNG, loose.jpg",
+        "2 images in a format the scan cannot decode (HEIC, JXL), so not scanned: shoes/iphone.heic, "
+        "shoes/new\\x0aline.jxl",
+    ]
+
+
+def test_avif_is_an_image_when_pillow_decodes_it_else_an_unsupported_format(tmp_path):
+    make_image(tmp_path / "shoes" / "a.avif")
+    files = discover(tmp_path)
+    if AVIF_SUPPORTED:
+        assert list(paths_of(files)) == ["shoes/a.avif"] and files.skipped == {}
+    else:
+        assert files.files == [] and files.skipped == {UNSUPPORTED_FORMAT: ["shoes/a.avif"]}
 
 
 def test_name_that_is_not_utf8_is_reported_not_crashing(tmp_path):
@@ -116,8 +177,9 @@ def test_missing_root_raises(tmp_path):
 @pytest.mark.parametrize("raw, expected", [
     ("12", 12.0), ("12.50", 12.5), ("12,50", 12.5), ("$1,299.00", 1299.0), ("1.299,00 €", 1299.0),
     ("EUR 7", 7.0), ("£ 3.5", 3.5), ("12,500", 12500.0), ("1 299,50", 1299.5), ("1'299.50", 1299.5),
-    ("1.299.000", 1299000.0), ("0", 0.0), ("-4", -4.0), ("1e3", 1000.0),
+    ("1.299.000", 1299000.0), ("0", 0.0), ("-4", -4.0), ("1e3", 1000.0), ("1\u00a0299,50", 1299.5),
     ("", None), ("  ", None), ("free", None), ("nan", None), ("inf", None), ("12-15", None),
+    ("12.5.3", None), ("1,2,3", None), ("1.299.00", None), ("1,299,00", None), ("12 5", None), ("1e999", None),
 ])
 def test_parse_price(raw, expected):
     assert parse_price(raw) == expected
@@ -161,6 +223,50 @@ def test_no_path_column_ignores_the_file_with_a_reason(tmp_path):
     listings = read_listings(tmp_path)
     assert listings.table.empty
     assert listings.problems == ["listings.csv has no 'path' column (columns: 'file', 'price'); listing data ignored"]
+
+
+@pytest.mark.parametrize("first_line", [
+    "root:$6$salt$hash:19000:0:99999:7:::", "-----BEGIN OPENSSH PRIVATE KEY-----", "sk_live_51H8 secret token",
+    "a,b,c,d,e,f,g,h,i,j,k,l,m",
+])
+def test_no_path_column_never_quotes_what_does_not_look_like_a_header(tmp_path, first_line):
+    write_listings(tmp_path, first_line + "\nmore,content\n")
+    assert read_listings(tmp_path).problems == ["listings.csv has no 'path' column; listing data ignored"]
+
+
+def test_a_price_with_two_decimal_points_is_a_bad_row(tmp_path):
+    write_listings(tmp_path, "path,price\na/1.jpg,12.5.3\na/2.jpg,1.299.000\n")
+    listings = read_listings(tmp_path)
+    assert listings.problems[-1] == "1 row has a non-numeric price (row 2); treated as missing"
+    assert math.isnan(listings.table["price"][0]) and listings.table["price"][1] == 1299000.0
+
+
+def test_listings_linked_from_outside_the_root_are_not_read(tmp_path):
+    (tmp_path / "secret.csv").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    root = tmp_path / "data"
+    root.mkdir()
+    os.symlink(tmp_path / "secret.csv", root / "listings.csv")
+    listings = read_listings(root)
+    assert listings.present and listings.table.empty
+    assert listings.problems == ["listings.csv ignored: link leads outside the dataset folder; not read"]
+
+
+def test_listings_that_are_a_pipe_or_too_large_are_not_read(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "listings.csv")  # reading it would block forever
+    assert read_listings(tmp_path).problems == [
+        "listings.csv ignored: not a regular file (a pipe, socket or device)"
+    ]
+    (tmp_path / "listings.csv").unlink()
+    write_listings(tmp_path, "path,price\n" + "a/1.jpg,1\n" * 200)
+    monkeypatch.setattr(core.dataset, "MAX_LISTINGS_BYTES", 1024)
+    [problem] = read_listings(tmp_path).problems
+    assert problem.startswith("listings.csv ignored: file too large to read: more than the 0 MiB")
+
+
+def test_listings_linked_inside_the_root_are_read(tmp_path):
+    write_listings(tmp_path / "meta", "path,price\nshoes/a.jpg,5\n")
+    os.symlink("meta/listings.csv", tmp_path / "listings.csv")
+    assert read_listings(tmp_path).table["price"].tolist() == [5.0]
 
 
 def test_bad_prices_become_missing_with_their_rows_named(tmp_path):

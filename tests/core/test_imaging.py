@@ -1,6 +1,7 @@
 """Tests of core/imaging.py on real tiny image files: every mode, broken bytes, bombs, EXIF rotation, pHash."""
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -9,7 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.imaging import ANALYSIS_SIZE, inspect_image_bytes, measure_stats, open_rgb, phash_hex, sha256_hex
+import core.imaging
+from core.imaging import (
+    ANALYSIS_SIZE, AVIF_SUPPORTED, IMAGE_EXTENSIONS, inspect_image_bytes, measure_stats, open_rgb, phash_hex,
+    sha256_hex, to_rgb,
+)
 from tests.conftest import make_image
 
 
@@ -193,3 +198,89 @@ def test_open_rgb_reduces_to_max_side(tmp_path):
     image = open_rgb(path, max_side=64)
     assert image.mode == "RGB" and max(image.size) == 64
     assert open_rgb(path).size == (300, 150)
+
+
+# --- decode budget, formats, pHash relation ----------------------------------------------------------
+
+
+def test_images_above_the_decode_budget_are_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(core.imaging, "MAX_DECODE_BYTES", 9 * 5000)  # 5,000 pixels; 2,812 for WebP
+    assert inspect_path(make_image(tmp_path / "ok.png", size=(70, 70))).error is None
+    refused = inspect_path(make_image(tmp_path / "big.png", size=(80, 80)))
+    assert refused.error == ("image too large to inspect: 80 x 80 pixels (0.0 million) is more than the "
+                             "0.0 million pixels the scan decodes for a PNG image")
+    assert refused.content_hash and refused.phash is None
+    assert inspect_path(make_image(tmp_path / "big.webp", size=(60, 60))).error.startswith("image too large")
+    # A JPEG is measured after its reduced decode: 512 px decodes at 1/8, 64 x 64 pixels.
+    jpeg = inspect_path(make_image(tmp_path / "photo.jpg", size=(512, 512)))
+    assert jpeg.error is None and (jpeg.width, jpeg.height) == (512, 512)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "PA", "1", "I;16", "I", "F", "CMYK", "L"])
+def test_images_are_reduced_before_conversion_with_the_same_statistics(tmp_path, mode):
+    """Reducing first (no full-size RGB copy) measures what converting the whole image first measured."""
+    rng = np.random.default_rng(5)
+    blocks = rng.integers(0, 256, size=(4, 6, 4), dtype=np.uint8)
+    image = Image.fromarray(blocks, "RGBA").resize((300, 200), Image.Resampling.BILINEAR)
+    if mode == "PA":
+        image = image.convert("P").convert("PA")
+    elif mode == "I;16":
+        image = Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257)
+    elif mode in ("I", "F"):
+        image = image.convert("L").convert(mode)
+    else:
+        image = image.convert(mode)
+    data = io.BytesIO()
+    image.save(data, "TIFF" if mode in ("I", "F", "CMYK", "PA") else "PNG")
+    stats = inspect_image_bytes(data.getvalue()).stats
+    full = to_rgb(image.convert("RGBA") if mode in ("P", "PA") else image)
+    reference = measure_stats(full.reduce(max(full.size) // ANALYSIS_SIZE))
+    assert stats.brightness == pytest.approx(reference.brightness, abs=0.01)
+    assert stats.colorfulness == pytest.approx(reference.colorfulness, abs=0.01)
+
+
+def test_only_listing_photo_formats_are_decoded(tmp_path):
+    """A file in another Pillow format (ICO here; EPS would run Ghostscript) is not an image to the scan."""
+    icon = tmp_path / "icon.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(icon, format="ICO")
+    assert inspect_path(icon).error.startswith("not an image: the file's contents are not JPEG, PNG")
+    jpeg_named_png = tmp_path / "photo.png"
+    Image.new("RGB", (16, 16), (1, 2, 3)).save(jpeg_named_png, format="JPEG")
+    assert inspect_path(jpeg_named_png).error is None
+
+
+@pytest.mark.skipif(not AVIF_SUPPORTED, reason="this Pillow cannot decode AVIF")
+def test_avif_is_inspected(tmp_path):
+    assert ".avif" in IMAGE_EXTENSIONS
+    info = inspect_path(make_image(tmp_path / "a.avif", size=(40, 30)))
+    assert info.error is None and (info.width, info.height) == (40, 30) and len(info.phash) == 16
+
+
+def photo_like(path, size: tuple[int, int], seed: int, **save_options):
+    """A colour image with smooth shapes and grain, saved to `path`."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(blocks).resize(size, Image.Resampling.BICUBIC), dtype=np.int16)
+    grain = rng.integers(-10, 11, size=smooth.shape, dtype=np.int16)
+    Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(path, **save_options)
+    return path
+
+
+def test_stored_phash_is_imagehash_phash_of_the_file_when_nothing_is_reduced(tmp_path):
+    """RGB images of at most ANALYSIS_SIZE px are hashed whole: exactly `imagehash.phash(Image.open(path))`."""
+    for index, (size, suffix) in enumerate([((64, 48), "png"), ((60, 64), "jpg"), ((33, 21), "webp"),
+                                            ((64, 64), "bmp")]):
+        path = photo_like(tmp_path / f"{index}.{suffix}", size, seed=index)
+        assert inspect_path(path).phash == str(imagehash.phash(Image.open(path))), path
+
+
+def test_stored_phash_of_larger_photos_is_near_imagehash_phash_of_the_file(tmp_path):
+    """Larger images are hashed after the reduced decode: within the near-duplicate distance (12 bits)
+    of `imagehash.phash(Image.open(path))`, not always equal (see inspect_image_bytes)."""
+    distances = []
+    for index in range(12):
+        size = [(320, 240), (800, 600), (150, 400)][index % 3]
+        path = photo_like(tmp_path / f"{index}.{['jpg', 'png'][index % 2]}", size, seed=100 + index)
+        stored = imagehash.hex_to_hash(inspect_path(path).phash)
+        distances.append(stored - imagehash.phash(Image.open(path)))
+    assert max(distances) <= 12, distances

@@ -22,7 +22,7 @@ from tests.conftest import make_image
 SUMMARY_KEYS = {
     "dataset_id", "root", "images", "classes", "empty_classes", "unreadable", "unmatched_listings",
     "images_without_listing", "listings_problems", "new", "updated", "unchanged", "missing", "listings_file",
-    "seconds",
+    "skipped", "warnings", "seconds",
 }
 
 
@@ -115,6 +115,10 @@ def test_messy_folder_scans_every_file_with_a_reason_and_changes_nothing(factory
     for path, prefix in broken.items():
         assert reasons[path].startswith(prefix), (path, reasons[path])
     assert summary["listings_file"] is False and summary["images_without_listing"] == 15
+    assert summary["skipped"] == {"not_in_class_folder": 1}
+    assert summary["warnings"] == [
+        "1 image is in the dataset folder itself, not in a class folder, so not scanned: whole.jpg"
+    ]
 
     rows = sample_rows(factory, summary["dataset_id"])
     assert (rows["bags/rotated.jpg"].width, rows["bags/rotated.jpg"].height) == (20, 40)
