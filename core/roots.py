@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from core.dataset import is_inside
+
 #: os.pathsep-separated folders below which the app may scan; unset or empty: the user's home and PROJECT_DATA.
 ROOTS_ENV = "LISTING_AUDIT_ROOTS"
 PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -26,7 +28,7 @@ def allowed_roots(environ: Mapping[str, str] = os.environ) -> list[Path]:
 
 def is_below(folder: Path, roots: Sequence[Path]) -> bool:
     """Whether the resolved `folder` is one of `roots` (resolved) or inside one."""
-    return any(folder == root or root in folder.parents for root in roots)
+    return any(is_inside(str(folder), str(root)) for root in roots)
 
 
 def count_files(folder: Path, *, stop_after: int) -> int:
