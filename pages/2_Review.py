@@ -147,7 +147,7 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
     suggestion = item["suggested_label"] or None
     with st.container(horizontal=True):
         st.button(
-            f"Accept {suggestion}" if suggestion else "No suggestion", key="accept_suggestion", type="primary",
+            f"Accept {plain(suggestion)}" if suggestion else "No suggestion", key="accept_suggestion", type="primary",
             shortcut=SHORTCUTS["accept_suggestion"][0], on_click=decide_on_sample,
             kwargs=dict(on_sample, action="relabel", new_label=suggestion),
             disabled=not can_decide or is_group or deleted or not suggestion or suggestion == item["current_label"],

@@ -206,7 +206,7 @@ def image_bytes(root: str, row, *, max_side: int) -> bytes:
 def sample_caption(row) -> str:
     state = _describe(row["current_label"], bool(row["deleted"]))
     price = "" if pd.isna(row["price"]) else f" · {row['price']:,.2f}"
-    return f"{plain(row['path'])} · {state}{price}"
+    return plain(f"{row['path']} · {state}{price}")
 
 
 def render_examples(root: str, examples: pd.DataFrame, *, title: str) -> None:

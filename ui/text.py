@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 #: Characters that make markup anywhere in a line: links and images, emphasis, code, HTML and
-#: autolinks, tables, Streamlit's :icons: and :color[text], LaTeX, and the escape itself.
-_ANYWHERE = re.compile(r"([\\`*_{}\[\]()<!|~:$])")
+#: autolinks, tables, LaTeX, the escape itself, and a colon that could open Streamlit's :icons:,
+#: :color[text] or an emoji :shortcode: (a colon before a space or at the end cannot).
+_ANYWHERE = re.compile(r"([\\`*_{}\[\]()<!|~$]|:(?=\S))")
 #: Markup that only starts a line: headings, quotes, lists (also "1." and "1)"), rules and setext underlines.
 _LINE_START = re.compile(r"^(\s*)([#>+=-]|\d+[.)])", re.MULTILINE)
 

@@ -10,7 +10,7 @@ from ui.text import plain
     ("![t](https:/127.0.0.1:8602/x.png).jpg", r"\!\[t\]\(https\:/127.0.0.1\:8602/x.png\).jpg"),
     ("[click](javascript:alert(1))", r"\[click\]\(javascript\:alert\(1\)\)"),
     ("<img src=x onerror=alert(1)>", r"\<img src=x onerror=alert\(1\)>"),
-    (":red[alarm] :material/home: $x^2$", r"\:red\[alarm\] \:material/home\: \$x^2\$"),
+    (":red[alarm] :material/home: $x^2$", r"\:red\[alarm\] \:material/home: \$x^2\$"),
     ("**bold** _it_ ~strike~ `code` a|b", r"\*\*bold\*\* \_it\_ \~strike\~ \`code\` a\|b"),
     ("# heading", r"\# heading"),
     ("1. first", r"1\. first"),
@@ -21,6 +21,7 @@ def test_markup_is_escaped(text, shown):
 
 
 @pytest.mark.parametrize("text", ["bag -> shoe · 40.00", "Nordvik jacket, olive, size M",
-                                  "shoe/2024-01-05 photo.jpg", "price 12.50 = fair"])
+                                  "shoe/2024-01-05 photo.jpg", "price 12.50 = fair",
+                                  "Scan failed: NotADirectoryError"])
 def test_ordinary_text_is_unchanged(text):
     assert plain(text) == text
