@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Optional
 import pandas as pd
 
 from core.csvsafe import frame_to_csv
+from core.dataset import FileRefused, is_inside
 
 EXPORT_MODES = ("copy", "symlink", "manifest")
 MANIFEST_NAME = "manifest.csv"
@@ -345,8 +346,11 @@ def _move_into_place(staging: Path, target: Path, files: list[str], previous: li
     os.replace(staging / MARKER_NAME, target / MARKER_NAME)
 
 
-def _place(source: Path, destination: Path, mode: str) -> None:
-    """Copy or link `source` to `destination`; FileNotFoundError when the source is gone."""
+def _place(source: Path, destination: Path, mode: str, real_root: str) -> None:
+    """Copy or link `source` to `destination`; FileNotFoundError when the source is gone, FileRefused
+    when, links resolved, it is not a file inside `real_root` (a link swapped in after the scan)."""
+    if not is_inside(os.path.realpath(source), real_root):
+        raise FileRefused("link leads outside the dataset folder")
     if not source.is_file():
         raise FileNotFoundError(source)
     if mode == "copy":
@@ -356,25 +360,29 @@ def _place(source: Path, destination: Path, mode: str) -> None:
 
 
 def _write_staged(plan: ExportPlan, source: Path, staging: Path, mode: str,
-                  report: ProgressCallback) -> tuple[list[str], list[str]]:
-    """Write the manifest and the images into `staging`; returns (images written, source paths that vanished)."""
+                  report: ProgressCallback) -> tuple[list[str], list[str], list[str]]:
+    """Write the manifest and the images into `staging`; returns (images written, source paths that vanished,
+    source paths that now lead outside the dataset folder and were not exported)."""
     (staging / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
-    images, failed = [], []
+    images, failed, refused = [], [], []
     if mode == "manifest":
-        return images, failed
+        return images, failed, refused
+    real_root = os.path.realpath(source)
     included = plan.included()
     for number, (path, output) in enumerate(zip(included["path"], included["output_path"]), start=1):
         destination = staging / _check_relative_path(output)
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _place(source / path, destination, mode)
+            _place(source / path, destination, mode, real_root)
         except FileNotFoundError:
             failed.append(path)
+        except FileRefused:
+            refused.append(path)
         else:
             images.append(output)
         if number % 200 == 0:
             report(number / len(included), f"{number} of {len(included)} images")
-    return images, failed
+    return images, failed, refused
 
 
 def write_export(
@@ -395,7 +403,8 @@ def write_export(
     export in `out` is replaced: only the files its marker lists are removed,
     other files are left alone, and a file the new export would replace that
     the earlier one did not write is refused. A source file that vanished since
-    the scan is reported under `failed`.
+    the scan is reported under `failed`; one that, links resolved, now lies outside
+    the dataset folder is not read and is reported under `refused_outside`.
     """
     if mode not in EXPORT_MODES:
         raise ExportError(f"unknown export mode {mode!r}; modes are: {', '.join(EXPORT_MODES)}")
@@ -409,8 +418,9 @@ def write_export(
     staging = None
     try:
         staging = _staging_folder(target)
-        images, failed = _write_staged(plan, source, staging, mode, report)
-        summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": len(images), "failed": failed}
+        images, failed, refused = _write_staged(plan, source, staging, mode, report)
+        summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": len(images), "failed": failed,
+                   "refused_outside": refused}
         (staging / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         files = [MANIFEST_NAME, SUMMARY_NAME, *images]
         _write_marker(staging, files)

@@ -101,6 +101,8 @@ def render_last_export(dataset: DatasetRef) -> None:
                    f"to {plain(result.get('out'))}.")
         for path in result.get("failed", []):
             st.warning(f"{plain(path)} vanished since the scan and was not exported.")
+        for path in result.get("refused_outside", []):
+            st.warning(f"{plain(path)} now leads outside the dataset folder and was not exported.")
 
 
 def main() -> None:

@@ -45,4 +45,6 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(summary))
         for path in summary["failed"]:
             print(f"  warning: {path} vanished since the scan and was not exported")
+        for path in summary["refused_outside"]:
+            print(f"  warning: {path} now leads outside the dataset folder and was not exported")
     return 0

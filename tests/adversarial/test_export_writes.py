@@ -170,3 +170,18 @@ def test_a_failing_overwrite_leaves_the_earlier_export_as_it_was(tmp_path, sourc
         write_export(plan_export(samples), source_root=source, out=out, overwrite=True)
     assert {name: (out / name).read_bytes() for name in _files(out)} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "source"]
+
+
+def test_a_file_swapped_for_a_link_out_after_the_scan_is_not_exported(capsys, tmp_path, db_path, factory):
+    data = build_review_data(tmp_path / "tiny", factory)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:*:19000:0:99999:7:::")
+    swapped = data.root / "bag" / "bag-3.png"
+    swapped.unlink()
+    swapped.symlink_to(secret)  # after the scan: the database still holds it as an image
+    out = tmp_path / "clean"
+    code, stdout, err = run_cli(capsys, "export", data.root, "--out", out, "--db", db_path)
+    assert code == 0, err
+    assert "bag/bag-3.png now leads outside the dataset folder and was not exported" in stdout
+    assert not any("root:*" in path.read_text(errors="ignore") for path in out.rglob("*") if path.is_file())
+    assert not (out / "bag" / "bag-3.png").exists() and (out / "bag" / "bag-2.png").is_file()
