@@ -173,7 +173,8 @@ def write_transaction(factory: sessionmaker[Session], work: Callable[[Session], 
     called again) after a jittered pause, for at most `budget_s` seconds in all
     (default: write_retry_budget_s()); then DatabaseBusy is raised. So `work`
     must only touch the database: no output, no files. Any other exception
-    from `work` rolls back and propagates at once.
+    from `work` rolls back and propagates at once. Not for use inside another
+    write transaction of this process: it would wait for its own lock.
     """
     budget_s = write_retry_budget_s() if budget_s is None else budget_s
     deadline = time.monotonic() + budget_s

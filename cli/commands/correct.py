@@ -74,12 +74,12 @@ def find_sample(session: Session, dataset: Dataset, given: str) -> Sample:
     return sample
 
 
-def record_decision(session: Session, args: argparse.Namespace, action: str, reviewer: str) -> dict:
-    """Decide on the sample named by `args` in `session`'s transaction; returns the decision as a dict."""
-    dataset = require_dataset(session, args.dataset_dir)
-    sample = find_sample(session, dataset, args.path)
+def record_decision(session: Session, sample_id: int, action: str, *, classes: list[str],
+                    args: argparse.Namespace, reviewer: str) -> dict:
+    """Decide on sample `sample_id` in `session`'s transaction; returns the decision as a dict."""
+    sample = session.get(Sample, sample_id)
     try:
-        correction = decide(session, sample, action, classes=dataset_classes(session, dataset.id),
+        correction = decide(session, sample, action, classes=classes,
                             new_label=args.relabel, reviewer=reviewer, note=args.note)
     except DecisionError as error:
         raise CliError(str(error)) from error
@@ -93,7 +93,15 @@ def record_decision(session: Session, args: argparse.Namespace, action: str, rev
 def run(args: argparse.Namespace) -> int:
     action = chosen_action(args)
     reviewer = args.reviewer if args.reviewer is not None else default_reviewer()
-    outcome = write_transaction(open_db(args), lambda session: record_decision(session, args, action, reviewer))
+    factory = open_db(args)
+    # Look up before taking the write lock: a wrong dataset or path is refused without waiting for it,
+    # and the lock is held only for the decision itself (other reviewers queue behind it).
+    with factory() as session:
+        dataset = require_dataset(session, args.dataset_dir)
+        sample_id = find_sample(session, dataset, args.path).id
+        classes = dataset_classes(session, dataset.id)
+    outcome = write_transaction(factory, lambda session: record_decision(
+        session, sample_id, action, classes=classes, args=args, reviewer=reviewer))
     if args.format == "json":
         print_json(outcome)
     else:
