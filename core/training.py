@@ -303,6 +303,71 @@ def _check_trainable(samples: RunSamples) -> None:
         raise ValueError("the training samples all have one label: a classifier needs at least two classes")
 
 
+# --- where a run's time goes ----------------------------------------------------------------------
+
+#: Phases timed as blocks (PhaseClock.phase).
+TIMED_PHASES = ("decode", "train", "evaluate", "checkpoint", "fold_setup")
+#: Every phase of a run's `phases`, in the order a run goes through them; they add up to its wall time.
+PHASES = ("startup", *TIMED_PHASES, "other")
+
+
+class PhaseClock:
+    """Seconds a run spends in each of PHASES, timed with time.perf_counter.
+
+    `phase(name)` times a block of one of TIMED_PHASES (decode: decoding images and placing them
+    on the device; train; evaluate; checkpoint: writing and reading checkpoints and out-of-fold
+    files; fold_setup: building each fold's model). On CUDA the device is synchronised at both
+    ends of a block, so GPU work is counted in the phase that queued it. Time in no block counts
+    as "startup" until `training_starts()` (imports, reading the dataset, building the model,
+    loading its weights) and as "other" after it (progress and epoch records, metrics).
+    With `fold`, a block's seconds are also kept per fold (`fold_phases`).
+    """
+
+    def __init__(self, started: Optional[float] = None) -> None:
+        self.started = time.perf_counter() if started is None else started
+        self.device: Optional[torch.device] = None
+        self.seconds: dict[str, float] = dict.fromkeys(TIMED_PHASES, 0.0)
+        self.folds: list[dict[str, float]] = []
+        self._training_started: Optional[tuple[float, float]] = None  # (when, seconds in blocks by then)
+
+    def _now(self) -> float:
+        if self.device is not None and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @contextlib.contextmanager
+    def phase(self, name: str, *, fold: Optional[int] = None):
+        if name not in self.seconds:
+            raise ValueError(f"unknown phase {name!r}; timed phases are: {', '.join(TIMED_PHASES)}")
+        begun = self._now()
+        try:
+            yield
+        finally:
+            elapsed = self._now() - begun
+            self.seconds[name] += elapsed
+            if fold is not None:
+                self.folds.extend({} for _ in range(fold + 1 - len(self.folds)))
+                self.folds[fold][name] = self.folds[fold].get(name, 0.0) + elapsed
+
+    def training_starts(self) -> None:
+        """Mark the end of start-up: the first training batch comes next (only the first call counts)."""
+        if self._training_started is None:
+            self._training_started = (self._now(), sum(self.seconds.values()))
+
+    def phases(self) -> tuple[dict[str, float], float]:
+        """Seconds per phase (PHASES order, rounded to the millisecond) and the wall seconds since `started`."""
+        now = self._now()
+        in_blocks = sum(self.seconds.values())
+        mark, in_blocks_before = self._training_started or (now, in_blocks)
+        phases = {"startup": max(mark - self.started - in_blocks_before, 0.0), **self.seconds,
+                  "other": max(now - mark - (in_blocks - in_blocks_before), 0.0)}
+        return {name: round(seconds, 3) for name, seconds in phases.items()}, round(now - self.started, 3)
+
+    def fold_phases(self) -> list[dict[str, float]]:
+        """Per fold: seconds of each timed phase the fold went through, rounded to the millisecond."""
+        return [{name: round(seconds, 3) for name, seconds in fold.items()} for fold in self.folds]
+
+
 # --- metric logging -------------------------------------------------------------------------------
 
 
@@ -529,15 +594,18 @@ def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> 
 
 def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_dir: Path, device: torch.device,
         progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
-        resume: bool = False, progress_span: tuple[float, float] = (0.0, 1.0)) -> FitResult:
+        resume: bool = False, progress_span: tuple[float, float] = (0.0, 1.0),
+        clock: Optional[PhaseClock] = None) -> FitResult:
     """Train on samples.train_index with early stopping on validation loss; evaluate the best checkpoint.
 
     pixels: uint8 (N, S, S, 3) in samples' order. Writes out_dir/last.pt after
     every epoch and out_dir/best.pt when validation loss improves (both hold the
     model, optimizer, scheduler and scaler state dicts, the epoch and the history). With `resume`,
-    continues after the epoch stored in out_dir/last.pt (when there is one).
+    continues after the epoch stored in out_dir/last.pt (when there is one). `clock` gets the
+    seconds spent training, evaluating and checkpointing.
     """
     report = progress or (lambda fraction, message: None)
+    clock = clock or PhaseClock()
     num_classes = len(samples.classes)
     placed = place_pixels(pixels, device)
     training = _setup(config, placed, samples.labels, samples.train_index, num_classes, device)
@@ -546,7 +614,8 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
     history: list[EpochLog] = []
     best_loss, best_epoch, since_best, stopped, start_epoch, resumed_from = math.inf, -1, 0, False, 0, None
     if resume and last_path.is_file():
-        state = load_checkpoint(last_path, map_location=device)
+        with clock.phase("checkpoint"):
+            state = load_checkpoint(last_path, map_location=device)
         training.model.load_state_dict(state["model"])
         training.optimizer.load_state_dict(state["optimizer"])
         training.scheduler.load_state_dict(state["scheduler"])
@@ -560,21 +629,24 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
     tracker = _Progress(report, start=progress_span[0], end=progress_span[1],
                         total_steps=max(config.epochs - start_epoch, 0) * steps_per_epoch, label="")
     train_images, train_seconds = 0, 0.0
+    clock.training_starts()
     for epoch in range(start_epoch, config.epochs):
         if stopped:
             break
         steps_before = (epoch - start_epoch) * steps_per_epoch
-        started = time.monotonic()
+        started = time.perf_counter()
         on_step = lambda step, steps, loss: tracker.step(
             steps_before, step, f"epoch {epoch + 1}/{config.epochs} · step {step}/{steps} · loss {loss:.4f}")
-        averages, frozen = _train_epoch(config, training, epoch, on_step)
-        train_seconds += time.monotonic() - started
+        with clock.phase("train"):
+            averages, frozen = _train_epoch(config, training, epoch, on_step)
+            lr = training.optimizer.param_groups[0]["lr"]
+            training.scheduler.step()
+        train_seconds += time.perf_counter() - started
         train_images += averages["images"]
-        lr = training.optimizer.param_groups[0]["lr"]
-        training.scheduler.step()
-        evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+        with clock.phase("evaluate"):
+            evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
         entry = EpochLog(epoch, averages["loss"], averages["accuracy"], evaluation.loss, evaluation.accuracy, lr,
-                         time.monotonic() - started, frozen)
+                         time.perf_counter() - started, frozen)
         history.append(entry)
         improved = evaluation.loss < best_loss - config.min_delta
         if improved:
@@ -582,26 +654,29 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
         else:
             since_best += 1
         stopped = bool(config.patience) and since_best >= config.patience and epoch + 1 < config.epochs
-        state = {
-            "epoch": epoch, "model": training.model.state_dict(), "optimizer": training.optimizer.state_dict(),
-            "scheduler": training.scheduler.state_dict(), "scaler": training.scaler.state_dict(),
-            "history": [asdict(e) for e in history], "best_val_loss": best_loss, "best_epoch": best_epoch,
-            "epochs_since_best": since_best, "stopped_early": stopped, "classes": samples.classes,
-            "config": config.to_dict(),
-        }
-        if improved:
-            _save_checkpoint(best_path, state)
-        _save_checkpoint(last_path, state)
+        with clock.phase("checkpoint"):
+            state = {
+                "epoch": epoch, "model": training.model.state_dict(), "optimizer": training.optimizer.state_dict(),
+                "scheduler": training.scheduler.state_dict(), "scaler": training.scaler.state_dict(),
+                "history": [asdict(e) for e in history], "best_val_loss": best_loss, "best_epoch": best_epoch,
+                "epochs_since_best": since_best, "stopped_early": stopped, "classes": samples.classes,
+                "config": config.to_dict(),
+            }
+            if improved:
+                _save_checkpoint(best_path, state)
+            _save_checkpoint(last_path, state)
         if on_epoch is not None:
             on_epoch(entry)
         tracker.step(steps_before, steps_per_epoch,
                      f"epoch {epoch + 1}/{config.epochs} · val loss {evaluation.loss:.4f} · val acc {evaluation.accuracy:.3f}")
     if not best_path.is_file():
         raise RuntimeError(f"no best checkpoint in {out_dir}: no epoch was trained")
-    training.model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-    started = time.monotonic()
-    final = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
-    eval_seconds = time.monotonic() - started
+    with clock.phase("checkpoint"):
+        training.model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+    started = time.perf_counter()
+    with clock.phase("evaluate"):
+        final = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+    eval_seconds = time.perf_counter() - started
     return FitResult(history, best_epoch, final, stopped, resumed_from, train_seconds, train_images,
                      len(samples.val_index) / eval_seconds if eval_seconds > 0 else float("nan"))
 
@@ -611,15 +686,18 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
 
 def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, device: torch.device,
                            progress: Optional[ProgressCallback] = None,
-                           progress_span: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+                           progress_span: tuple[float, float] = (0.0, 1.0),
+                           clock: Optional[PhaseClock] = None) -> np.ndarray:
     """Probabilities for every sample from a model that never trained on it: shape (N, K), float32.
 
     Stratified group K-fold (K = config.folds) over all of the run's samples, copies of one photo
     (same content hash) in one fold; each fold
     trains a fresh model for config.epochs epochs (no early stopping: there is no
-    separate validation set) and predicts its held-out part.
+    separate validation set) and predicts its held-out part. `clock` gets each fold's seconds of
+    model building (fold_setup), training and evaluation.
     """
     report = progress or (lambda fraction, message: None)
+    clock = clock or PhaseClock()
     num_classes = len(samples.classes)
     placed = place_pixels(pixels, device)
     probs = np.zeros((len(samples.labels), num_classes), dtype=np.float32)
@@ -630,18 +708,21 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
         folds = list(splitter.split(np.zeros(len(samples.labels)), samples.labels, groups))
     span = (progress_span[1] - progress_span[0]) / len(folds)
     for fold, (train_index, held_out) in enumerate(folds):
-        training = _setup(config, placed, samples.labels, train_index, num_classes, device)
+        with clock.phase("fold_setup", fold=fold):
+            training = _setup(config, placed, samples.labels, train_index, num_classes, device)
         start = progress_span[0] + fold * span
         tracker = _Progress(report, start=start, end=start + span,
                             total_steps=config.epochs * len(training.train_batches),
                             label=f"fold {fold + 1}/{len(folds)} · ")
         for epoch in range(config.epochs):
             steps_before = epoch * len(training.train_batches)
-            _train_epoch(config, training, epoch, lambda step, steps, loss: tracker.step(
-                steps_before, step, f"epoch {epoch + 1}/{config.epochs} · loss {loss:.4f}"))
-            training.scheduler.step()
+            with clock.phase("train", fold=fold):
+                _train_epoch(config, training, epoch, lambda step, steps, loss: tracker.step(
+                    steps_before, step, f"epoch {epoch + 1}/{config.epochs} · loss {loss:.4f}"))
+                training.scheduler.step()
         held_out_batches = MemoryBatches(placed, samples.labels, held_out, batch_size=config.batch_size, device=device)
-        probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype).probs
+        with clock.phase("evaluate", fold=fold):
+            probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype).probs
     return probs
 
 
@@ -716,27 +797,30 @@ def claim_run_folder(out_dir: Path, owner: dict[str, Any]) -> None:
 
 
 def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: Path, out_dir: Path,
-             cache_dir: Path, resume: bool, report: ProgressCallback) -> tuple[RunSamples, torch.Tensor]:
+             cache_dir: Path, resume: bool, report: ProgressCallback,
+             clock: PhaseClock) -> tuple[RunSamples, torch.Tensor]:
     """The run's samples (new, or stored ones when resuming) and their decoded pixels."""
     stored = out_dir / SAMPLES_FILE
     decode_progress = lambda fraction, message: report(fraction * DECODE_SHARE, message)
     if resume and stored.is_file():
         chosen = RunSamples.load(stored)
-        decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
-                              cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
+        with clock.phase("decode"):
+            decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
+                                  cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
         if decoded.failed:
             position, reason = next(iter(decoded.failed.items()))
             raise ValueError(f"{len(decoded.failed)} images of the run can no longer be decoded "
                              f"(e.g. {chosen.paths[position]}: {reason}); start a new run")
         return chosen, decoded.pixels
     chosen = select_samples(samples, classes, val_fraction=config.val_fraction, seed=config.seed)
-    decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
-                          cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
-    pixels = decoded.pixels
-    if decoded.failed:
-        log.warning("%d images could not be decoded and are left out", len(decoded.failed))
-        chosen, kept = _without_failed(chosen, decoded.failed)
-        pixels = pixels[torch.as_tensor(kept)]
+    with clock.phase("decode"):
+        decoded = load_images(root, chosen.paths, chosen.content_hashes, size=config.image_size,
+                              cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
+        pixels = decoded.pixels
+        if decoded.failed:
+            log.warning("%d images could not be decoded and are left out", len(decoded.failed))
+            chosen, kept = _without_failed(chosen, decoded.failed)
+            pixels = pixels[torch.as_tensor(kept)]
     _check_trainable(chosen)
     chosen.save(stored)
     return chosen, pixels
@@ -744,7 +828,8 @@ def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str],
 
 def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], root: str | os.PathLike, *,
          progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
-         resume: bool = False, owner: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+         resume: bool = False, owner: Optional[dict[str, Any]] = None,
+         clock: Optional[PhaseClock] = None) -> dict[str, Any]:
     """Run one training run and return its JSON-able result.
 
     samples: the dataset's current state with db.queries.samples_frame columns
@@ -758,12 +843,14 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
     history, best_epoch, stopped_early, resumed_from_epoch, split {train, val}
     (sample ids), validation {sample_ids, true, pred, confidence}, samples
     {used, train, val, skipped}, checkpoints, out_dir, out_of_fold (paths or None),
-    throughput {train_images_per_s, eval_images_per_s}, seconds.
+    throughput {train_images_per_s, eval_images_per_s}, seconds (wall), phases (PhaseClock.phases:
+    seconds per phase, adding up to the wall seconds) and fold_phases (PhaseClock.fold_phases).
+    clock: started by the caller when its own start-up (imports) should count; else started here.
     """
     if config.out_dir is None or config.cache_dir is None:
         raise ValueError("config.out_dir and config.cache_dir must be set")
     config.validate()
-    started = time.monotonic()
+    clock = clock or PhaseClock()
     report = progress or (lambda fraction, message: None)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -771,22 +858,27 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
         claim_run_folder(out_dir, owner)
     (out_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
     device = pick_device(config.device)
+    clock.device = device
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)  # this process trains; on a busy machine fewer threads are faster
-    chosen, pixels = _prepare(config, samples, classes, Path(root), out_dir, Path(config.cache_dir), resume, report)
-    pixels = place_pixels(pixels, device)
+    chosen, pixels = _prepare(config, samples, classes, Path(root), out_dir, Path(config.cache_dir), resume, report,
+                              clock)
+    with clock.phase("decode"):
+        pixels = place_pixels(pixels, device)
     fit_end = DECODE_SHARE + (1 - DECODE_SHARE) / (1 + (config.folds or 0))
     result = fit(config, chosen, pixels, out_dir=out_dir, device=device, progress=report, on_epoch=on_epoch,
-                 resume=resume, progress_span=(DECODE_SHARE, fit_end))
+                 resume=resume, progress_span=(DECODE_SHARE, fit_end), clock=clock)
     out_of_fold = None
     if config.folds >= 2:
         probs = out_of_fold_pred_probs(config, chosen, pixels, device=device, progress=report,
-                                       progress_span=(fit_end, 1.0))
-        out_of_fold = save_out_of_fold(out_dir, chosen.sample_ids, probs, chosen.classes)
+                                       progress_span=(fit_end, 1.0), clock=clock)
+        with clock.phase("checkpoint"):
+            out_of_fold = save_out_of_fold(out_dir, chosen.sample_ids, probs, chosen.classes)
     y_true = chosen.labels[chosen.val_index]
     y_pred = result.evaluation.probs.argmax(1)
     metrics = classification_report(y_true, y_pred, chosen.classes)
     report(1.0, f"validation accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_avg']['f1']:.3f}")
+    phases, wall_seconds = clock.phases()
     return {
         "config": config.to_dict(),
         "device": describe_device(device),
@@ -812,5 +904,7 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
             "train_images_per_s": result.train_images / result.train_seconds if result.train_seconds else None,
             "eval_images_per_s": result.eval_images_per_s,
         },
-        "seconds": round(time.monotonic() - started, 3),
+        "seconds": wall_seconds,
+        "phases": phases,
+        "fold_phases": clock.fold_phases(),
     }

@@ -69,6 +69,20 @@ def _json_field(column, path: str):
     return func.json_extract(column, path)
 
 
+def run_phases(session: Session, run_id: int) -> Optional[dict[str, Any]]:
+    """Where a finished run's time went: {"seconds": wall, "phases": {phase: seconds}, "fold_phases":
+    [{phase: seconds}, ...]} (core.training.PhaseClock), or None for no such run or a run without them."""
+    row = session.execute(
+        select(_json_field(Job.result_json, "$.seconds"), func.json(_json_field(Job.result_json, "$.phases")),
+               func.json(_json_field(Job.result_json, "$.fold_phases")))
+        .where(Job.id == run_id, Job.kind == TRAIN_KIND)
+    ).one_or_none()
+    if row is None or row[1] is None:
+        return None
+    seconds, phases, fold_phases = row
+    return {"seconds": seconds, "phases": json.loads(phases), "fold_phases": json.loads(fold_phases or "[]")}
+
+
 def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     """One row per training run of a dataset, newest first; columns RUN_COLUMNS.
 

@@ -103,17 +103,23 @@ def _epoch_recorder(factory: sessionmaker[Session], run_id: int):
 
 
 def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobReporter) -> dict[str, Any]:
-    """Job entry point (see the module docstring); returns the run's result dict."""
-    # torch is loaded only here, in the worker that trains: the app and the CLI import this module too.
-    from core.training import EpochLog, main as train_main
+    """Job entry point (see the module docstring); returns the run's result dict.
 
+    The run's clock starts once it holds the training slot, so its start-up phase counts loading
+    torch and the dataset but not the time queued.
+    """
     with factory() as session:
         job = session.get(Job, job_id)
         params, dataset_id = job_params(job), job.dataset_id
     config = _config_for(factory, job_id, params)
     resume = bool(params.get("resume"))
     wait_for_train_slot(factory, job_id)
+    started = time.perf_counter()
     reporter(0.0, "loading the dataset")
+    # torch is loaded only here, in the worker that trains: the app and the CLI import this module too.
+    from core.training import EpochLog, PhaseClock, main as train_main
+
+    clock = PhaseClock(started=started)
     with factory.begin() as session:
         dataset = session.get(Dataset, dataset_id)
         root = dataset.root
@@ -127,7 +133,7 @@ def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobRepo
         session.get(Job, job_id).params_json = json.dumps({**params, "config": config.to_dict(), "snapshot": snapshot})
     record = _epoch_recorder(factory, job_id)
     result = train_main(config, samples, classes, root, progress=reporter, on_epoch=record, resume=resume,
-                        owner=run_owner(factory, job_id))
+                        owner=run_owner(factory, job_id), clock=clock)
     if resume:  # epochs before the checkpoint, including one whose row the stopped worker never wrote
         for entry in result["history"]:
             record(EpochLog(**entry))

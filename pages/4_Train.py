@@ -1,4 +1,5 @@
-"""Train: start a training run on the dataset's current labels, watch its loss and accuracy live, cancel or resume it.
+"""Train: start a training run on the dataset's current labels, watch its loss and accuracy live, cancel or resume it,
+and see where a finished run's time went.
 
 The run is a job in its own worker process (`jobs.runner.spawn_job`), never in the
 Streamlit server: closing the browser does not stop it, and its state and curves
@@ -12,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
-from db.runs import TRAIN_KIND, requeue_run, run_epochs, runs_frame
+from db.runs import TRAIN_KIND, requeue_run, run_epochs, run_phases, runs_frame
 from jobs.runner import ACTIVE, create_job, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
 from ui.train_charts import curves_figure
@@ -126,8 +127,34 @@ def render_curves(run_id: int) -> None:
     st.plotly_chart(curves_figure(epochs), key=f"train_curves_{run_id}")
 
 
+def phases_table(timing: dict) -> pd.DataFrame:
+    """One row per phase of a run (db.runs.run_phases): seconds and share of the wall time; folds as columns."""
+    wall = timing["seconds"] or float("nan")
+    table = pd.DataFrame({"phase": list(timing["phases"]), "seconds": list(timing["phases"].values())})
+    table["share"] = table["seconds"] / wall
+    for number, fold in enumerate(timing["fold_phases"], start=1):
+        table[f"fold {number}"] = table["phase"].map(fold)
+    return table
+
+
+def render_phases(run_id: int) -> None:
+    """Where a finished run's time went (nothing for runs from before phases were recorded)."""
+    with session_factory()() as session:
+        timing = run_phases(session, run_id)
+    if timing is None:
+        return
+    st.markdown(f"**Where the time went**: {timing['seconds']:.1f} s in all")
+    folds = {f"fold {n}": st.column_config.NumberColumn(format="%.2f")
+             for n in range(1, len(timing["fold_phases"]) + 1)}
+    st.dataframe(phases_table(timing), hide_index=True, key=f"train_phases_{run_id}", column_config={
+        "seconds": st.column_config.NumberColumn(format="%.2f"),
+        "share": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0), **folds,
+    })
+
+
 def render_run(run_id: int) -> None:
-    """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled."""
+    """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled; where the
+    time went when it succeeded."""
     status = job_status_panel(run_id, title=f"Run {run_id}")
     if status is None:
         return
@@ -137,6 +164,8 @@ def render_run(run_id: int) -> None:
         render_curves(run_id)
     if status in ("failed", "cancelled"):
         st.button("Resume from the last checkpoint", key="train_resume", on_click=_resume_clicked, args=(run_id,))
+    if status == "succeeded":
+        render_phases(run_id)
 
 
 def _run_label(runs: pd.DataFrame, run_id: int) -> str:

@@ -1,7 +1,8 @@
 """`listing-audit train`, `runs` and `metrics`: train a classifier on a dataset's current labels and read the results.
 
 `train` runs the same job the app starts, in the foreground; `runs` lists a
-dataset's training runs; `metrics` prints one run's evaluation (JSON by default).
+dataset's training runs; `metrics` prints one run's evaluation and where its time
+went (JSON by default).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
 from core.train_config import BACKBONE_NAMES, DEVICES, TrainConfig
 from db.queries import get_dataset
-from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_result, runs_frame
+from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_phases, run_result, runs_frame
 from jobs.runner import create_job, reap_dead_jobs, run_job
 
 DEFAULTS = TrainConfig()
@@ -70,7 +71,8 @@ def register(subparsers) -> None:
     add_format_option(runs)
     runs.set_defaults(func=run_runs)
 
-    metrics = subparsers.add_parser("metrics", help="print a training run's evaluation (JSON by default)")
+    metrics = subparsers.add_parser(
+        "metrics", help="print a training run's evaluation and seconds per phase (JSON by default)")
     metrics.add_argument("run_id", type=int)
     add_db_option(metrics)
     add_format_option(metrics, choices=("json", "text"))
@@ -183,11 +185,23 @@ def run_metrics_command(args: argparse.Namespace) -> int:
         if run is None:
             raise CliError(f"no training run with id {args.run_id}")
         metrics = run_metrics(session, args.run_id)
+        timing = run_phases(session, args.run_id) or {}
         status = run.status
     if metrics is None:
         raise CliError(f"run {args.run_id} has no metrics: it is {status}")
     if args.format == "json":
-        print_json({"run_id": args.run_id, **metrics})
-    else:
-        print(format_report(metrics))
+        print_json({"run_id": args.run_id, **metrics, **timing})
+        return 0
+    print(format_report(metrics))
+    if timing:
+        print()
+        print(format_phases(timing))
     return 0
+
+
+def format_phases(timing: dict) -> str:
+    """One line: the run's wall seconds and each phase's seconds and share of them (db.runs.run_phases)."""
+    wall = timing["seconds"] or 0.0
+    parts = [f"{name} {seconds:.1f} s ({seconds / wall:.0%})" if wall else f"{name} {seconds:.1f} s"
+             for name, seconds in timing["phases"].items() if seconds]
+    return f"{wall:.1f} s in all: " + ", ".join(parts)

@@ -44,9 +44,14 @@ def test_train_prints_the_run_id_and_metrics_which_metrics_and_runs_read_back(
     for key in ("accuracy", "macro_avg", "weighted_avg", "confusion_matrix"):
         assert key in metrics
     assert np.asarray(metrics["confusion_matrix"]).sum() == sum(metrics["support"]) == metrics["macro_avg"]["support"]
+    timing = {key: metrics.pop(key) for key in ("seconds", "phases", "fold_phases")}
     assert metrics == {"run_id": run_id, **trained["metrics"]}
+    assert timing["phases"]["train"] > 0 and timing["fold_phases"] == []
+    assert sum(timing["phases"].values()) == pytest.approx(timing["seconds"], abs=0.01)
     status, plain, _ = run_cli(capsys, "metrics", run_id, "--db", db_path)
-    assert json.loads(plain) == metrics  # JSON is the default
+    assert json.loads(plain) == {**metrics, **timing}  # JSON is the default
+    status, text, _ = run_cli(capsys, "metrics", run_id, "--db", db_path, "--format", "text")
+    assert status == 0 and f"{timing['seconds']:.1f} s in all: " in text and "train " in text
 
     status, out, _ = run_cli(capsys, "runs", dataset_dir, "--db", db_path, "--format", "json")
     runs = json.loads(out)

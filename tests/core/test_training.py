@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -12,7 +13,8 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from core.train_config import BACKBONE_NAMES, OPTIMIZERS, SCHEDULERS
 from core.train_data import Augmentation, MemoryBatches
-from core.training import (BACKBONES, OPTIMIZER_FACTORIES, SCHEDULER_FACTORIES, TrainConfig, WeightsUnavailable,
+from core.training import (BACKBONES, OPTIMIZER_FACTORIES, PHASES, SCHEDULER_FACTORIES, PhaseClock, TrainConfig,
+                           WeightsUnavailable,
                            build_model, load_checkpoint, load_out_of_fold, main, make_criterion, select_samples,
                            set_backbone_frozen, stratified_split, train_one_epoch, weights_available)
 from tests.training_data import CLASSES, FAST_CONFIG, IMAGES_PER_CLASS, one_torch_thread, write_training_images
@@ -148,6 +150,31 @@ def test_copies_of_one_photo_land_on_one_side_of_the_split(tiny):
     after = select_samples(table, CLASSES, val_fraction=0.34, seed=0)
     side = {p: i in set(after.split()["val"]) for p, i in zip(after.paths, after.sample_ids)}
     assert side[val_path] == side[train_path]
+
+
+# --- where the time goes ---------------------------------------------------------------------------
+
+
+def test_untimed_seconds_are_start_up_before_training_starts_and_other_after():
+    nap = 0.05
+    clock = PhaseClock()
+    time.sleep(nap)
+    with clock.phase("decode"):
+        time.sleep(nap)
+    clock.training_starts()
+    with clock.phase("train", fold=1):
+        time.sleep(nap)
+    time.sleep(nap)
+    phases, wall = clock.phases()
+    assert list(phases) == list(PHASES)
+    for name in ("startup", "decode", "train", "other"):
+        assert phases[name] >= nap * 0.9
+    assert phases["evaluate"] == phases["checkpoint"] == phases["fold_setup"] == 0.0
+    assert sum(phases.values()) == pytest.approx(wall, abs=0.005)
+    assert clock.fold_phases() == [{}, {"train": phases["train"]}]
+    with pytest.raises(ValueError, match="timed phases are"):
+        with clock.phase("lunch"):
+            pass
 
 
 # --- a run ----------------------------------------------------------------------------------------

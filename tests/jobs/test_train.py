@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 
 from db.corrections import decide
 from db.models import Job, Sample
-from core.training import load_out_of_fold
+from core.training import PHASES, load_out_of_fold
 from db.queries import dataset_classes, samples_frame
-from db.runs import latest_out_of_fold_run, requeue_run, run_config, run_epochs, run_result, runs_frame
+from db.runs import (latest_out_of_fold_run, requeue_run, run_config, run_epochs, run_phases, run_result,
+                     runs_frame)
 from jobs.runner import job_result, reap_dead_jobs, request_cancel, run_job, spawn_job, utcnow
 from jobs.train import run_dir
 from tests.training_data import CLASSES, IMAGES_PER_CLASS, create_train_job, one_torch_thread, scanned_dataset
@@ -105,6 +106,25 @@ def test_out_of_fold_probabilities_of_the_latest_k_fold_run_align_with_the_audit
     probs = load_out_of_fold(folder, audited, classes=classes)
     assert probs.shape == (len(audited), len(CLASSES))
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_a_run_records_where_its_time_went_adding_up_to_its_wall_time(factory, dataset, one_torch_thread):
+    job_id = create_train_job(factory, dataset, epochs=2, folds=2)
+    started = time.perf_counter()
+    job = run_job(factory, job_id)
+    wall = time.perf_counter() - started
+    assert job.status == "succeeded", job.error
+    result = job_result(job)
+    phases = result["phases"]
+    assert list(phases) == list(PHASES) and all(seconds >= 0 for seconds in phases.values())
+    assert sum(phases.values()) == pytest.approx(result["seconds"], abs=0.01)
+    assert sum(phases.values()) == pytest.approx(wall, rel=0.1)
+    assert phases["train"] > 0 and phases["evaluate"] > 0 and phases["checkpoint"] > 0 and phases["decode"] > 0
+    folds = result["fold_phases"]
+    assert len(folds) == 2 and all(set(fold) == {"fold_setup", "train", "evaluate"} for fold in folds)
+    assert sum(fold["train"] for fold in folds) < phases["train"]  # the folds' and the main model's
+    with factory() as session:
+        assert run_phases(session, job_id) == {k: result[k] for k in ("seconds", "phases", "fold_phases")}
 
 
 def test_a_run_that_cannot_train_is_marked_failed_with_its_error(factory, dataset, one_torch_thread):

@@ -1,4 +1,5 @@
-"""Tests of the Train page with AppTest: it renders, starts a run in a worker process, shows it, offers resume."""
+"""Tests of the Train page with AppTest: it renders, starts a run in a worker process, shows it and where its time
+went, offers resume."""
 from __future__ import annotations
 
 import os
@@ -74,9 +75,14 @@ def test_starting_a_run_spawns_a_worker_that_trains_and_the_page_shows_it(factor
     page.run()
     assert not page.exception
     assert page.selectbox(key="train_run_id").value == job.id
-    table = page.dataframe[0].value
+    result = run_result(finished)
+    phases, table = page.dataframe[0].value, page.dataframe[1].value  # dataframes carry no key in AppTest
+    assert phases["phase"].tolist() == list(result["phases"])
+    assert phases["seconds"].tolist() == list(result["phases"].values())
+    assert (phases["seconds"] >= 0).all() and phases["share"].sum() == pytest.approx(1.0, abs=0.01)
+    assert any("Where the time went" in m.value for m in page.markdown)
     assert table["status"].tolist() == ["succeeded"]
-    assert table["accuracy"].iloc[0] == pytest.approx(run_result(finished)["metrics"]["accuracy"])
+    assert table["accuracy"].iloc[0] == pytest.approx(result["metrics"]["accuracy"])
 
 
 def test_a_cancelled_run_can_be_resumed(factory, dataset):
