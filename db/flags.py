@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from db.models import Flag, Job, Sample
+from db.review import queue_summary
 
 #: Columns of flags_frame: the flag and its sample's path (relative to the dataset root).
 FLAG_FRAME_COLUMNS = [
@@ -23,6 +24,8 @@ FLAG_FRAME_COLUMNS = [
     "reason", "evidence",
 ]
 INSERT_BATCH = 2000
+#: Columns of kind_summary.
+KIND_SUMMARY_COLUMNS = ["kind", "files", "items", "open", "decided"]
 
 
 def _json_value(value: Any) -> Any:
@@ -112,6 +115,25 @@ def flag_counts(session: Session, job_id: int) -> dict[str, int]:
         select(Flag.kind, func.count(Flag.id)).where(Flag.job_id == job_id).group_by(Flag.kind).order_by(Flag.kind)
     )
     return {kind: count for kind, count in rows}
+
+
+def kind_summary(session: Session, job_id: int) -> pd.DataFrame:
+    """Per kind of check audit job `job_id` ran, failed checks left out, those that flagged nothing included:
+    flagged files, review items (a duplicate group counts once, as on the Review page), how many open and decided.
+
+    Columns KIND_SUMMARY_COLUMNS, in the order the audit ran the checks.
+    """
+    files = flag_counts(session, job_id)
+    ran = (json.loads(session.get(Job, job_id).result_json or "{}")).get("flags_by_kind") or {}
+    kinds = list(ran) + [kind for kind in files if kind not in ran]
+    queue = queue_summary(session, job_id).set_index("kind")
+    rows = [
+        {"kind": kind, "files": files.get(kind, 0),
+         **{column: int(queue.at[kind, column]) if kind in queue.index else 0
+            for column in ("items", "open", "decided")}}
+        for kind in kinds
+    ]
+    return pd.DataFrame(rows, columns=KIND_SUMMARY_COLUMNS)
 
 
 def class_flag_counts(session: Session, job_id: int) -> pd.DataFrame:

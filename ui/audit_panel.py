@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.audit import available_checks
-from db.flags import class_flag_counts, diff_flags, flag_counts, previous_audit_job
+from db.flags import class_flag_counts, diff_flags, kind_summary, previous_audit_job
 from db.models import Job
 from db.review import latest_audit_job
 from jobs.audit import AuditError, audit_params
@@ -24,6 +24,7 @@ DEFAULT_FOLDS = 5
 FEEDBACK_KEY = "audit_feedback"
 KIND_LABELS = {"mislabel": "Mislabels", "price": "Price outliers", "duplicate": "Duplicates",
                "broken": "Broken files", "quality": "Poor images"}
+REVIEW_PAGE = "pages/2_Review.py"
 
 
 def start_audit(dataset_id: int, params: dict) -> tuple[int, bool]:
@@ -86,30 +87,97 @@ def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
             (st.error if level == "error" else st.info)(text)
 
 
-def render_flag_summary(job_id: int, finished_at) -> None:
-    """Counts per kind and the noisiest classes of one audit."""
-    with session_factory()() as session:
-        counts = flag_counts(session, job_id)
-        classes = class_flag_counts(session, job_id)
-    st.caption(f"Audit job {job_id}" + (f", finished {finished_at:%Y-%m-%d %H:%M} UTC" if finished_at else ""))
-    kinds = [kind for kind in KIND_LABELS if kind in counts] + sorted(set(counts) - set(KIND_LABELS))
-    if not kinds:
-        st.success("The audit flagged nothing.")
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
+
+
+def count_text(row) -> str:
+    """One kind's count in the unit of the Review page: "12", or "150 groups (300 files)" for duplicates."""
+    if row.kind == "duplicate":
+        return f"{_counted(row.items, 'group')} ({_counted(row.files, 'file')})"
+    return f"{row.items:,}"
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def review_progress_table(kinds: pd.DataFrame) -> pd.DataFrame:
+    """Per kind (db.flags.kind_summary rows): its label, items to review, open, decided and the share decided."""
+    return pd.DataFrame({
+        "kind": [kind_label(kind) for kind in kinds["kind"]],
+        "items": kinds["items"], "open": kinds["open"], "decided": kinds["decided"],
+        "reviewed": (kinds["decided"] / kinds["items"].clip(lower=1)).astype(float),
+    })
+
+
+def render_completion(job_id: int, finished_at, kinds: pd.DataFrame) -> None:
+    """That the audit finished, with what it found per kind, and the way to the Review page."""
+    when = f" {finished_at:%Y-%m-%d %H:%M} UTC" if finished_at else ""
+    found = " · ".join(f"{kind_label(row.kind)} {count_text(row)}" for row in kinds.itertuples())
+    st.success(f"Audit job {job_id} finished{when}. " + (found or "It flagged nothing."), icon=":material/task_alt:")
+    still_open = int(kinds["open"].sum())
+    label = f"Review: {still_open:,} items to decide" if still_open else "Review: every flag has a decision"
+    st.page_link(REVIEW_PAGE, label=label, icon=":material/rule:")
+
+
+def render_review_progress(kinds: pd.DataFrame) -> None:
+    """Open and decided items per kind of flag (the Review page's unit: a duplicate group counts once)."""
+    if not int(kinds["items"].sum()):
         return
-    for column, kind in zip(st.columns(len(kinds)), kinds):
-        column.metric(KIND_LABELS.get(kind, kind), f"{counts[kind]:,}")
+    st.markdown("**Review progress**")
+    st.dataframe(review_progress_table(kinds), hide_index=True, key="audit_review_table", column_config={
+        "kind": st.column_config.TextColumn("kind of flag"),
+        "items": st.column_config.NumberColumn("to review", help="A duplicate group counts once, as on Review."),
+        "open": st.column_config.NumberColumn("open", help="No decision since this audit."),
+        "decided": st.column_config.NumberColumn("decided"),
+        "reviewed": st.column_config.ProgressColumn("reviewed", format="percent", min_value=0.0, max_value=1.0),
+    })
+
+
+def classes_column_config(classes: pd.DataFrame) -> dict:
+    """Readable headers for db.flags.class_flag_counts: one per kind, then the flagged images and their share."""
+    config = {"class": st.column_config.TextColumn("class")}
+    config.update({kind: st.column_config.NumberColumn(kind_label(kind).lower(), help=f"{kind_label(kind)} flags")
+                   for kind in classes.columns if kind not in ("flagged_samples", "samples", "flagged_share")})
+    config["flagged_samples"] = st.column_config.NumberColumn("flagged images", help="Images with any flag")
+    config["samples"] = st.column_config.NumberColumn("images", help="Images of the class the audit saw")
+    config["flagged_share"] = st.column_config.ProgressColumn("flagged share", format="percent",
+                                                             min_value=0.0, max_value=1.0)
+    return config
+
+
+def render_flag_summary(job_id: int, finished_at) -> None:
+    """The audit's completion, its count per kind (every check that ran, duplicates as groups), review
+    progress per kind and the noisiest classes."""
+    with session_factory()() as session:
+        kinds = kind_summary(session, job_id)
+        classes = class_flag_counts(session, job_id)
+    order = {kind: position for position, kind in enumerate(KIND_LABELS)}
+    kinds = kinds.sort_values("kind", key=lambda names: names.map(lambda name: order.get(name, len(order))),
+                              kind="stable").reset_index(drop=True)
+    render_completion(job_id, finished_at, kinds)
+    if kinds.empty:
+        return
+    for column, row in zip(st.columns(len(kinds)), kinds.itertuples()):
+        if row.kind == "duplicate":
+            column.metric("Duplicate groups", f"{row.items:,}", help=f"{count_text(row)}: Review shows each group once.")
+        else:
+            column.metric(kind_label(row.kind), f"{row.items:,}")
+    render_review_progress(kinds)
+    if not int(kinds["files"].sum()):
+        return
     st.markdown("**Noisiest classes** (share of the class's images with any flag)")
     st.dataframe(classes.reset_index(), hide_index=True, key="audit_classes_table",
-                 column_config={"flagged_share": st.column_config.ProgressColumn(
-                     "flagged share", format="percent", min_value=0.0, max_value=1.0)})
+                 column_config=classes_column_config(classes))
 
 
 def check_problems(result: dict) -> tuple[list[str], list[str]]:
     """From an audit job's result: one line per failed check, and one per warning a check raised."""
     checks = result.get("checks") or {}
-    errors = [f"The {KIND_LABELS.get(name, name).lower()} check failed ({error}); the other checks' flags "
+    errors = [f"The {kind_label(name).lower()} check failed ({error}); the other checks' flags "
               "are kept. Run the audit again to retry it." for name, error in (result.get("failed_checks") or {}).items()]
-    warnings = [f"{KIND_LABELS.get(name, name)}: {warning}"
+    warnings = [f"{kind_label(name)}: {warning}"
                 for name, summary in checks.items() for warning in summary.get("warnings") or []]
     return errors, warnings
 
@@ -180,7 +248,9 @@ def render_changes(job_id: int) -> None:
     if counts.empty:
         st.write(f"Nothing changed: the same {diff.kept} flags.")
         return
-    st.dataframe(counts.reset_index(names="kind"), hide_index=True, key="audit_changes_table")
+    counts = counts.rename(index=kind_label).reset_index(names="kind")
+    st.dataframe(counts, hide_index=True, key="audit_changes_table",
+                 column_config={"kind": st.column_config.TextColumn("kind of flag")})
     st.caption(f"{len(diff.new)} new flags, {len(diff.resolved)} no longer raised, {diff.kept} still raised.")
 
 

@@ -26,6 +26,8 @@ from ui.text import plain
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
 DATASET_KEY = "dataset_id"
 REVIEWER_KEY = "reviewer"
+#: The time left of a running job is guessed once it has run this many seconds and done this share.
+ETA_AFTER_S, ETA_AFTER_PROGRESS = 10.0, 0.02
 #: Mantissas of the round numbers a log-scale range slider stops at (1, 1.5, 2, 3, 5, 7, 10, 15, ...).
 _ROUND_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
@@ -175,13 +177,27 @@ def _cancel(job_id: int) -> None:
         request_cancel(session, job_id)
 
 
+def time_left(progress: float, elapsed_s: float) -> str:
+    """The rest of a job at its pace so far (share `progress` done in `elapsed_s` seconds), as text to append:
+    ", about 3 min left"; "" while too little is done to tell (before ETA_AFTER_S or ETA_AFTER_PROGRESS)."""
+    if elapsed_s < ETA_AFTER_S or not ETA_AFTER_PROGRESS <= progress < 1.0:
+        return ""
+    seconds = elapsed_s * (1.0 - progress) / progress
+    if seconds < 60:
+        return ", less than a minute left"
+    minutes = round(seconds / 60)
+    return f", about {minutes} min left" if minutes < 60 else f", about {minutes // 60} h {minutes % 60:02d} min left"
+
+
 def _elapsed(job: JobSnapshot) -> str:
+    """Seconds since the job started, with the time left while it runs: " (75 s, about 2 min left)"."""
     if job.started_at is None:
         return ""
     started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=timezone.utc)
     end = job.finished_at or datetime.now(timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=timezone.utc)
-    return f" ({(end - started).total_seconds():.0f} s)"
+    seconds = (end - started).total_seconds()
+    return f" ({seconds:.0f} s{time_left(job.progress, seconds) if job.active else ''})"
 
 
 def _render_active(job: JobSnapshot, title: str) -> None:

@@ -2,28 +2,36 @@
 from __future__ import annotations
 
 import json
-
+import os
+import socket
 import time
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from db.models import Job
+from db.corrections import decide
+from db.models import Job, Sample, utcnow
+from db.queries import dataset_classes
 from jobs.audit import audit_params
 from jobs.runner import FINISHED, create_job, run_job
 from jobs.scan import scan_dataset
-from tests.audit_data import build_audit_dataset
+from tests.audit_data import BROKEN_PATH, build_audit_dataset
 
 TIMEOUT_S = 30
 
 
-def audit_section_script(dataset_id: int, root: str) -> None:
-    """The script AppTest runs: the audit section of one dataset."""
-    from ui.audit_panel import render_audit_section
-    from ui.common import DatasetRef
+#: The script AppTest runs: the audit section of one dataset. It sits beside a link to the app's pages
+#: folder, so that its link to the Review page resolves as on the home page.
+SECTION_SCRIPT = """
+from ui.audit_panel import render_audit_section
+from ui.common import DatasetRef
 
-    render_audit_section(DatasetRef(dataset_id, root, "shop"))
+render_audit_section(DatasetRef({dataset_id}, {root!r}, "shop"))
+"""
+PAGES = Path(__file__).resolve().parents[2] / "pages"
 
 
 @pytest.fixture
@@ -34,7 +42,13 @@ def shop(factory, app_db, tmp_path):
 
 
 def open_section(shop) -> AppTest:
-    app = AppTest.from_function(audit_section_script, args=shop, default_timeout=TIMEOUT_S)
+    dataset_id, root = shop
+    folder = Path(root).parent / "section"
+    if not folder.exists():
+        folder.mkdir()
+        (folder / "pages").symlink_to(PAGES, target_is_directory=True)
+        (folder / "section.py").write_text(SECTION_SCRIPT.format(dataset_id=dataset_id, root=root))
+    app = AppTest.from_file(str(folder / "section.py"), default_timeout=TIMEOUT_S)
     app.run()
     assert not app.exception, app.exception
     return app
@@ -57,6 +71,17 @@ def metrics(app) -> dict[str, str]:
     return {metric.label: metric.value for metric in app.metric}
 
 
+def table(app, column: str):
+    """The element of the first table with `column` (tables carry no key in AppTest)."""
+    return next(frame for frame in app.dataframe if column in frame.value.columns)
+
+
+def headers(frame) -> dict[str, str]:
+    """Column -> the header shown for it."""
+    return {column: config["label"] for column, config in json.loads(frame.proto.columns).items()
+            if "label" in config}
+
+
 def test_before_any_audit_the_form_offers_every_check(shop):
     app = open_section(shop)
     assert any("No audit yet" in info.value for info in app.info)
@@ -69,24 +94,67 @@ def test_before_any_audit_the_form_offers_every_check(shop):
 def test_counts_per_kind_and_noisiest_classes_of_the_latest_audit(factory, shop):
     audit(factory, shop[0], ["broken", "quality", "duplicate", "price"])
     app = open_section(shop)
-    assert metrics(app) == {"Price outliers": "1", "Duplicates": "2", "Broken files": "1"}
-    classes = app.dataframe[0].value
-    assert list(classes["class"]) == ["dear", "cheap"]
-    assert classes.set_index("class").loc["dear", "flagged_samples"] == 2
+    # every check that ran, also with nothing flagged; duplicates as Review counts them: groups
+    assert metrics(app) == {"Price outliers": "1", "Duplicate groups": "1", "Broken files": "1", "Poor images": "0"}
+    duplicates = next(metric for metric in app.metric if metric.label == "Duplicate groups")
+    assert duplicates.help.startswith("1 group (2 files)")
+    classes = table(app, "flagged_share")
+    assert list(classes.value["class"]) == ["dear", "cheap"]
+    assert classes.value.set_index("class").loc["dear", "flagged_samples"] == 2
+    assert headers(classes) == {
+        "class": "class", "broken": "broken files", "duplicate": "duplicates", "price": "price outliers",
+        "flagged_samples": "flagged images", "samples": "images", "flagged_share": "flagged share",
+    }
+
+
+def test_a_finished_audit_says_what_it_found_and_links_to_review(factory, shop):
+    job_id = audit(factory, shop[0], ["broken", "quality", "duplicate", "price"])
+    app = open_section(shop)
+    [done] = [success.value for success in app.success]
+    assert done.startswith(f"Audit job {job_id} finished")
+    assert done.endswith("Price outliers 1 · Duplicates 1 group (2 files) · Broken files 1 · Poor images 0")
+    [link] = app.get("page_link")
+    assert link.proto.page == "Review" and link.proto.label == "Review: 3 items to decide"
+
+
+def test_review_progress_per_kind_counts_decisions_since_the_audit(factory, shop):
+    audit(factory, shop[0], ["broken", "duplicate", "price"])
+    with factory.begin() as session:
+        broken = session.scalars(select(Sample).where(Sample.path == BROKEN_PATH)).one()
+        decide(session, broken, "delete", classes=dataset_classes(session, shop[0]), reviewer="ana")
+    app = open_section(shop)
+    progress = table(app, "reviewed")
+    assert progress.value.to_dict("records") == [
+        {"kind": "Price outliers", "items": 1, "open": 1, "decided": 0, "reviewed": 0.0},
+        {"kind": "Duplicates", "items": 1, "open": 1, "decided": 0, "reviewed": 0.0},
+        {"kind": "Broken files", "items": 1, "open": 0, "decided": 1, "reviewed": 1.0},
+    ]
+    assert headers(progress)["items"] == "to review"
+    assert app.get("page_link")[0].proto.label == "Review: 2 items to decide"
+
+
+def test_a_running_audit_shows_its_step_and_the_time_left(factory, shop):
+    with factory.begin() as session:
+        job = create_job(session, shop[0], "audit", audit_params(checks=["mislabel"]))
+        job.status, job.progress, job.message = "running", 0.25, "mislabel: round 1, crop: embedded 10/40 images"
+        job.started_at = utcnow() - timedelta(seconds=60)
+        job.heartbeat_at, job.pid, job.host = utcnow(), os.getpid(), socket.gethostname()  # a live worker
+    app = open_section(shop)
+    [bar] = app.get("progress")
+    assert bar.proto.value == 25
+    assert "crop: embedded 10/40 images" in bar.proto.text
+    assert "about 3 min left" in bar.proto.text
 
 
 def test_what_changed_since_the_previous_audit(factory, shop):
     audit(factory, shop[0], ["broken", "price"])
     with factory.begin() as session:
-        from db.corrections import decide
-        from db.models import Sample
-        from db.queries import dataset_classes
-        broken = session.scalars(select(Sample).where(Sample.path == "dear/broken.jpg")).one()
+        broken = session.scalars(select(Sample).where(Sample.path == BROKEN_PATH)).one()
         decide(session, broken, "delete", classes=dataset_classes(session, shop[0]))
     audit(factory, shop[0], ["broken", "price"])
     app = open_section(shop)
-    changes = app.dataframe[1].value
-    assert changes.to_dict("records") == [{"kind": "broken", "new": 0, "resolved": 1}]
+    changes = table(app, "resolved").value
+    assert changes.to_dict("records") == [{"kind": "Broken files", "new": 0, "resolved": 1}]
     assert any("0 new flags, 1 no longer raised, 1 still raised" in caption.value for caption in app.caption)
 
 
@@ -163,7 +231,7 @@ def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(fact
         job.result_json = json.dumps(result)
     app = open_section(shop)
     assert any("cleanlab estimates 12.5% of labels are wrong (3 flagged)" in m.value for m in app.markdown)
-    noise, members = app.dataframe[1].value, app.dataframe[2].value  # after the noisiest classes
+    noise, members = table(app, "estimated noise").value, table(app, "evidence").value
     assert list(noise["class"]) == ["dear", "cheap"] and list(noise["flagged"]) == [2, 1]
     assert list(members["evidence"]) == ["photo", "title"] and list(members["weight"]) == [1.3, 0.6]
     assert any("price (price evidence turned off)" in c.value for c in app.caption)
