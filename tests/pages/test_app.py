@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from db.corrections import decide
 from db.models import Job, Sample
 from db.queries import dataset_classes, get_or_create_dataset
+from jobs.audit import audit_params
 from jobs.runner import FINISHED, create_job, run_job
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
@@ -177,3 +178,22 @@ def test_dataset_picker_switches_the_summary(factory, app_db, tmp_path):
     assert any("No listings.csv" in i.value for i in app.info)
     with factory() as session:
         assert session.scalar(select(func.count(Job.id))) == 0  # nothing was scanned by the page
+
+
+def test_after_an_audit_home_shows_what_it_found_review_progress_and_a_link_to_review(factory, shop):
+    root, dataset_id = shop
+    with factory.begin() as session:
+        job_id = create_job(session, dataset_id, "audit", audit_params(checks=["broken", "quality", "price"])).id
+    assert run_job(factory, job_id).status == "succeeded"
+    with factory.begin() as session:
+        broken = session.scalars(select(Sample).where(Sample.path == BROKEN_PATH)).one()
+        decide(session, broken, "delete", classes=dataset_classes(session, dataset_id), reviewer="ana")
+    app = run_home()
+    [done] = [success.value for success in app.success if "finished" in success.value]
+    assert done.startswith(f"Audit job {job_id} finished") and "Broken files 1" in done and "Poor images 0" in done
+    assert metrics(app)["Poor images"] == "0"
+    [link] = app.get("page_link")
+    assert link.proto.page == "Review"
+    progress = next(frame.value for frame in app.dataframe if "reviewed" in frame.value.columns)
+    broken = progress.set_index("kind").loc["Broken files"]
+    assert (broken["open"], broken["decided"], broken["reviewed"]) == (0, 1, 1.0)
