@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import random
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -115,6 +116,12 @@ def finished(process: subprocess.Popen, log_dir: Path, name: str) -> tuple[int, 
     return code, (log_dir / f"{name}.out").read_text(), (log_dir / f"{name}.err").read_text()
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def machine() -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), load average {load}"
@@ -131,11 +138,11 @@ def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_pa
     log_dir.mkdir()
     load_before = machine()
 
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), children_cpu_s()
     others = {"audits": start_audits(db_path, root, log_dir), "train": start_training(db_path, root, log_dir)}
     reviewers = {f"reviewer-{i}": start_reviewer(db_path, root, i, paths, list(CLASSES), log_dir) for i in range(REVIEWERS)}
     results = {name: finished(process, log_dir, name) for name, process in {**reviewers, **others}.items()}
-    wall_s = time.monotonic() - started
+    wall_s, cpu_s = time.monotonic() - started, children_cpu_s() - cpu_before
 
     for name, (code, _, err) in results.items():
         assert code == 0 and "Traceback" not in err, f"{name} exited {code}:\n{err[-3000:]}"
@@ -170,7 +177,7 @@ def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_pa
     print(
         f"\nchaos: {len(records)} decisions by {REVIEWERS} reviewers ({len(made)} made, "
         f"{len(records) - len(made) - busy} refused as impossible, {busy} busy) with {AUDITS} audits and a "
-        f"training run in {wall_s:.1f} s; retries {sum(report['retries'] for report in reports)}; decision "
+        f"training run in {wall_s:.1f} s ({cpu_s:.0f} CPU s); retries {sum(report['retries'] for report in reports)}; decision "
         f"latency median {latencies[len(latencies) // 2] * 1000:.0f} ms, p99 "
         f"{latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms; "
         f"machine before: {load_before}; after: {machine()}"
