@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from db.models import Correction, Job, Sample
@@ -127,6 +128,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), load average {load}"
 
 
+@pytest.mark.slow
 def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_path, tmp_path):
     from tests.training_data import CLASSES, scanned_dataset  # here: it imports torch, which reviewers do not need
 
