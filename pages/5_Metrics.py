@@ -2,7 +2,9 @@
 between two runs (for example before and after a cleaning round).
 
 Everything shown is read from the run's stored result (evaluated once, when the run
-ended) and its epoch log; a finished run never changes, so its data is cached.
+ended) and its epoch log; a finished run never changes, so its data is cached. The images
+of a confusion-matrix cell can be relabelled to the predicted class or deleted, as one
+action that Undo reverts as a whole (the Review page's decisions, ui.review_widgets).
 """
 from __future__ import annotations
 
@@ -14,19 +16,27 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.metrics import cell_members, compare_reports, report_table
-from db.runs import get_run, run_config, run_epochs, run_result, runs_frame, sample_files
+from core.metrics import PER_CLASS_METRICS, cell_members, compare_reports, report_table
+from db.corrections import Decision
+from db.queries import dataset_classes
+from db.review import sample_view
+from db.runs import get_run, run_config, run_epochs, run_result, runs_frame
 from jobs.runner import reap_dead_jobs
-from ui.common import DatasetRef, db_path, factory_for, open_page, session_factory
+from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
+from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.thumbnails import thumbnail
 from ui.train_charts import confusion_figure, curves_figure
 from ui.text import plain
 
 RUN_KEY, COMPARE_KEY = "metrics_run", "metrics_compare"
 TRUE_KEY, PRED_KEY, CHART_KEY, APPLIED_CELL_KEY = "cell_true", "cell_pred", "confusion_chart", "cell_applied"
+TICK_KEY_PREFIX = "cell_tick_"
 CELL_IMAGES = 36
 GRID_COLUMNS = 6
 NO_COMPARISON = 0
+#: Comparison table: column widths in pixels, small enough for the whole table to fit a laptop screen.
+CLASS_COLUMN_PX, SIDES_COLUMN_PX, DELTA_COLUMN_PX = 150, 120, 90
+METRIC_LABELS = {"precision": "precision", "recall": "recall", "f1": "F1"}
 
 
 @dataclass(frozen=True)
@@ -115,10 +125,11 @@ def _apply_clicked_cell(event, run: RunView) -> None:
         st.session_state[TRUE_KEY], st.session_state[PRED_KEY] = cell[1], cell[2]
 
 
-def render_confusion(dataset: DatasetRef, run: RunView) -> None:
+def render_confusion(dataset: DatasetRef, run: RunView, *, reviewer: str) -> None:
     st.subheader("Confusion matrix")
     st.caption("Rows are true classes, columns predictions; colour is the share of the true class. "
-               "Click a cell, or pick the classes below, to see its validation images.")
+               "Click a cell, or pick the classes below, to see its validation images: tick some to relabel "
+               "them to the predicted class or delete them.")
     metrics = run.metrics
     event = st.plotly_chart(confusion_figure(metrics), key=CHART_KEY, on_select="rerun", selection_mode="points")
     _apply_clicked_cell(event, run)
@@ -128,27 +139,102 @@ def render_confusion(dataset: DatasetRef, run: RunView) -> None:
     left, right = st.columns(2)
     true_class = left.selectbox("True class", classes, key=TRUE_KEY)
     pred_class = right.selectbox("Predicted as", classes, key=PRED_KEY)
-    render_cell_images(dataset, run, classes.index(true_class), classes.index(pred_class))
+    render_cell_images(dataset, run, classes.index(true_class), classes.index(pred_class), reviewer=reviewer)
 
 
-def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_index: int) -> None:
+def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_index: int, *, reviewer: str) -> None:
+    """The cell's validation images (with what decisions changed since the run), each with a tick box, and
+    the actions on the ticked ones."""
     validation = run.result["validation"]
     positions = cell_members(validation["true"], validation["pred"], true_class=true_index, pred_class=pred_index)
     classes = run.metrics["classes"]
     st.markdown(f"**{len(positions)}** validation images of class **{plain(classes[true_index])}** "
                 f"predicted as **{plain(classes[pred_index])}**" + (f" (first {CELL_IMAGES} shown)"
                                                                if len(positions) > CELL_IMAGES else ""))
+    render_notice()
     if not len(positions):
         return
     shown = positions[:CELL_IMAGES]
     confidence = {validation["sample_ids"][p]: validation["confidence"][p] for p in shown}
     with session_factory()() as session:
-        files = sample_files(session, [validation["sample_ids"][p] for p in shown])
+        view = sample_view(session, [validation["sample_ids"][p] for p in shown])
+        context = ReviewContext(dataset.id, dataset.root, reviewer, tuple(dataset_classes(session, dataset.id)),
+                                state_filter="all")
+    samples = view.reindex([i for i in confidence if i in view.index])
+    render_cell_actions(context, samples, predicted=classes[pred_index], diagonal=true_index == pred_index)
     columns = st.columns(GRID_COLUMNS)
-    for index, row in enumerate(files.itertuples()):
+    for index, row in enumerate(samples.itertuples()):
         with columns[index % GRID_COLUMNS]:
             st.image(thumbnail(str(Path(dataset.root) / row.path), int(row.mtime_ns), int(row.file_size)),
-                     caption=f"{plain(row.path)} · p={confidence[row.id]:.2f}", width="stretch")
+                     caption=plain(cell_image_caption(row, classes[true_index], confidence[row.sample_id])),
+                     width="stretch")
+            st.checkbox(f"Tick {plain(row.path)}", key=tick_key(row.sample_id), label_visibility="collapsed",
+                        disabled=bool(row.deleted), help="Deleted: restore it on Browse first" if row.deleted else None)
+
+
+def cell_image_caption(row, true_class: str, confidence: float) -> str:
+    """Path and the model's confidence, with the image's state now when a decision changed it since the
+    run (which knew it as `true_class`)."""
+    now = " · deleted" if row.deleted else (f" · now {row.current_label}" if row.current_label != true_class else "")
+    return f"{row.path} · p={confidence:.2f}{now}"
+
+
+def tick_key(sample_id: int) -> str:
+    return f"{TICK_KEY_PREFIX}{sample_id}"
+
+
+def _set_ticks(sample_ids: list[int], ticked: bool) -> None:
+    for sample_id in sample_ids:
+        st.session_state[tick_key(sample_id)] = ticked
+
+
+def _act_on_ticked(context: ReviewContext, cell: list[tuple[int, int, str]], *, action: str,
+                   new_label: Optional[str] = None) -> None:
+    """Callback: relabel the ticked images to `new_label` or delete them, as one action.
+
+    cell: (sample id, last correction id shown, current label) of the cell's images not deleted.
+    Ticked images that already carry `new_label` are left as they are.
+    """
+    ticked = [(sample_id, last_id, label) for sample_id, last_id, label in cell
+              if st.session_state.get(tick_key(sample_id))]
+    decisions = [Decision(sample_id, action, new_label=new_label, expected_last_id=last_id)
+                 for sample_id, last_id, label in ticked if action == "delete" or label != new_label]
+    note = "confusion-matrix cell" + (f": relabelled to the predicted {new_label}" if new_label else "")
+    if not apply_many(context, decisions, note=note):
+        return
+    done = f"Relabelled {len(decisions)} images to {new_label}" if action == "relabel" else \
+        f"Deleted {len(decisions)} images"
+    skipped = len(ticked) - len(decisions)
+    notify("success", done + (f"; {skipped} already had that label." if skipped else ".") + " Undo reverts them all.")
+    _set_ticks([sample_id for sample_id, _, _ in cell], False)
+
+
+def render_cell_actions(context: ReviewContext, samples: pd.DataFrame, *, predicted: str, diagonal: bool) -> None:
+    """Tick all / none, "Relabel ticked to <predicted>", "Delete ticked" and Undo; decisions need a reviewer."""
+    live = samples[~samples["deleted"]]
+    cell = [(int(row.sample_id), int(row.last_correction_id), row.current_label) for row in live.itertuples()]
+    ids = [sample_id for sample_id, _, _ in cell]
+    ticked = sum(bool(st.session_state.get(tick_key(sample_id))) for sample_id in ids)
+    cannot = not context.reviewer
+    tick_all, untick_all, relabel, delete, undo = st.columns([1, 1, 2, 1, 1], vertical_alignment="bottom")
+    tick_all.button("Tick all", key="cell_tick_all", on_click=_set_ticks, args=(ids, True), width="stretch")
+    untick_all.button("Untick all", key="cell_untick_all", on_click=_set_ticks, args=(ids, False), width="stretch")
+    relabel.button(
+        f"Relabel {ticked} ticked to {plain(predicted)}", key="cell_relabel", type="primary", width="stretch",
+        on_click=_act_on_ticked, args=(context, cell), kwargs=dict(action="relabel", new_label=predicted),
+        disabled=cannot or diagonal or not ticked,
+        help="The model and the images agree here: pick a cell off the diagonal." if diagonal else
+        "One action: Undo reverts it as a whole.",
+    )
+    delete.button(f"Delete {ticked} ticked", key="cell_delete", width="stretch", on_click=_act_on_ticked,
+                  args=(context, cell), kwargs=dict(action="delete"), disabled=cannot or not ticked,
+                  help="Leave them out of training and export. One action: Undo reverts it as a whole.")
+    undo.button("Undo", key="cell_undo", width="stretch", on_click=undo_last,
+                kwargs=dict(context=context, locate=lambda flag_id: None), disabled=cannot,
+                help="Undo your last decision (an action on several images as a whole)")
+    if cannot:
+        st.caption("Enter your name under Reviewer in the sidebar to relabel or delete: it is stored with "
+                   "every decision.")
 
 
 def render_curves(run: RunView) -> None:
@@ -188,14 +274,38 @@ def _delta_colour(value: float) -> str:
     return "background-color: rgba(46, 160, 67, 0.25)" if value > 0 else "background-color: rgba(218, 54, 51, 0.25)"
 
 
+def _sides(before: float, after: float, pattern: str) -> str:
+    """Both runs' values as "0.812 → 0.853"; a side a run lacks (a class it did not have) shows as "-"."""
+    def text(value) -> str:
+        return "-" if pd.isna(value) else pattern.format(value)
+
+    return "" if pd.isna(before) and pd.isna(after) else f"{text(before)} → {text(after)}"
+
+
 def comparison_table(before: RunView, after: RunView):
-    """compare_reports as a styled table: deltas green where they improved, red where they got worse."""
-    table = compare_reports(before.metrics, after.metrics).reset_index()
-    deltas = [c for c in table.columns if c.endswith("_delta")]
-    numbers = [c for c in table.columns if c.split("_")[0] in ("precision", "recall", "f1")]
-    return (table.style.map(_delta_colour, subset=deltas)
-            .format("{:.3f}", subset=[c for c in numbers if c not in deltas], na_rep="")
+    """compare_reports as a styled table narrow enough to show whole: per metric "before → after" and its
+    change (green where it improved, red where it got worse), then the support before → after."""
+    report = compare_reports(before.metrics, after.metrics)
+    table = pd.DataFrame(index=report.index)
+    for metric in PER_CLASS_METRICS:
+        table[metric] = [_sides(b, a, "{:.3f}") for b, a in zip(report[f"{metric}_before"], report[f"{metric}_after"])]
+        table[f"{metric}_delta"] = report[f"{metric}_delta"]
+    table["support"] = [_sides(b, a, "{:.0f}") for b, a in zip(report["support_before"], report["support_after"])]
+    deltas = [f"{metric}_delta" for metric in PER_CLASS_METRICS]
+    return (table.reset_index().style.map(_delta_colour, subset=deltas)
             .format("{:+.3f}", subset=deltas, na_rep=""))
+
+
+def comparison_column_config() -> dict:
+    """Headers and pixel widths of comparison_table's columns (all of them fit in about 900 px)."""
+    config = {"class": st.column_config.TextColumn("class", width=CLASS_COLUMN_PX)}
+    for metric, label in METRIC_LABELS.items():
+        config[metric] = st.column_config.TextColumn(label, width=SIDES_COLUMN_PX, help=f"{label}: baseline → this run")
+        config[f"{metric}_delta"] = st.column_config.NumberColumn(
+            f"Δ {label}", width=DELTA_COLUMN_PX, help=f"Change of {label} from the baseline to this run")
+    config["support"] = st.column_config.TextColumn("images", width=DELTA_COLUMN_PX,
+                                                    help="Validation images of the class: baseline → this run")
+    return config
 
 
 def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
@@ -217,8 +327,8 @@ def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
         value = lambda metrics: metrics["accuracy"] if key is None else metrics[key]["f1"]
         column.metric(f"{label} (run {run.id} vs {other_id})", f"{value(run.metrics):.3f}",
                       delta=f"{value(run.metrics) - value(before.metrics):+.3f}")
-    st.dataframe(comparison_table(before, run), hide_index=True, width="stretch", height="content",
-                 key="comparison_table")
+    st.dataframe(comparison_table(before, run), hide_index=True, height="content", key="comparison_table",
+                 column_config=comparison_column_config())
     shared = len(set(before.result["split"]["val"]) & set(run.result["split"]["val"]))
     st.caption(f"Validation images in both runs: {shared}. The split is drawn by folder class with the run's seed, "
                "so runs with the same seed share it; each run scores against the labels current when it trained, so "
@@ -227,6 +337,7 @@ def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
 
 def main() -> None:
     dataset = open_page("Metrics")
+    reviewer = reviewer_name()
     if dataset is None:
         return
     runs = finished_runs(dataset.id)
@@ -240,7 +351,7 @@ def main() -> None:
     run = load_run(str(db_path()), run_id)
     render_headline(run)
     render_report(run)
-    render_confusion(dataset, run)
+    render_confusion(dataset, run, reviewer=reviewer)
     render_comparison(runs, run)
     render_curves(run)
     render_details(run)

@@ -1,6 +1,8 @@
 """Tests of the Metrics page with AppTest, on two real one-epoch runs of a tiny dataset."""
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from core.metrics import cell_members
 from db.corrections import decide
 from db.engine import make_engine, make_session_factory
-from db.models import Sample
+from db.models import Correction, Sample
+from db.review import sample_view
 from db.queries import dataset_classes
 from db.runs import run_result
 from jobs.runner import run_job
@@ -23,7 +26,8 @@ PAGE = Path(__file__).resolve().parents[2] / "pages" / "5_Metrics.py"
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
-    """(database path, first run result, second run result): run 2 trained after one relabel."""
+    """(database path, first run result, second run result): run 2 trained after one relabel. Half the
+    images validate, so that a confusion cell holds several."""
     folder = tmp_path_factory.mktemp("metrics")
     database = folder / "listing-audit.db"
     engine = make_engine(database)
@@ -32,11 +36,11 @@ def two_runs(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         dataset = scanned_dataset(factory, folder / "data")
-        first = run_job(factory, create_train_job(factory, dataset))
+        first = run_job(factory, create_train_job(factory, dataset, val_fraction=0.5))
         with factory.begin() as session:
             sample = session.scalars(select(Sample).where(Sample.path == "bag/bag-0.jpg")).one()
             decide(session, sample, "relabel", classes=dataset_classes(session, dataset), new_label="dress")
-        second = run_job(factory, create_train_job(factory, dataset, seed=0))
+        second = run_job(factory, create_train_job(factory, dataset, seed=0, val_fraction=0.5))
     finally:
         torch.set_num_threads(threads)
         engine.dispose()
@@ -44,14 +48,26 @@ def two_runs(tmp_path_factory):
     return database, run_result(first), run_result(second)
 
 
-@pytest.fixture
-def app(two_runs, monkeypatch) -> AppTest:
-    monkeypatch.setenv("LISTING_AUDIT_DB", str(two_runs[0]))
+def open_metrics(database: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("LISTING_AUDIT_DB", str(database))
     monkeypatch.delenv("LISTING_AUDIT_DATASET", raising=False)
     page = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
     page.run()
     assert not page.exception, page.exception
     return page
+
+
+@pytest.fixture
+def app(two_runs, monkeypatch) -> AppTest:
+    return open_metrics(two_runs[0], monkeypatch)
+
+
+@pytest.fixture
+def own_database(two_runs, tmp_path) -> Path:
+    """A copy of the runs' database, for a test that makes decisions."""
+    copy = tmp_path / two_runs[0].name
+    shutil.copyfile(two_runs[0], copy)
+    return copy
 
 
 def metric_values(page: AppTest) -> dict[str, str]:
@@ -97,6 +113,11 @@ def test_two_runs_are_compared_per_class(app, two_runs):
     assert comparison["class"].tolist() == [*CLASSES, "accuracy", "macro avg", "weighted avg"]
     expected = second["metrics"]["f1"][0] - first["metrics"]["f1"][0]
     assert comparison["f1_delta"].iloc[0] == pytest.approx(expected)
+    assert comparison["f1"].iloc[0] == f"{first['metrics']['f1'][0]:.3f} → {second['metrics']['f1'][0]:.3f}"
+    # every column has a width, and together they fit beside the sidebar of a 1440 px wide window
+    config = json.loads(app.dataframe[1].proto.columns)
+    widths = {name: column.get("width") for name, column in config.items() if name != "_index"}
+    assert set(widths) == set(comparison.columns) and sum(widths.values()) <= 900
     label = f"Accuracy (run {second['run_id']} vs {first['run_id']})"
     delta = second["metrics"]["accuracy"] - first["metrics"]["accuracy"]
     assert next(m for m in app.metric if m.label == label).delta == f"{delta:+.3f}"
@@ -117,3 +138,93 @@ def test_a_dataset_without_finished_runs_says_so(factory, app_db, tmp_path):
     page.run()
     assert not page.exception
     assert "No finished training run yet" in page.info[0].value
+
+
+def busiest_off_diagonal_cell(result: dict) -> tuple[int, int, list[int]]:
+    """(true class, predicted class, sample ids) of the run's off-diagonal cell with the most validation images."""
+    validation = result["validation"]
+    cells = [(t, p) for t in range(len(CLASSES)) for p in range(len(CLASSES)) if t != p]
+    members = {cell: cell_members(validation["true"], validation["pred"], true_class=cell[0], pred_class=cell[1])
+               for cell in cells}
+    true, pred = max(cells, key=lambda cell: len(members[cell]))
+    return true, pred, [validation["sample_ids"][position] for position in members[(true, pred)]]
+
+
+def current_states(database: Path, sample_ids: list[int]) -> dict[int, tuple[str, bool]]:
+    engine = make_engine(database)
+    try:
+        with make_session_factory(engine)() as session:
+            view = sample_view(session, sample_ids)
+            return {int(i): (view.at[i, "current_label"], bool(view.at[i, "deleted"])) for i in sample_ids}
+    finally:
+        engine.dispose()
+
+
+def corrections_of(database: Path, sample_ids: list[int]) -> list[Correction]:
+    engine = make_engine(database)
+    try:
+        with make_session_factory(engine)() as session:
+            return list(session.scalars(select(Correction).where(Correction.sample_id.in_(sample_ids))
+                                        .order_by(Correction.id)))
+    finally:
+        engine.dispose()
+
+
+def test_ticked_images_of_a_cell_are_relabelled_to_the_prediction_as_one_action_and_undone_together(
+        two_runs, own_database, monkeypatch):
+    true, pred, sample_ids = busiest_off_diagonal_cell(two_runs[2])
+    assert len(sample_ids) >= 3, "the tiny run needs a cell with three images"
+    chosen, left = sample_ids[:2], sample_ids[2:]
+    page = open_metrics(own_database, monkeypatch)
+    page.selectbox(key="cell_true").set_value(CLASSES[true])
+    page.selectbox(key="cell_pred").set_value(CLASSES[pred]).run()
+    for sample_id in chosen:
+        page.checkbox(key=f"cell_tick_{sample_id}").check()
+    page.run()
+    assert page.button(key="cell_relabel").disabled, "no reviewer name yet"
+    assert any("Enter your name under Reviewer" in caption.value for caption in page.caption)
+
+    page.text_input(key="reviewer").input("ana").run()
+    assert page.button(key="cell_relabel").label == f"Relabel 2 ticked to {CLASSES[pred]}"
+    page.button(key="cell_relabel").click().run()
+    assert not page.exception
+    assert any(f"Relabelled 2 images to {CLASSES[pred]}" in success.value for success in page.success)
+    relabels = corrections_of(own_database, sample_ids)
+    assert [(c.sample_id, c.action, c.new_label, c.reviewer) for c in relabels] == [
+        (sample_id, "relabel", CLASSES[pred], "ana") for sample_id in chosen]
+    assert relabels[0].batch_id is not None and relabels[0].batch_id == relabels[1].batch_id
+    assert current_states(own_database, sample_ids) == {
+        **{i: (CLASSES[pred], False) for i in chosen}, **{i: (CLASSES[true], False) for i in left}}
+    captions = [image.proto.imgs[0].caption for image in page.get("image")]
+    assert sum(f"now {CLASSES[pred]}" in caption for caption in captions) == 2
+    assert not any(page.checkbox(key=f"cell_tick_{sample_id}").value for sample_id in chosen)  # ticks cleared
+
+    page.button(key="cell_undo").click().run()
+    assert not page.exception
+    assert current_states(own_database, sample_ids) == {i: (CLASSES[true], False) for i in sample_ids}
+    assert [c.action for c in corrections_of(own_database, sample_ids)] == ["relabel", "relabel", "undo", "undo"]
+
+
+def test_ticked_images_of_a_cell_can_be_deleted(two_runs, own_database, monkeypatch):
+    true, pred, sample_ids = busiest_off_diagonal_cell(two_runs[2])
+    page = open_metrics(own_database, monkeypatch)
+    page.text_input(key="reviewer").input("ben")
+    page.selectbox(key="cell_true").set_value(CLASSES[true])
+    page.selectbox(key="cell_pred").set_value(CLASSES[pred]).run()
+    page.button(key="cell_tick_all").click().run()
+    assert all(page.checkbox(key=f"cell_tick_{sample_id}").value for sample_id in sample_ids)
+    page.button(key="cell_delete").click().run()
+    assert not page.exception
+    assert current_states(own_database, sample_ids) == {i: (CLASSES[true], True) for i in sample_ids}
+    assert {c.reviewer for c in corrections_of(own_database, sample_ids)} == {"ben"}
+    assert all(page.checkbox(key=f"cell_tick_{sample_id}").disabled for sample_id in sample_ids)
+
+
+def test_a_diagonal_cell_offers_no_relabel(app):
+    app.text_input(key="reviewer").input("ana")
+    app.selectbox(key="cell_true").set_value(CLASSES[2])
+    app.selectbox(key="cell_pred").set_value(CLASSES[2]).run()
+    app.button(key="cell_tick_all").click().run()
+    assert not app.button(key="cell_delete").disabled
+    relabel = app.button(key="cell_relabel")
+    assert relabel.disabled and "off the diagonal" in relabel.help
