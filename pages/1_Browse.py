@@ -1,5 +1,6 @@
 """Browse: page through a dataset's images by current class, readability, price and deleted state;
-open one to see it large with its metadata and its correction history.
+open one to see it large with its metadata and its correction history, and relabel, delete or restore it
+(decisions recorded with the reviewer, as on the Review page: ui.review_widgets).
 
 Only the visible page is queried (LIMIT/OFFSET in SQL) and only its thumbnails
 are decoded, each cached per file version, so large datasets page quickly.
@@ -18,9 +19,12 @@ from db.browse import (
     READABILITY, BrowseFilter, ClassCounts, SampleDetail, browse_page, class_counts, correction_history,
     count_samples, dataset_version, price_bounds, sample_detail,
 )
+from db.corrections import Decision
+from db.queries import dataset_classes
 from ui.common import (
     DatasetRef, db_path, factory_for, log_scale_stops, open_page, reviewer_name, session_factory,
 )
+from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.text import plain
 from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
 
@@ -30,6 +34,7 @@ ALL_CLASSES = "(all)"
 CACHE_TTL_S = 600
 CLASS_KEY, READABLE_KEY, PRICE_KEY, DELETED_KEY = "browse_class", "browse_readable", "browse_price", "browse_deleted"
 PAGE_KEY, OPEN_KEY, DATASET_SEEN_KEY = "browse_page", "browse_open", "browse_dataset_seen"
+RELABEL_KEY = "browse_relabel_class"
 READABILITY_LABELS = {"all": "All", "readable": "Readable", "unreadable": "Unreadable"}
 
 
@@ -207,11 +212,46 @@ def metadata_table(detail: SampleDetail) -> pd.DataFrame:
     return pd.DataFrame(fields, columns=["field", "value"])
 
 
-def render_detail(sample_id: int) -> None:
-    """The opened image, large, with its metadata and correction history."""
+def _decide(context: ReviewContext, detail: SampleDetail, action: str) -> None:
+    """Callback of the opened image's Relabel (to the class chosen in the list), Delete and Restore buttons."""
+    new_label = st.session_state.get(RELABEL_KEY) if action == "relabel" else None
+    decision = Decision(detail.id, action, new_label=new_label, expected_last_id=detail.last_correction_id)
+    if apply_many(context, [decision], note="from Browse"):
+        done = {"relabel": f"Relabelled to {new_label}", "delete": "Deleted", "restore": "Restored"}[action]
+        notify("success", f"{done}: {detail.path}")
+
+
+def render_decisions(context: ReviewContext, detail: SampleDetail) -> None:
+    """Relabel (class list and button), Delete or Restore, and Undo for the opened image; they need a reviewer."""
+    cannot = not context.reviewer
+    others = [name for name in context.classes if name != detail.current_label]
+    class_column, relabel_column, delete_column, undo_column = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
+    class_column.selectbox("Relabel to", others, key=RELABEL_KEY,
+                           disabled=cannot or detail.deleted or not others)
+    relabel_column.button("Relabel", key="browse_relabel", type="primary", width="stretch", on_click=_decide,
+                          args=(context, detail, "relabel"), disabled=cannot or detail.deleted or not others,
+                          help="Restore it first: a deleted image keeps its label" if detail.deleted else None)
+    if detail.deleted:
+        delete_column.button("Restore", key="browse_restore", width="stretch", on_click=_decide,
+                             args=(context, detail, "restore"), disabled=cannot)
+    else:
+        delete_column.button("Delete", key="browse_delete", width="stretch", on_click=_decide,
+                             args=(context, detail, "delete"), disabled=cannot,
+                             help="Leave it out of training and export")
+    undo_column.button("Undo", key="browse_undo", width="stretch", on_click=undo_last,
+                       kwargs=dict(context=context, locate=lambda flag_id: None), disabled=cannot,
+                       help="Undo your last decision, here or on another page")
+    if cannot:
+        st.caption("Enter your name under Reviewer in the sidebar to relabel, delete or restore: it is stored "
+                   "with every decision.")
+
+
+def render_detail(dataset: DatasetRef, sample_id: int, reviewer: str) -> None:
+    """The opened image, large, with its metadata, what can be decided on it, and its correction history."""
     with session_factory()() as session:
         detail = sample_detail(session, sample_id)
         history = correction_history(session, sample_id)
+        classes = tuple(dataset_classes(session, dataset.id))
     with st.container(border=True, key="browse_detail"):
         if detail is None:
             st.info("That image is no longer in the database.")
@@ -220,6 +260,7 @@ def render_detail(sample_id: int) -> None:
         title_column, close_column = st.columns([8, 1], vertical_alignment="center")
         title_column.subheader(plain(detail.path))
         close_column.button("Close", key="browse_close", on_click=_open, args=(None,), width="stretch")
+        render_notice()
         image_column, facts_column = st.columns([2, 3])
         with image_column:
             if detail.readable:
@@ -230,6 +271,7 @@ def render_detail(sample_id: int) -> None:
             else:
                 st.image(unreadable_placeholder(detail.error or "unknown reason", side=320), width="stretch")
         with facts_column:
+            render_decisions(ReviewContext(dataset.id, dataset.root, reviewer, classes, state_filter="all"), detail)
             st.dataframe(metadata_table(detail), hide_index=True, height="content", width="stretch")
             st.markdown("**Correction history**")
             if history.empty:
@@ -240,7 +282,7 @@ def render_detail(sample_id: int) -> None:
 
 def main() -> None:
     dataset = open_page("Browse")
-    reviewer_name()
+    reviewer = reviewer_name()
     if dataset is None:
         return
     forget_state_of_other_dataset(dataset.id)
@@ -252,7 +294,7 @@ def main() -> None:
     browse = render_filters(counts, bounds)
     page = render_pager(load_count(database, dataset.id, version, browse))
     if st.session_state.get(OPEN_KEY) is not None:
-        render_detail(st.session_state[OPEN_KEY])
+        render_detail(dataset, st.session_state[OPEN_KEY], reviewer)
     samples = load_page(database, dataset.id, version, browse, page)
     if samples.empty:
         st.info("No image matches these filters.")

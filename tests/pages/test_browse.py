@@ -8,7 +8,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
-from db.models import Sample
+from db.models import Correction, Sample
 from db.queries import dataset_classes
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
@@ -190,3 +190,46 @@ def test_choosing_another_dataset_resets_filters_page_and_open_image(factory, sh
 def test_without_a_dataset_the_page_points_to_the_home_page(app_db):
     app = run_browse()
     assert "home page" in app.info[0].value
+
+
+def corrections_of(factory, path: str) -> list[tuple[str, str, bool, str]]:
+    """(action, new label, deleted, reviewer) of the sample's decisions, oldest first."""
+    with factory() as session:
+        return [(c.action, c.new_label, c.deleted, c.reviewer) for c in session.scalars(
+            select(Correction).where(Correction.sample_id == sample_id(factory, path)).order_by(Correction.id))]
+
+
+def test_the_opened_image_is_relabelled_with_the_reviewer_and_its_history_shows_it(factory, shop):
+    app = run_browse()
+    app.button(key=f"open_{sample_id(factory, 'bag/bag-2.png')}").click().run()
+    assert app.button(key="browse_relabel").disabled and app.button(key="browse_delete").disabled
+    assert any("Enter your name under Reviewer" in caption.value for caption in app.caption)
+
+    app.text_input(key="reviewer").input("ana").run()
+    assert app.selectbox(key="browse_relabel_class").options == ["phone", "shoe"]  # not its own class
+    app.selectbox(key="browse_relabel_class").set_value("shoe")
+    app.button(key="browse_relabel").click().run()
+    assert not app.exception
+    assert corrections_of(factory, "bag/bag-2.png") == [("relabel", "shoe", False, "ana")]
+    assert any("Relabelled to shoe: bag/bag-2.png" in success.value for success in app.success)
+    assert metadata(app)["Current label"] == "shoe"
+    history = app.dataframe[1].value
+    assert list(history["reviewer"]) == ["ana"] and history["change"].iloc[0] == "bag -> shoe"
+    assert "bag -> shoe · 60.00" in captions(app)  # the grid below shows the new label too
+
+
+def test_the_opened_image_is_deleted_then_restored(factory, shop):
+    app = run_browse()
+    app.text_input(key="reviewer").input("ben")
+    app.button(key=f"open_{sample_id(factory, 'phone/phone-1.png')}").click().run()
+    app.button(key="browse_delete").click().run()
+    assert not app.exception
+    assert metadata(app)["Deleted"] == "yes"
+    assert app.button(key="browse_relabel").disabled  # a deleted image is restored before it is relabelled
+    app.button(key="browse_restore").click().run()
+    assert metadata(app)["Deleted"] == "no"
+    assert corrections_of(factory, "phone/phone-1.png") == [("delete", "phone", True, "ben"),
+                                                           ("restore", "phone", False, "ben")]
+    assert list(app.dataframe[1].value["action"]) == ["delete", "restore"]
+    app.button(key="browse_undo").click().run()
+    assert metadata(app)["Deleted"] == "yes"  # undo reverts the restore
