@@ -18,7 +18,7 @@ from db.queries import get_or_create_dataset
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
 from ui.audit_panel import render_audit_section
 from ui.common import (
-    DatasetRef, db_path, factory_for, job_status_panel, reviewer_name, select_dataset, selected_dataset,
+    DatasetRef, db_path, factory_for, job_status_panel, render_reviewer, select_dataset, selected_dataset,
     session_factory,
 )
 from ui.text import plain
@@ -245,7 +245,7 @@ photos of items on tables and floors, with titles, prices and planted problems) 
 def main() -> None:
     st.set_page_config(page_title="listing-audit", layout="wide")
     dataset = selected_dataset()
-    reviewer_name()
+    render_reviewer()
     st.title("listing-audit")
     render_scan_form(dataset)
     if dataset is None:

@@ -31,6 +31,7 @@ PER_PAGE = 20
 CACHE_TTL_S = 600
 KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filter_score", "filter_state"
 DATASET_SEEN_KEY = "review_dataset_seen"
+RELABEL_FOR_KEY = "relabel_class_for_flag"
 
 
 # --- cached reads (keyed by database and data version; never by widgets) --------------------------
@@ -112,9 +113,11 @@ def render_filters(classes: list[str], summary: pd.DataFrame) -> QueueFilter:
         "Review state", REVIEW_STATES, default="open", key=STATE_KEY, on_change=_to_first_item, required=True,
         help="Open: no decision on the image since this audit. Decided: there is one (undo re-opens it).",
     )
+    # the options' labels must not change with the counts: the browser keeps a selection by its label, and a
+    # label that changed after a decision ("mislabel (419 open)" -> "(418 open)") silently emptied the filter
     kinds = st.sidebar.multiselect(
         "Kind of flag", list(open_by_kind), key=KIND_KEY, on_change=_to_first_item, placeholder="all kinds",
-        format_func=lambda kind: f"{kind} ({open_by_kind[kind]} open)",
+        help="Open flags per kind: " + ", ".join(f"{kind} {count}" for kind, count in open_by_kind.items()),
     )
     chosen_classes = st.sidebar.multiselect("Given class", classes, key=CLASS_KEY, on_change=_to_first_item,
                                             placeholder="all classes")
@@ -131,6 +134,15 @@ def render_undo(context: ReviewContext, locate) -> None:
     st.button("Undo", key="undo", help="Undo your last decision (a bulk or group action as a whole)",
               shortcut=SHORTCUTS["undo"][0], on_click=undo_last, kwargs=dict(context=context, locate=locate),
               disabled=not context.reviewer)
+
+
+def preselect_relabel_class(flag_id: int, suggestion: Optional[str], others: list[str]) -> None:
+    """On arriving at an item, the "Relabel to" list shows its suggestion (else the first other class), so
+    `l` never relabels to the previous item's choice; a choice made on this item is kept."""
+    if st.session_state.get(RELABEL_FOR_KEY) == flag_id and st.session_state.get(RELABEL_CLASS_KEY) in others:
+        return
+    st.session_state[RELABEL_CLASS_KEY] = suggestion if suggestion in others else (others[0] if others else None)
+    st.session_state[RELABEL_FOR_KEY] = flag_id
 
 
 def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locate,
@@ -166,6 +178,7 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
                   kwargs=dict(on_sample, action="restore"), disabled=not can_decide or is_group or not deleted)
         render_undo(context, locate)
     others = [c for c in context.classes if c != item["current_label"]]
+    preselect_relabel_class(int(item["flag_id"]), suggestion, others)
     with st.container(horizontal=True, vertical_alignment="bottom"):
         st.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted, width=220)
         st.button("Relabel", key="relabel", shortcut=SHORTCUTS["relabel"][0], on_click=decide_on_sample,

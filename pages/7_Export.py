@@ -17,7 +17,7 @@ from db.review import data_version
 from jobs.export import plan_dataset_export
 from jobs.runner import ACTIVE, create_job, job_result, latest_job, spawn_job
 from db.models import Job
-from ui.common import DatasetRef, db_path, factory_for, job_status_panel, open_page, reviewer_name, session_factory
+from ui.common import DatasetRef, db_path, factory_for, job_status_panel, open_page, session_factory
 from ui.review_widgets import notify, render_notice
 from ui.text import plain
 
@@ -107,7 +107,6 @@ def render_last_export(dataset: DatasetRef) -> None:
 
 def main() -> None:
     dataset = open_page("Export")
-    reviewer_name()
     if dataset is None:
         return
     if st.session_state.get(DATASET_SEEN_KEY) != dataset.id:  # the output folder belongs to one dataset

@@ -26,6 +26,7 @@ from ui.text import plain
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
 DATASET_KEY = "dataset_id"
 REVIEWER_KEY = "reviewer"
+REVIEWER_NAME_KEY = "reviewer_name"
 #: The time left of a running job is guessed once it has run this many seconds and done this share.
 ETA_AFTER_S, ETA_AFTER_PROGRESS = 10.0, 0.02
 #: Mantissas of the round numbers a log-scale range slider stops at (1, 1.5, 2, 3, 5, 7, 10, 15, ...).
@@ -125,10 +126,11 @@ def select_dataset(dataset_id: int) -> None:
 
 
 def open_page(title: str) -> Optional[DatasetRef]:
-    """Start a page: its browser title and heading, and the sidebar dataset picker. Returns the chosen
-    dataset, or None after telling the user to scan a folder first."""
+    """Start a page: its browser title and heading, the sidebar dataset picker and reviewer name. Returns
+    the chosen dataset, or None after telling the user to scan a folder first."""
     st.set_page_config(page_title=f"{title} · listing-audit", layout="wide")
     dataset = selected_dataset()
+    render_reviewer()
     st.title(title)
     if dataset is None:
         st.info("No dataset yet: scan a folder on the home page first.")
@@ -152,10 +154,32 @@ def selected_dataset() -> Optional[DatasetRef]:
     return by_id[chosen]
 
 
+def _reviewer_changed() -> None:
+    st.session_state[REVIEWER_NAME_KEY] = str(st.session_state.get(REVIEWER_KEY) or "").strip()
+
+
+def render_reviewer() -> None:
+    """The sidebar's reviewer name, on every page.
+
+    Each page's input is its own widget, so the name lives under REVIEWER_NAME_KEY and is put back into
+    the input on every page; it is also kept in the URL (`?reviewer=ann`), so a reload, a bookmark or a
+    second tab keeps it.
+    """
+    if REVIEWER_NAME_KEY not in st.session_state:
+        st.session_state[REVIEWER_NAME_KEY] = str(st.query_params.get(REVIEWER_KEY) or "").strip()
+    st.session_state[REVIEWER_KEY] = st.session_state[REVIEWER_NAME_KEY]
+    st.sidebar.text_input("Reviewer", key=REVIEWER_KEY, placeholder="your name", on_change=_reviewer_changed,
+                          help="Stored with every decision you make.")
+    name = st.session_state[REVIEWER_NAME_KEY]
+    if name and st.query_params.get(REVIEWER_KEY) != name:
+        st.query_params[REVIEWER_KEY] = name
+    elif not name and REVIEWER_KEY in st.query_params:
+        del st.query_params[REVIEWER_KEY]
+
+
 def reviewer_name() -> str:
-    """The reviewer name set once in the sidebar; stored with every decision."""
-    name = st.sidebar.text_input("Reviewer", key=REVIEWER_KEY, placeholder="your name", persist_state="session")
-    return name.strip()
+    """The reviewer name set in the sidebar (render_reviewer, called by open_page); "" when unset."""
+    return st.session_state.get(REVIEWER_NAME_KEY, "")
 
 
 def read_job(job_id: int, *, reap: bool = True) -> Optional[JobSnapshot]:

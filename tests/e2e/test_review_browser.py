@@ -45,8 +45,8 @@ def test_relabel_with_the_keyboard_delete_undo_then_export(app_server, browser_p
     page = browser_page
     page.goto(f"{url}/Review")
     heading(page, "1 of 6 · broken · shoe/broken.jpg")
-    page.get_by_label("Reviewer").fill("eve")
-    page.get_by_label("Reviewer").press("Enter")
+    page.get_by_label("Reviewer", exact=True).fill("eve")
+    page.get_by_label("Reviewer", exact=True).press("Enter")
     expect(page.get_by_text("Enter your name under Reviewer")).to_have_count(0)
 
     press(page, "n")
@@ -83,3 +83,48 @@ def test_relabel_with_the_keyboard_delete_undo_then_export(app_server, browser_p
     assert (out / "shoe/shoe-1.png").is_file()  # its deletion was undone
     assert not (out / "shoe/broken.jpg").exists()
     assert len(list(out.rglob("*.png"))) == 12
+
+
+def choose_kind(page, label: str) -> None:
+    """Pick `label` (e.g. "mislabel") in the sidebar's "Kind of flag" filter."""
+    page.get_by_test_id("stSidebar").get_by_role("combobox", name=re.compile("Kind of flag")).click()
+    page.get_by_role("option", name=re.compile(rf"^{label}")).click()
+    page.keyboard.press("Escape")
+
+
+def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_page):
+    url, data = app_server
+    page = browser_page
+    page.goto(f"{url}/Review")
+    heading(page, "1 of 6 · broken · shoe/broken.jpg")
+    page.get_by_label("Reviewer", exact=True).fill("eve")
+    page.get_by_label("Reviewer", exact=True).press("Enter")
+    wait_until_idle(page)
+    choose_kind(page, "mislabel")
+    heading(page, "1 of 3 · mislabel · bag/bag-0.png")
+    press(page, "a")
+    heading(page, "1 of 2 · mislabel · shoe/shoe-1.png")
+    press(page, "n")
+    heading(page, "2 of 2 · mislabel · phone/phone-3.png")
+    press(page, "u")  # the undone item comes back, still among mislabels only
+    heading(page, "1 of 3 · mislabel · bag/bag-0.png")
+    press(page, "n")
+    heading(page, "2 of 3 · mislabel · shoe/shoe-1.png")
+
+
+def test_the_reviewer_name_survives_a_reload_and_shows_on_every_page(app_server, browser_page):
+    url, _ = app_server
+    page = browser_page
+    page.goto(f"{url}/Review")
+    heading(page, "1 of 6 · broken · shoe/broken.jpg")
+    page.get_by_label("Reviewer", exact=True).fill("eve")
+    page.get_by_label("Reviewer", exact=True).press("Enter")
+    expect(page).to_have_url(re.compile(r"[?&]reviewer=eve"))
+    page.reload()
+    heading(page, "1 of 6 · broken · shoe/broken.jpg")
+    expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")
+    expect(page.get_by_role("button", name="Delete")).to_be_enabled()
+    for name in ("Train", "Metrics", "Browse"):
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
+        expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")

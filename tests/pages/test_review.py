@@ -216,3 +216,15 @@ def test_mislabel_shows_each_members_vote_strongest_first(factory, data):
     assert lines[0] == "photo: **phone** 82% · weight 1.20"
     assert lines[1].startswith("title 'old \\*nokia\\* \\[phone\\]\\(http\\:") and "(words: nokia, phone)" in lines[1]
     assert lines[2] == "price 105.00 fits **phone** · weight 0.30"
+
+
+def test_the_relabel_list_starts_at_each_items_suggestion(factory, data):
+    app = open_review(kinds=("mislabel",))
+    assert app.selectbox(key="relabel_class").value == "phone"  # bag/bag-0.png: suggested phone
+    app.selectbox(key="relabel_class").set_value("shoe").run()
+    app.button(key="next").click().run()
+    assert heading(app).startswith("2 of 3 · mislabel · shoe/shoe-1.png")
+    assert app.selectbox(key="relabel_class").value == "bag"  # its own suggestion, not the last choice
+    app.button(key="next").click().run()
+    app.button(key="relabel").click().run()
+    assert log(factory)[-1][:3] == ("phone/phone-3.png", "relabel", "shoe")
