@@ -40,13 +40,18 @@ def press(page, key: str) -> None:
     page.keyboard.press(key)
 
 
+def open_review_as(page, url: str, reviewer: str) -> None:
+    """Open the Review page at its first flag and enter the reviewer's name."""
+    page.goto(f"{url}/Review")
+    heading(page, "1 of 6 · broken · shoe/broken.jpg")
+    page.get_by_label("Reviewer", exact=True).fill(reviewer)
+    page.get_by_label("Reviewer", exact=True).press("Enter")
+
+
 def test_relabel_with_the_keyboard_delete_undo_then_export(app_server, browser_page, factory, db_path, tmp_path):
     url, data = app_server
     page = browser_page
-    page.goto(f"{url}/Review")
-    heading(page, "1 of 6 · broken · shoe/broken.jpg")
-    page.get_by_label("Reviewer", exact=True).fill("eve")
-    page.get_by_label("Reviewer", exact=True).press("Enter")
+    open_review_as(page, url, "eve")
     expect(page.get_by_text("Enter your name under Reviewer")).to_have_count(0)
 
     press(page, "n")
@@ -95,10 +100,7 @@ def choose_kind(page, label: str) -> None:
 def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_page):
     url, data = app_server
     page = browser_page
-    page.goto(f"{url}/Review")
-    heading(page, "1 of 6 · broken · shoe/broken.jpg")
-    page.get_by_label("Reviewer", exact=True).fill("eve")
-    page.get_by_label("Reviewer", exact=True).press("Enter")
+    open_review_as(page, url, "eve")
     wait_until_idle(page)
     choose_kind(page, "mislabel")
     heading(page, "1 of 3 · mislabel · bag/bag-0.png")
@@ -115,10 +117,7 @@ def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_pa
 def test_the_reviewer_name_survives_a_reload_and_shows_on_every_page(app_server, browser_page):
     url, _ = app_server
     page = browser_page
-    page.goto(f"{url}/Review")
-    heading(page, "1 of 6 · broken · shoe/broken.jpg")
-    page.get_by_label("Reviewer", exact=True).fill("eve")
-    page.get_by_label("Reviewer", exact=True).press("Enter")
+    open_review_as(page, url, "eve")
     expect(page).to_have_url(re.compile(r"[?&]reviewer=eve"))
     page.reload()
     heading(page, "1 of 6 · broken · shoe/broken.jpg")
