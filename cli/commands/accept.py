@@ -15,6 +15,7 @@ from cli.commands.correct import default_reviewer
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
 from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance
 from db.corrections import DecisionError, undo_last_action
+from db.engine import write_transaction
 from db.models import Job
 from db.queries import dataset_classes
 from db.review import QueueFilter, apply_plan, latest_audit_job, open_flag_rows
@@ -66,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = chosen_kinds(args.kinds)
     reviewer = args.reviewer or default_reviewer()
     factory = open_db(args)
-    with factory.begin() as session:
+
+    def decide(session):
+        """Plan and apply (or only plan) in one write transaction; returns (summary, plan, flag count, job id)."""
         dataset = require_dataset(session, args.dataset_dir)
         classes = dataset_classes(session, dataset.id)
         if args.undo:
@@ -74,25 +77,30 @@ def run(args: argparse.Namespace) -> int:
                 undone = undo_last_action(session, dataset.id, reviewer, classes=classes, note="undo of accept")
             except DecisionError as error:
                 raise CliError(str(error)) from error
-            return report({"undone": len(undone), "reviewer": reviewer}, args,
-                          f"undid {len(undone)} decisions of {reviewer}'s last action")
+            return {"undone": len(undone), "reviewer": reviewer}, None, 0, None
         job = audit_job_of(session, dataset.id, args.job)
         flags = open_flag_rows(session, job.id, QueueFilter(kinds=kinds, score_max=args.max_score))
         plan = plan_acceptance(flags)
         counts = plan["action"].value_counts().to_dict()
         summary = {"job_id": job.id, "open_flags": len(flags), "relabelled": counts.get("relabel", 0),
                    "deleted": counts.get("delete", 0), "dry_run": args.dry_run, "reviewer": reviewer}
-        if args.dry_run:
-            return report({**summary, "decisions": plan.to_dict("records")}, args, dry_run_text(summary, plan))
-        try:
-            apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note)
-        except DecisionError as error:  # the transaction rolls back: nothing was decided
-            raise CliError(f"nothing accepted: {error}") from error
+        if not args.dry_run:
+            try:
+                apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note)
+            except DecisionError as error:  # the transaction rolls back: nothing was decided
+                raise CliError(f"nothing accepted: {error}") from error
+        return summary, plan, len(flags), job.id
+
+    summary, plan, flag_count, job_id = write_transaction(factory, decide)
+    if args.undo:
+        return report(summary, args, f"undid {summary['undone']} decisions of {reviewer}'s last action")
+    if args.dry_run:
+        return report({**summary, "decisions": plan.to_dict("records")}, args, dry_run_text(summary, plan))
     return report(summary, args, (
-        f"accepted audit {job.id}: {summary['relabelled']} relabelled, {summary['deleted']} deleted "
-        f"({len(flags)} open flags) as one action by {reviewer}; "
+        f"accepted audit {job_id}: {summary['relabelled']} relabelled, {summary['deleted']} deleted "
+        f"({flag_count} open flags) as one action by {reviewer}; "
         f"undo with `listing-audit accept {args.dataset_dir} --undo`" if len(plan) else
-        f"nothing to accept: audit {job.id} has no open {'/'.join(kinds)} flags that would change anything"))
+        f"nothing to accept: audit {job_id} has no open {'/'.join(kinds)} flags that would change anything"))
 
 
 def dry_run_text(summary: dict, plan: pd.DataFrame) -> str:

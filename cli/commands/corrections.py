@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
 from db.corrections import DecisionError, import_corrections_csv, write_corrections_csv
+from db.engine import write_transaction
 from db.queries import dataset_classes
 
 
@@ -48,15 +50,21 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     if not args.csv_file.is_file():
         raise CliError(f"no such file: {args.csv_file}")
+    try:
+        text = args.csv_file.read_bytes().decode("utf-8")  # line ends kept for the CSV reader
+    except UnicodeDecodeError as error:
+        raise CliError(f"cannot import {args.csv_file}: {error}") from error
     factory = open_db(args)
-    with factory.begin() as session:
+
+    def add_decisions(session):
         dataset = require_dataset(session, args.dataset_dir)
         try:
-            with args.csv_file.open(newline="", encoding="utf-8") as stream:
-                report = import_corrections_csv(session, dataset.id, stream,
-                                                classes=dataset_classes(session, dataset.id))
-        except (DecisionError, UnicodeDecodeError, csv.Error) as error:
+            return import_corrections_csv(session, dataset.id, io.StringIO(text, newline=""),
+                                          classes=dataset_classes(session, dataset.id))
+        except (DecisionError, csv.Error) as error:
             raise CliError(f"cannot import {args.csv_file}: {error}") from error
+
+    report = write_transaction(factory, add_decisions)
     skipped = [{"line": line, "path": path, "reason": reason} for line, path, reason in report.skipped]
     if args.format == "json":
         print_json({"added": report.added, "skipped": skipped})

@@ -135,12 +135,19 @@ def test_a_locked_db_is_retried_then_one_busy_line(capsys, tmp_path, factory, db
     assert decisions(db_path) == 1
 
 
-def test_a_lock_released_within_the_budget_is_waited_for(capsys, tmp_path, factory, db_path, monkeypatch):
+@pytest.mark.parametrize("command", ["correct", "accept", "import"])
+def test_a_lock_released_within_the_budget_is_waited_for(capsys, tmp_path, factory, db_path, monkeypatch, command):
     data = build_review_data(tmp_path / "tiny", factory)
     monkeypatch.setenv("LISTING_AUDIT_DB_RETRY_S", "20")
+    log = tmp_path / "log.csv"
+    log.write_text("id,created_at,path,action,old_label,new_label,was_deleted,deleted,reviewer,note,reverts_id,"
+                   "flag_id,batch_id\n1,2026-11-30T10:00:00,bag/bag-0.png,keep,bag,bag,false,false,ann,,,,\n")
+    argv = {"correct": ["correct", data.root, "bag/bag-0.png", "--keep"],
+            "accept": ["accept", data.root, "--kinds", "broken"],
+            "import": ["corrections", "import", data.root, log]}[command]
     with write_lock_held(db_path, for_s=1.0):
-        code, out, err = run_cli(capsys, "correct", data.root, "bag/bag-0.png", "--keep", "--db", db_path)
-    assert code == 0 and err == "" and decisions(db_path) == 1
+        code, out, err = run_cli(capsys, *argv, "--db", db_path)
+    assert code == 0 and err == "" and decisions(db_path) == 1, (out, err)
 
 
 @pytest.mark.parametrize("script", ["app.py", "pages/2_Review.py"])
