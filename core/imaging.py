@@ -212,6 +212,39 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
+#: EXIF orientation values (1-8) in words, as a reviewer reads them.
+ORIENTATION_NAMES = {1: "upright", 2: "mirrored", 3: "rotated 180°", 4: "mirrored and rotated 180°",
+                     5: "mirrored and rotated 90° right", 6: "rotated 90° right",
+                     7: "mirrored and rotated 90° left", 8: "rotated 90° left"}
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the file says about itself, read from its header without decoding the pixels: the format
+    (e.g. "JPEG"), width and height in pixels as stored (before EXIF rotation), PIL mode and EXIF
+    orientation (1-8, 1 = upright)."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    orientation: int
+
+    def describe(self) -> str:
+        """e.g. "JPEG · 4032 × 3024 px stored · rotated 90° right by EXIF"."""
+        turned = "" if self.orientation == 1 else f" · {ORIENTATION_NAMES.get(self.orientation, 'odd orientation')} by EXIF"
+        return f"{self.format} · {self.width} × {self.height} px stored · {self.mode}{turned}"
+
+
+def read_file_facts(path) -> FileFacts:
+    """FileFacts of the image at `path` (header only: fast on any size). Raises OSError or Pillow's
+    errors for a file that is not an image."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            return FileFacts(image.format or "unknown", image.width, image.height, image.mode, _orientation(image))
+
+
 def _averageable(image: Image.Image) -> Image.Image:
     """`image` in a mode whose values Image.reduce may average: palettes expanded, 1-bit as L, 16-bit as I."""
     if image.mode in ("P", "PA"):

@@ -33,12 +33,12 @@ REVIEW_STATES = ("open", "decided", "all")
 QUEUE_COLUMNS = [
     "flag_id", "kind", "score", "given_label", "suggested_label", "group_id", "reason", "evidence",
     "sample_id", "path", "label", "current_label", "deleted", "last_correction_id", "readable", "error",
-    "missing", "price", "title", "mtime_ns", "file_size", "decided",
+    "missing", "price", "title", "mtime_ns", "file_size", "listing_id", "width", "height", "decided",
 ]
 #: Columns of sample_view, used for anything drawn on screen: identity, file version, current state.
 SAMPLE_VIEW_COLUMNS = [
     "sample_id", "path", "label", "current_label", "deleted", "last_correction_id", "readable", "error",
-    "missing", "price", "title", "mtime_ns", "file_size",
+    "missing", "price", "title", "mtime_ns", "file_size", "listing_id", "width", "height",
 ]
 
 
@@ -166,7 +166,8 @@ def sample_view(session: Session, sample_ids: Iterable[int]) -> pd.DataFrame:
             Sample.id, Sample.path, Sample.label,
             func.coalesce(Correction.new_label, Sample.label), func.coalesce(Correction.deleted, False),
             func.coalesce(Correction.id, 0), Sample.readable, Sample.error, Sample.missing,
-            Sample.price, Sample.title, Sample.mtime_ns, Sample.file_size,
+            Sample.price, Sample.title, Sample.mtime_ns, Sample.file_size, Sample.listing_id, Sample.width,
+            Sample.height,
         )
         .outerjoin(Correction, Correction.id == last_id)
         .where(Sample.id.in_(sample_ids))

@@ -19,19 +19,20 @@ from db.review import (
 )
 from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
-from ui.text import plain
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
-    ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, member_states, move, notify, render_broken,
-    render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
-    shortcut_legend, undo_last,
+    ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
+    render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
+    shortcut_legend, show_full_resolution, undo_last,
 )
+from ui.text import plain
 
 PER_PAGE = 20
 CACHE_TTL_S = 600
 KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filter_score", "filter_state"
 DATASET_SEEN_KEY = "review_dataset_seen"
 RELABEL_FOR_KEY = "relabel_class_for_flag"
+QUEUE_TABLE_KEY = "queue_table"
 
 
 # --- cached reads (keyed by database and data version; never by widgets) --------------------------
@@ -221,10 +222,14 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     else:
         image_column, evidence_column = st.columns([2, 3])
         with image_column:
-            st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width=360)
+            st.image(image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE), width="stretch")
+            if st.button("Zoom", key="zoom", shortcut=SHORTCUTS["zoom"][0], icon=":material/zoom_in:",
+                         disabled=not item["readable"]):
+                show_full_resolution(dataset.root, item)
             st.caption(sample_caption(item))
             if item["current_label"] != item["label"] or item["deleted"]:
                 st.caption(f"folder class: {plain(item['label'])}")
+            st.markdown("  \n".join(listing_lines(item)))
         with evidence_column:
             render_evidence(item, dataset, context, version, members)
     if not context.reviewer:
@@ -232,13 +237,26 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     render_actions(item, context, total=total, locate=locate, members=members)
 
 
+def jump_to_row(offset: int) -> None:
+    """Callback of a click on a queue row: show that item."""
+    rows = st.session_state.get(QUEUE_TABLE_KEY, {}).get("selection", {}).get("rows", [])
+    if rows:
+        st.session_state[POSITION_KEY] = offset + int(rows[0])
+
+
 def render_queue_table(page: pd.DataFrame, offset: int, position: int) -> None:
+    """This page of the queue; clicking a row shows that item."""
     table = pd.DataFrame({
         "#": [f"▶ {offset + i + 1}" if offset + i == position else str(offset + i + 1) for i in range(len(page))],
-        "kind": page["kind"], "score": page["score"].round(3), "path": page["path"],
-        "state": np.where(page["decided"], "decided", "open"),
+        "state": np.where(page["decided"], "decided", "open"), "kind": page["kind"],
+        "score": page["score"], "path": page["path"],
     })
-    st.dataframe(table, hide_index=True, key="queue_table", height=min(38 + 35 * len(table), 460))
+    st.dataframe(table, hide_index=True, key=QUEUE_TABLE_KEY, height=min(38 + 35 * len(table), 460),
+                 on_select=lambda: jump_to_row(offset), selection_mode="single-row",
+                 column_config={"#": st.column_config.TextColumn(width=56),
+                                "state": st.column_config.TextColumn(width=68),
+                                "kind": st.column_config.TextColumn(width=72),
+                                "score": st.column_config.NumberColumn(format="%.3g", width=64)})
 
 
 # --- bulk accept ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.imaging import read_file_facts
 from db.corrections import Decision, DecisionConflict, DecisionError, decide, decide_many, undo_last_action
 from db.models import Correction, Sample
 from ui.common import session_factory
@@ -38,7 +39,10 @@ SHORTCUTS = {
     "undo": ("U", "undo your last decision"),
     "next": ("N", "next item"),
     "previous": ("P", "previous item"),
+    "zoom": ("Z", "the file at full resolution"),
 }
+#: Longest side of the full-resolution view (a 48-megapixel photo is shown at this size, not decoded whole).
+ZOOM_SIDE = 2400
 ITEM_IMAGE_SIDE = 480
 EXAMPLES_PER_CLASS = 3
 
@@ -209,6 +213,54 @@ def sample_caption(row) -> str:
     return plain(f"{row['path']} · {state}{price}")
 
 
+def human_size(size_bytes: float) -> str:
+    """e.g. 2048 -> "2.0 KB", 3_500_000 -> "3.3 MB"."""
+    for unit in ("bytes", "KB", "MB"):
+        if size_bytes < 1024 or unit == "MB":
+            return f"{size_bytes:,.0f} {unit}" if unit == "bytes" else f"{size_bytes:,.1f} {unit}"
+        size_bytes /= 1024
+    return ""
+
+
+def listing_lines(row) -> list[str]:
+    """What the listing carries, as markdown lines: its title, price and listing id, then the file's pixels
+    and size. A line is left out when the listing has nothing for it."""
+    lines = []
+    if isinstance(row["title"], str) and row["title"].strip():
+        lines.append(f"**{plain(row['title'].strip())}**")
+    facts = []
+    if not pd.isna(row["price"]):
+        facts.append(f"price {row['price']:,.2f}")
+    if isinstance(row["listing_id"], str) and row["listing_id"]:
+        facts.append(f"listing {plain(row['listing_id'])}")
+    if facts:
+        lines.append(" · ".join(facts))
+    return lines + [file_line(row)]
+
+
+def file_line(row) -> str:
+    """The file's pixels (upright) and size, e.g. "640 × 480 px · 52.1 KB": what tells copies apart."""
+    size = [f"{int(row['width'])} × {int(row['height'])} px"] if not pd.isna(row["width"]) else []
+    return " · ".join(size + [human_size(int(row["file_size"]))])
+
+
+@st.dialog("Full resolution", width="large")
+def show_full_resolution(root: str, row) -> None:
+    """The file as it is on disk (up to ZOOM_SIDE px, upright) with its format, pixels, size and EXIF orientation."""
+    path = Path(root) / row["path"]
+    st.caption(plain(row["path"]))
+    try:
+        facts = read_file_facts(path)
+    except Exception as error:  # noqa: BLE001 - whatever Pillow says about a file it cannot open
+        st.error(plain(f"cannot open: {error}"))
+        return
+    st.markdown(plain(f"{facts.describe()} · {human_size(int(row['file_size']))}"))
+    image, problem = large_image(str(path), int(row["mtime_ns"]), int(row["file_size"]), max_side=ZOOM_SIDE)
+    st.image(image, width="stretch")
+    if problem:
+        st.warning(plain(problem))
+
+
 def render_examples(root: str, examples: pd.DataFrame, *, title: str) -> None:
     """A row of thumbnails under `title` (markdown: escape user strings in it)."""
     st.caption(title)
@@ -372,7 +424,7 @@ def render_duplicates(item, *, root: str, members: pd.DataFrame, context: Review
         for _, row in members.iterrows():
             with st.container(width=THUMBNAIL_SIDE + 40):
                 st.image(image_bytes(root, row, max_side=THUMBNAIL_SIDE), width=THUMBNAIL_SIDE)
-                st.caption(sample_caption(row))
+                st.caption(sample_caption(row) + "  \n" + file_line(row))
                 st.button(
                     "Keep this one, delete the rest", key=f"keep_only_{int(row['sample_id'])}",
                     on_click=keep_only, disabled=not can_decide,

@@ -127,3 +127,21 @@ def test_the_reviewer_name_survives_a_reload_and_shows_on_every_page(app_server,
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
         expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
         expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")
+
+
+def test_zoom_opens_the_full_file_and_a_queue_row_opens_its_item(app_server, browser_page):
+    url, _ = app_server
+    page = browser_page
+    open_review_as(page, url, "eve")
+    press(page, "n")
+    heading(page, "2 of 6 · mislabel · bag/bag-0.png")
+    press(page, "z")
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("PNG · 32 × 32 px stored · RGB")).to_be_visible()
+    expect(dialog.get_by_role("img")).to_have_count(1)
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    # the queue: select the fourth row (a canvas grid: rows are 35 px below a 35 px header)
+    grid = page.locator('[class*="st-key-queue_table"] [data-testid="stDataFrameResizable"]')
+    grid.click(position={"x": 12, "y": 35 + 35 * 3 + 17})  # its row marker
+    heading(page, "4 of 6 · price · phone/phone-2.png")

@@ -228,3 +228,9 @@ def test_the_relabel_list_starts_at_each_items_suggestion(factory, data):
     app.button(key="next").click().run()
     app.button(key="relabel").click().run()
     assert log(factory)[-1][:3] == ("phone/phone-3.png", "relabel", "shoe")
+
+
+def test_the_listing_title_price_and_id_are_beside_the_photo(data):
+    app = open_review(kinds=("mislabel",))
+    text = [m.value for m in app.markdown]
+    assert "**A used bag number 0**  \nprice 40.00 · listing L-bag-0  \n32 × 32 px · 1.2 KB" in text
