@@ -20,6 +20,7 @@ import streamlit as st
 
 from core.imaging import read_file_facts
 from db.corrections import Decision, DecisionConflict, DecisionError, decide, decide_many, undo_last_action
+from db.engine import DatabaseAccessError, write_transaction
 from db.models import Correction, Sample
 from ui.common import session_factory
 from ui.text import plain
@@ -98,19 +99,22 @@ def decide_on_sample(
     """Callback of the single-sample buttons. new_label None for relabel reads the class list widget."""
     if action == "relabel" and new_label is None:
         new_label = st.session_state.get(RELABEL_CLASS_KEY)
+
+    def record(session) -> tuple[str, str, str]:
+        sample = session.get(Sample, sample_id)
+        correction = decide(
+            session, sample, action, classes=list(context.classes), new_label=new_label,
+            reviewer=context.reviewer, expected_last_id=expected_last_id, flag_id=flag_id,
+        )
+        return (sample.path, _describe(correction.old_label, correction.was_deleted),
+                _describe(correction.new_label, correction.deleted))
+
     try:
-        with session_factory().begin() as session:
-            sample = session.get(Sample, sample_id)
-            correction = decide(
-                session, sample, action, classes=list(context.classes), new_label=new_label,
-                reviewer=context.reviewer, expected_last_id=expected_last_id, flag_id=flag_id,
-            )
-            path, before = sample.path, _describe(correction.old_label, correction.was_deleted)
-            after = _describe(correction.new_label, correction.deleted)
+        path, before, after = write_transaction(session_factory(), record)
     except DecisionConflict as error:
         notify("warning", f"Not saved: {error}")
         return
-    except DecisionError as error:
+    except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Not saved: {error}")
         return
     notify("success", f"{action.capitalize()}: {path} — {before} → {after}")
@@ -153,12 +157,12 @@ def apply_many(context: ReviewContext, decisions: list[Decision], *, note: str) 
         notify("info", "Nothing to change.")
         return False
     try:
-        with session_factory().begin() as session:
-            decide_many(session, decisions, classes=list(context.classes), reviewer=context.reviewer, note=note)
+        write_transaction(session_factory(), lambda session: decide_many(
+            session, decisions, classes=list(context.classes), reviewer=context.reviewer, note=note))
     except DecisionConflict as error:
         notify("warning", f"Nothing saved: {error}")
         return False
-    except DecisionError as error:
+    except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Nothing saved: {error}")
         return False
     return True
@@ -169,15 +173,18 @@ def undo_last(context: ReviewContext, *, locate: Callable[[int], Optional[int]])
 
     locate(flag_id) -> the flag's position in the current queue, or None.
     """
+
+    def revert(session) -> tuple[list[str], list[Optional[int]]]:
+        undos = undo_last_action(session, context.dataset_id, context.reviewer, classes=list(context.classes))
+        return ([session.get(Sample, undo.sample_id).path for undo in undos],
+                [session.get(Correction, undo.reverts_id).flag_id for undo in undos])
+
     try:
-        with session_factory().begin() as session:
-            undos = undo_last_action(session, context.dataset_id, context.reviewer, classes=list(context.classes))
-            reverted = [session.get(Sample, undo.sample_id).path for undo in undos]
-            reverted_flags = [session.get(Correction, undo.reverts_id).flag_id for undo in undos]
+        reverted, reverted_flags = write_transaction(session_factory(), revert)
     except DecisionConflict as error:
         notify("warning", f"Not undone: {error}")
         return
-    except DecisionError as error:
+    except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Not undone: {error}")
         return
     shown = f"{reverted[0]}" if len(reverted) == 1 else f"{len(reverted)} images"

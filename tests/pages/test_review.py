@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
 from db.models import Correction, Sample
+from tests.db.test_engine import write_lock_held
 from tests.review_data import CLASSES, build_review_data
 
 TIMEOUT_S = 30
@@ -234,3 +235,15 @@ def test_the_listing_title_price_and_id_are_beside_the_photo(data):
     app = open_review(kinds=("mislabel",))
     text = [m.value for m in app.markdown]
     assert "**A used bag number 0**  \nprice 40.00 · listing L-bag-0  \n32 × 32 px · 1.2 KB" in text
+
+
+def test_a_busy_database_refuses_the_decision_in_one_line_and_keeps_the_page(factory, data, db_path, monkeypatch):
+    monkeypatch.setenv("LISTING_AUDIT_DB_RETRY_S", "0.3")
+    app = open_review(kinds=("mislabel",))
+    with write_lock_held(db_path):
+        app.button(key="delete").click().run()
+    assert not app.exception
+    assert app.error[0].value.startswith("Not saved: the database") and "busy, try again" in app.error[0].value
+    assert log(factory) == []
+    app.button(key="delete").click().run()  # the lock is gone: the same click goes through
+    assert [row[1] for row in log(factory)] == ["delete"]
