@@ -161,7 +161,8 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
         context = ReviewContext(dataset.id, dataset.root, reviewer, tuple(dataset_classes(session, dataset.id)),
                                 state_filter="all")
     samples = view.reindex([i for i in confidence if i in view.index])
-    render_cell_actions(context, samples, predicted=classes[pred_index], diagonal=true_index == pred_index)
+    render_cell_actions(context, samples, predicted=classes[pred_index], diagonal=true_index == pred_index,
+                        note=f"Metrics, run {run.id}: {classes[true_index]} predicted as {classes[pred_index]}")
     columns = st.columns(GRID_COLUMNS)
     for index, row in enumerate(samples.itertuples()):
         with columns[index % GRID_COLUMNS]:
@@ -188,9 +189,9 @@ def _set_ticks(sample_ids: list[int], ticked: bool) -> None:
         st.session_state[tick_key(sample_id)] = ticked
 
 
-def _act_on_ticked(context: ReviewContext, cell: list[tuple[int, int, str]], *, action: str,
+def _act_on_ticked(context: ReviewContext, cell: list[tuple[int, int, str]], *, action: str, note: str,
                    new_label: Optional[str] = None) -> None:
-    """Callback: relabel the ticked images to `new_label` or delete them, as one action.
+    """Callback: relabel the ticked images to `new_label` or delete them, as one action noted with `note`.
 
     cell: (sample id, last correction id shown, current label) of the cell's images not deleted.
     Ticked images that already carry `new_label` are left as they are.
@@ -199,7 +200,6 @@ def _act_on_ticked(context: ReviewContext, cell: list[tuple[int, int, str]], *, 
               if st.session_state.get(tick_key(sample_id))]
     decisions = [Decision(sample_id, action, new_label=new_label, expected_last_id=last_id)
                  for sample_id, last_id, label in ticked if action == "delete" or label != new_label]
-    note = "confusion-matrix cell" + (f": relabelled to the predicted {new_label}" if new_label else "")
     if not apply_many(context, decisions, note=note):
         return
     done = f"Relabelled {len(decisions)} images to {new_label}" if action == "relabel" else \
@@ -209,8 +209,10 @@ def _act_on_ticked(context: ReviewContext, cell: list[tuple[int, int, str]], *, 
     _set_ticks([sample_id for sample_id, _, _ in cell], False)
 
 
-def render_cell_actions(context: ReviewContext, samples: pd.DataFrame, *, predicted: str, diagonal: bool) -> None:
-    """Tick all / none, "Relabel ticked to <predicted>", "Delete ticked" and Undo; decisions need a reviewer."""
+def render_cell_actions(context: ReviewContext, samples: pd.DataFrame, *, predicted: str, diagonal: bool,
+                        note: str) -> None:
+    """Tick all / none, "Relabel ticked to <predicted>", "Delete ticked" and Undo; decisions need a reviewer
+    and carry `note`."""
     live = samples[~samples["deleted"]]
     cell = [(int(row.sample_id), int(row.last_correction_id), row.current_label) for row in live.itertuples()]
     ids = [sample_id for sample_id, _, _ in cell]
@@ -221,13 +223,14 @@ def render_cell_actions(context: ReviewContext, samples: pd.DataFrame, *, predic
     untick_all.button("Untick all", key="cell_untick_all", on_click=_set_ticks, args=(ids, False), width="stretch")
     relabel.button(
         f"Relabel {ticked} ticked to {plain(predicted)}", key="cell_relabel", type="primary", width="stretch",
-        on_click=_act_on_ticked, args=(context, cell), kwargs=dict(action="relabel", new_label=predicted),
+        on_click=_act_on_ticked, args=(context, cell),
+        kwargs=dict(action="relabel", new_label=predicted, note=note),
         disabled=cannot or diagonal or not ticked,
         help="The model and the images agree here: pick a cell off the diagonal." if diagonal else
         "One action: Undo reverts it as a whole.",
     )
     delete.button(f"Delete {ticked} ticked", key="cell_delete", width="stretch", on_click=_act_on_ticked,
-                  args=(context, cell), kwargs=dict(action="delete"), disabled=cannot or not ticked,
+                  args=(context, cell), kwargs=dict(action="delete", note=note), disabled=cannot or not ticked,
                   help="Leave them out of training and export. One action: Undo reverts it as a whole.")
     undo.button("Undo", key="cell_undo", width="stretch", on_click=undo_last,
                 kwargs=dict(context=context, locate=lambda flag_id: None), disabled=cannot,
@@ -300,7 +303,8 @@ def comparison_column_config() -> dict:
     """Headers and pixel widths of comparison_table's columns (all of them fit in about 900 px)."""
     config = {"class": st.column_config.TextColumn("class", width=CLASS_COLUMN_PX)}
     for metric, label in METRIC_LABELS.items():
-        config[metric] = st.column_config.TextColumn(label, width=SIDES_COLUMN_PX, help=f"{label}: baseline → this run")
+        config[metric] = st.column_config.TextColumn(label, width=SIDES_COLUMN_PX,
+                                                     help=f"{label}: baseline → this run")
         config[f"{metric}_delta"] = st.column_config.NumberColumn(
             f"Δ {label}", width=DELTA_COLUMN_PX, help=f"Change of {label} from the baseline to this run")
     config["support"] = st.column_config.TextColumn("images", width=DELTA_COLUMN_PX,

@@ -103,11 +103,12 @@ def _counted(count: int, noun: str) -> str:
 
 
 def review_progress_table(kinds: pd.DataFrame) -> pd.DataFrame:
-    """Per kind (db.flags.kind_summary rows): its label, items to review, open, decided and the share decided."""
+    """Per kind (db.flags.kind_summary rows): its label, items to review, open, decided and the share decided
+    (NaN, shown empty, for a kind with nothing to review)."""
     return pd.DataFrame({
         "kind": [kind_label(kind) for kind in kinds["kind"]],
         "items": kinds["items"], "open": kinds["open"], "decided": kinds["decided"],
-        "reviewed": (kinds["decided"] / kinds["items"].clip(lower=1)).astype(float),
+        "reviewed": kinds["decided"] / kinds["items"].where(kinds["items"] > 0),
     })
 
 
@@ -117,7 +118,7 @@ def render_completion(job_id: int, finished_at, kinds: pd.DataFrame) -> None:
     found = " · ".join(f"{kind_label(row.kind)} {count_text(row)}" for row in kinds.itertuples())
     st.success(f"Audit job {job_id} finished{when}. " + (found or "It flagged nothing."), icon=":material/task_alt:")
     still_open = int(kinds["open"].sum())
-    label = f"Review: {still_open:,} items to decide" if still_open else "Review: every flag has a decision"
+    label = f"Review: {_counted(still_open, 'item')} to decide" if still_open else "Review: every flag has a decision"
     st.page_link(REVIEW_PAGE, label=label, icon=":material/rule:")
 
 
@@ -161,7 +162,8 @@ def render_flag_summary(job_id: int, finished_at) -> None:
         return
     for column, row in zip(st.columns(len(kinds)), kinds.itertuples()):
         if row.kind == "duplicate":
-            column.metric("Duplicate groups", f"{row.items:,}", help=f"{count_text(row)}: Review shows each group once.")
+            column.metric("Duplicate groups", f"{row.items:,}",
+                          help=f"{count_text(row)}: Review shows each group once.")
         else:
             column.metric(kind_label(row.kind), f"{row.items:,}")
     render_review_progress(kinds)

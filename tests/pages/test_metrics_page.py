@@ -193,6 +193,7 @@ def test_ticked_images_of_a_cell_are_relabelled_to_the_prediction_as_one_action_
     assert [(c.sample_id, c.action, c.new_label, c.reviewer) for c in relabels] == [
         (sample_id, "relabel", CLASSES[pred], "ana") for sample_id in chosen]
     assert relabels[0].batch_id is not None and relabels[0].batch_id == relabels[1].batch_id
+    assert relabels[0].note == f"Metrics, run {two_runs[2]['run_id']}: {CLASSES[true]} predicted as {CLASSES[pred]}"
     assert current_states(own_database, sample_ids) == {
         **{i: (CLASSES[pred], False) for i in chosen}, **{i: (CLASSES[true], False) for i in left}}
     captions = [image.proto.imgs[0].caption for image in page.get("image")]

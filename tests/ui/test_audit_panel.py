@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
@@ -98,6 +99,8 @@ def test_counts_per_kind_and_noisiest_classes_of_the_latest_audit(factory, shop)
     assert metrics(app) == {"Price outliers": "1", "Duplicate groups": "1", "Broken files": "1", "Poor images": "0"}
     duplicates = next(metric for metric in app.metric if metric.label == "Duplicate groups")
     assert duplicates.help.startswith("1 group (2 files)")
+    progress = table(app, "reviewed").value.set_index("kind")
+    assert progress.loc["Poor images", "items"] == 0 and pd.isna(progress.loc["Poor images", "reviewed"])
     classes = table(app, "flagged_share")
     assert list(classes.value["class"]) == ["dear", "cheap"]
     assert classes.value.set_index("class").loc["dear", "flagged_samples"] == 2
