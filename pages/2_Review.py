@@ -6,6 +6,7 @@ latest scan), so a rerun after a click costs a few small queries.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -25,6 +26,7 @@ from ui.review_widgets import (
     render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
     shortcut_legend, show_full_resolution, undo_last,
 )
+from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain
 
 PER_PAGE = 20
@@ -33,6 +35,9 @@ KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filt
 DATASET_SEEN_KEY = "review_dataset_seen"
 RELABEL_FOR_KEY = "relabel_class_for_flag"
 QUEUE_TABLE_KEY = "queue_table"
+VIEW_KEY = "review_view"
+VIEWS = ("single", "grid")
+VIEW_LABELS = {"single": "One at a time", "grid": "Grid"}
 
 
 # --- cached reads (keyed by database and data version; never by widgets) --------------------------
@@ -62,6 +67,12 @@ def load_count(database: str, job_id: int, version: tuple, queue: QueueFilter) -
 def load_page(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int) -> pd.DataFrame:
     with factory_for(database)() as session:
         return queue_page(session, job_id, queue, offset=offset, limit=PER_PAGE)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def load_grid(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int, size: int) -> pd.DataFrame:
+    with factory_for(database)() as session:
+        return queue_page(session, job_id, queue, offset=offset, limit=size)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
@@ -97,12 +108,13 @@ def locate_in_queue(job_id: int, queue: QueueFilter, flag_id: int) -> Optional[i
 
 def _to_first_item() -> None:
     st.session_state[POSITION_KEY] = 0
+    st.session_state[GRID_OFFSET_KEY] = 0
     st.session_state.pop(BULK_PLAN_KEY, None)
 
 
 def forget_state_of_other_dataset(dataset_id: int) -> None:
     if st.session_state.get(DATASET_SEEN_KEY) != dataset_id:
-        for key in (KIND_KEY, CLASS_KEY, POSITION_KEY, BULK_PLAN_KEY):
+        for key in (KIND_KEY, CLASS_KEY, POSITION_KEY, BULK_PLAN_KEY, GRID_OFFSET_KEY, GRID_KIND_KEY):
             st.session_state.pop(key, None)
         st.session_state[DATASET_SEEN_KEY] = dataset_id
 
@@ -317,6 +329,34 @@ def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mi
         cancel_column.button("Cancel", key="bulk_cancel", on_click=cancel_bulk)
 
 
+# --- grid -----------------------------------------------------------------------------------------
+
+
+def render_grid_view(dataset: DatasetRef, context: ReviewContext, job_id: int, version: tuple, queue: QueueFilter,
+                     summary: pd.DataFrame, locate) -> None:
+    """The queue's flags of one kind (mislabels or broken files) as a page of tiles."""
+    kinds = [kind for kind in GRID_KINDS if kind in set(summary["kind"])]
+    if not kinds:
+        st.info("The grid shows mislabels and broken files; this audit has neither.")
+        return
+    kind_column, size_column = st.columns([2, 1])
+    kind = kind_column.segmented_control("Kind", kinds, key=GRID_KIND_KEY, default=kinds[0], required=True,
+                                         on_change=_to_first_item)
+    size = size_column.segmented_control("Tiles per page", GRID_SIZES, key=GRID_SIZE_KEY, default=GRID_SIZES[0],
+                                         required=True, on_change=_to_first_item)
+    grid_queue = replace(queue, kinds=(kind,))
+    database = str(db_path())
+    total = load_count(database, job_id, version, grid_queue)
+    offset = min(int(st.session_state.get(GRID_OFFSET_KEY, 0)), max(0, total - 1) // size * size)
+    st.session_state[GRID_OFFSET_KEY] = offset
+    if total == 0:
+        st.success(f"No {kind} flags to review under these filters.")
+        render_undo(context, locate)
+        return
+    rows = load_grid(database, job_id, version, grid_queue, offset, size)
+    render_grid(rows, root=dataset.root, context=context, total=total, render_undo=lambda: render_undo(context, locate))
+
+
 # --- page -----------------------------------------------------------------------------------------
 
 
@@ -334,6 +374,8 @@ def main() -> None:
     database = str(db_path())
     classes = load_classes(database, dataset.id, version[2])
     summary = load_summary(database, job_id, version)
+    view = st.sidebar.segmented_control("View", VIEWS, key=VIEW_KEY, default=VIEWS[0], required=True,
+                                        format_func=VIEW_LABELS.__getitem__)
     queue = render_filters(classes, summary)
     context = ReviewContext(dataset_id=dataset.id, root=dataset.root, reviewer=reviewer, classes=tuple(classes),
                             state_filter=queue.state)
@@ -343,6 +385,11 @@ def main() -> None:
     total = load_count(database, job_id, version, queue)
     open_mislabels = int(summary.loc[summary["kind"] == "mislabel", "open"].sum())
     locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731
+    if view == "grid":
+        render_grid_view(dataset, context, job_id, version, queue, summary, locate)
+        st.caption("Keyboard: `a` accept the ticked · `k` accept the ticked, keep the rest · `u` undo · "
+                   "`n`/`p` next/previous page")
+        return
     if total == 0:
         st.success("Nothing to review under these filters.")
         render_undo(context, locate)

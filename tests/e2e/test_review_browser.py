@@ -145,3 +145,23 @@ def test_zoom_opens_the_full_file_and_a_queue_row_opens_its_item(app_server, bro
     grid = page.locator('[class*="st-key-queue_table"] [data-testid="stDataFrameResizable"]')
     grid.click(position={"x": 12, "y": 35 + 35 * 3 + 17})  # its row marker
     heading(page, "4 of 6 · price · phone/phone-2.png")
+
+
+def test_grid_untick_one_then_accept_the_rest_with_a_key(app_server, browser_page, factory):
+    url, data = app_server
+    page = browser_page
+    open_review_as(page, url, "eve")
+    page.get_by_test_id("stSidebar").get_by_text("Grid", exact=True).click()
+    expect(page.get_by_role("button", name="Accept 3 ticked")).to_be_visible()
+    page.get_by_text("shoe → bag 80%").click()  # untick the wrong suggestion
+    expect(page.get_by_role("button", name="Accept 2 ticked")).to_be_visible()
+    wait_until_idle(page)
+    page.get_by_text("untick the wrong ones").click()  # focus on the page, not in a box
+    page.keyboard.press("a")
+    expect(page.get_by_text("Accepted 2 of 3. Undo reverts the whole page.")).to_be_visible()
+    with factory() as session:
+        log = [tuple(row) for row in session.execute(
+            select(Sample.path, Correction.new_label, Correction.reviewer, Correction.batch_id)
+            .join(Sample, Sample.id == Correction.sample_id).order_by(Correction.id))]
+    assert [row[:3] for row in log] == [("bag/bag-0.png", "phone", "eve"), ("phone/phone-3.png", "shoe", "eve")]
+    assert log[0][3] is not None and log[0][3] == log[1][3]  # one action

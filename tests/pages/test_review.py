@@ -247,3 +247,35 @@ def test_a_busy_database_refuses_the_decision_in_one_line_and_keeps_the_page(fac
     assert log(factory) == []
     app.button(key="delete").click().run()  # the lock is gone: the same click goes through
     assert [row[1] for row in log(factory)] == ["delete"]
+
+
+def test_grid_accepts_the_ticked_suggestions_as_one_action(factory, data):
+    app = open_review()
+    app.segmented_control(key="review_view").set_value("grid").run()
+    assert not app.exception, app.exception
+    labels = [box.label for box in app.checkbox]
+    assert labels == ["bag → **phone** 91%", "shoe → **bag** 80%", "phone → **shoe** 55%"]
+    assert all(box.value for box in app.checkbox)
+    app.checkbox(key=f"grid_pick_{data.flag_ids['shoe/shoe-1.png']}").uncheck().run()
+    assert app.button(key="grid_accept").label == "Accept 2 ticked"
+    app.button(key="grid_accept").click().run()
+    assert [row[:3] for row in log(factory)] == [("bag/bag-0.png", "relabel", "phone"),
+                                                 ("phone/phone-3.png", "relabel", "shoe")]
+    assert [box.label for box in app.checkbox] == ["shoe → **bag** 80%"]  # the unticked one stays open
+    app.button(key="undo").click().run()
+    assert [row[1] for row in log(factory)][-2:] == ["undo", "undo"]
+    assert len(app.checkbox) == 3
+
+
+def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
+    app = open_review()
+    app.segmented_control(key="review_view").set_value("grid").run()
+    app.checkbox(key=f"grid_pick_{data.flag_ids['bag/bag-0.png']}").uncheck().run()
+    app.button(key="grid_accept_keep").click().run()
+    assert sorted(row[:2] for row in log(factory)) == [("bag/bag-0.png", "keep"), ("phone/phone-3.png", "relabel"),
+                                                       ("shoe/shoe-1.png", "relabel")]
+    assert "No mislabel flags to review" in app.success[-1].value
+    app.segmented_control(key="review_grid_kind").set_value("broken").run()
+    assert app.checkbox[0].label.startswith("delete: cannot decode")
+    app.button(key="grid_accept").click().run()
+    assert log(factory)[-1][:2] == ("shoe/broken.jpg", "delete")
