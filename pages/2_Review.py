@@ -28,6 +28,7 @@ from ui.review_widgets import (
 )
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain
+from ui.thumbnails import THUMBNAIL_SIDE
 
 PER_PAGE = 20
 CACHE_TTL_S = 600
@@ -36,6 +37,8 @@ DATASET_SEEN_KEY = "review_dataset_seen"
 RELABEL_FOR_KEY = "relabel_class_for_flag"
 QUEUE_TABLE_KEY = "queue_table"
 VIEW_KEY = "review_view"
+BULK_OPEN_KEY = "review_bulk_open"
+BULK_EXAMPLES, BULK_COLUMNS = 12, 6
 VIEWS = ("single", "grid")
 VIEW_LABELS = {"single": "One at a time", "grid": "Grid"}
 
@@ -285,7 +288,9 @@ def prepare_bulk(job_id: int, queue: QueueFilter) -> None:
         "decisions": [(int(r.sample_id), str(r.suggested_label), int(r.last_correction_id), int(r.flag_id))
                       for r in applicable.itertuples()],
         "moves": applicable.groupby(["current_label", "suggested_label"]).size().reset_index(name="images"),
+        "examples": applicable.head(BULK_EXAMPLES),
     }
+    st.session_state[BULK_OPEN_KEY] = True
 
 
 def confirm_bulk(context: ReviewContext) -> None:
@@ -299,12 +304,25 @@ def confirm_bulk(context: ReviewContext) -> None:
 
 
 def cancel_bulk() -> None:
+    """Drop the plan; the panel stays open to choose another count."""
     st.session_state.pop(BULK_PLAN_KEY, None)
+    st.session_state[BULK_OPEN_KEY] = True
+
+
+def render_bulk_examples(root: str, examples: pd.DataFrame) -> None:
+    """The first planned relabels as thumbnails captioned from → to."""
+    for start in range(0, len(examples), BULK_COLUMNS):
+        for column, row in zip(st.columns(BULK_COLUMNS), examples.iloc[start:start + BULK_COLUMNS].itertuples()):
+            with column:
+                st.image(image_bytes(root, row._asdict(), max_side=THUMBNAIL_SIDE), width="stretch",
+                         caption=f"{plain(row.current_label)} → {plain(row.suggested_label)}")
 
 
 def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mislabels: int) -> None:
+    """open_mislabels: open mislabel flags under the current class and score filters (the most one can take)."""
     plan = st.session_state.get(BULK_PLAN_KEY)
-    with st.expander("Bulk: accept the suggested label for the most confident mislabels", expanded=plan is not None):
+    expanded = plan is not None or bool(st.session_state.pop(BULK_OPEN_KEY, False))
+    with st.expander("Bulk: accept the suggested label for the most confident mislabels", expanded=expanded):
         st.caption("Takes the worst-scored open mislabel flags within the class and score filters.")
         input_column, button_column = st.columns([2, 2], vertical_alignment="bottom")
         input_column.number_input("How many", min_value=1, max_value=max(1, open_mislabels),
@@ -323,6 +341,9 @@ def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mi
                           if skipped else "") + ". Undo reverts them all at once.")
             st.dataframe(plan["moves"].rename(columns={"current_label": "from", "suggested_label": "to"}),
                          hide_index=True, key="bulk_moves")
+            shown = len(plan["examples"])
+            st.caption(f"The first {shown} of them:" if shown < changes else "All of them:")
+            render_bulk_examples(context.root, plan["examples"])
         confirm_column, cancel_column, _ = st.columns([3, 2, 6])
         confirm_column.button(f"Relabel {changes} images", key="bulk_confirm", type="primary",
                               on_click=confirm_bulk, args=(context,), disabled=changes == 0)
@@ -383,7 +404,7 @@ def main() -> None:
     st.caption(" · ".join(f"{row.kind}: {row.open} open of {row.items}" for row in summary.itertuples())
                + f" — audit job {job_id}")
     total = load_count(database, job_id, version, queue)
-    open_mislabels = int(summary.loc[summary["kind"] == "mislabel", "open"].sum())
+    open_mislabels = load_count(database, job_id, version, replace(queue, kinds=("mislabel",), state="open"))
     locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731
     if view == "grid":
         render_grid_view(dataset, context, job_id, version, queue, summary, locate)

@@ -164,8 +164,18 @@ def test_bulk_accept_can_be_cancelled(factory, data):
     app = open_review()
     app.button(key="bulk_prepare").click().run()
     assert "This relabels exactly 3 images" in app.warning[0].value
+    assert [image.proto.imgs[0].caption for image in app.get("image")][-3:] == [
+        "bag → phone", "shoe → bag", "phone → shoe"]
     app.button(key="bulk_cancel").click().run()
     assert log(factory) == [] and not app.get("bulk_confirm")
+    assert app.expander[0].proto.expanded  # still open to choose another count
+
+
+def test_bulk_accept_takes_at_most_the_open_mislabels_under_the_filters(data):
+    app = open_review()
+    assert app.number_input(key="bulk_count").max == 3
+    app.multiselect(key="filter_class").set_value(["bag"]).run()
+    assert app.number_input(key="bulk_count").max == 1
 
 
 def test_without_an_audit_the_page_says_so(tmp_path, factory, app_db):
