@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Embedding
+from db.models import Embedding, Sample
 
 #: Rows per IN (...) query and per INSERT batch; well under SQLite's bound-parameter limit.
 BATCH_SIZE = 500
@@ -76,3 +76,29 @@ class DbEmbeddingStore:
     def put_many(self, vectors: dict[str, np.ndarray], backbone: str) -> None:
         with self._factory.begin() as session:
             save_embeddings(session, vectors, backbone)
+
+
+def dataset_embeddings(session: Session, dataset_id: int) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """The cached vectors of a dataset's readable, present images under the backbone key that covers most of
+    them (a whole-photo key first on a tie): (key, sample ids (N,), content hashes (N,), vectors (N, D)).
+    N is 0 (and the key "") when no image of the dataset has a cached vector."""
+    covered = session.execute(
+        select(Embedding.backbone, func.count(Sample.id))
+        .join(Sample, Sample.content_hash == Embedding.content_hash)
+        .where(Sample.dataset_id == dataset_id, Sample.readable, Sample.missing.is_(False))
+        .group_by(Embedding.backbone)
+    ).all()
+    if not covered:
+        return "", np.empty(0, np.int64), np.empty(0, object), np.empty((0, 0), np.float32)
+    key = max(covered, key=lambda row: (row[1], "/whole" in row[0]))[0]
+    samples = session.execute(
+        select(Sample.id, Sample.content_hash)
+        .where(Sample.dataset_id == dataset_id, Sample.readable, Sample.missing.is_(False),
+               Sample.content_hash.is_not(None))
+        .order_by(Sample.id)
+    ).all()
+    vectors = load_embeddings(session, [content_hash for _, content_hash in samples], key)
+    kept = [(sample_id, content_hash) for sample_id, content_hash in samples if content_hash in vectors]
+    ids = np.array([sample_id for sample_id, _ in kept], np.int64)
+    hashes = np.array([content_hash for _, content_hash in kept], object)
+    return key, ids, hashes, np.stack([vectors[content_hash] for content_hash in hashes])

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.neighbours import nearest, unit_rows
+from db.embeddings import dataset_embeddings
 from db.queries import dataset_classes
 from db.review import (
     REVIEW_STATES, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
-    duplicate_members, queue_count, queue_page, queue_rank, queue_summary,
+    duplicate_members, queue_count, queue_page, queue_rank, queue_summary, sample_view,
 )
 from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
@@ -31,6 +33,8 @@ from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE
 
 PER_PAGE = 20
+#: Most similar photos shown beside a mislabel flag.
+NEIGHBOURS = 6
 CACHE_TTL_S = 600
 KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filter_score", "filter_state"
 DATASET_SEEN_KEY = "review_dataset_seen"
@@ -94,6 +98,29 @@ def load_prices(database: str, dataset_id: int, scan_version: str, label: str) -
 def load_members(database: str, job_id: int, version: tuple, flag_id: int) -> pd.DataFrame:
     with factory_for(database)() as session:
         return duplicate_members(session, job_id, flag_id)
+
+
+@st.cache_resource(ttl=CACHE_TTL_S, max_entries=2, show_spinner=False)
+def load_neighbour_index(database: str, dataset_id: int, job_id: int, scan_version: str) -> tuple:
+    """(sample ids (N,), content hashes (N,), unit vectors (N, D)) of the dataset's cached photo embeddings;
+    read once per audit and scan (shared, never mutated)."""
+    with factory_for(database)() as session:
+        _, ids, hashes, vectors = dataset_embeddings(session, dataset_id)
+    return ids, hashes, unit_rows(vectors) if len(ids) else vectors
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_neighbours(database: str, dataset_id: int, version: tuple, sample_id: int) -> pd.DataFrame:
+    """The NEIGHBOURS most similar photos to the sample's (SAMPLE_VIEW_COLUMNS + similarity); empty when
+    the dataset has no cached embeddings or the sample has none."""
+    ids, hashes, unit = load_neighbour_index(database, dataset_id, version[0], version[2])
+    found = np.flatnonzero(ids == sample_id)
+    if not found.size:
+        return pd.DataFrame()
+    rows, similarity = nearest(unit, int(found[0]), NEIGHBOURS, exclude=hashes == hashes[found[0]])
+    with factory_for(database)() as session:
+        view = sample_view(session, ids[rows].tolist())
+    return view.loc[ids[rows]].assign(similarity=similarity).reset_index(drop=True)
 
 
 def current_version(dataset_id: int) -> tuple:
@@ -209,7 +236,7 @@ def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext
     database, scan_version = str(db_path()), version[2]
     if item["kind"] == "mislabel":
         render_mislabel(
-            item, root=dataset.root,
+            item, root=dataset.root, neighbours=load_neighbours(database, dataset.id, version, int(item["sample_id"])),
             given_examples=load_examples(database, dataset.id, scan_version, item["given_label"], int(item["sample_id"])),
             suggested_examples=(load_examples(database, dataset.id, scan_version, item["suggested_label"],
                                               int(item["sample_id"])) if item["suggested_label"] else pd.DataFrame()),

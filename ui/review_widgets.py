@@ -45,6 +45,7 @@ SHORTCUTS = {
 #: Longest side of the full-resolution view (a 48-megapixel photo is shown at this size, not decoded whole).
 ZOOM_SIDE = 2400
 ITEM_IMAGE_SIDE = 480
+NEIGHBOUR_SIDE = 120
 EXAMPLES_PER_CLASS = 3
 
 
@@ -332,7 +333,27 @@ def member_lines(evidence: dict) -> list[str]:
     return [f"{member_vote_text(vote)} · weight {float(vote.get('weight', 0.0)):.2f}" for vote in votes]
 
 
-def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame) -> None:
+def neighbour_labels_line(neighbours: pd.DataFrame) -> str:
+    """How the most similar photos are labelled, e.g. "5 of 6 most similar photos are labelled **phone**, 1 bag"."""
+    counts = neighbours["current_label"].value_counts()
+    first, *rest = [(label, int(count)) for label, count in counts.items()]
+    others = "".join(f", {count} {plain(label)}" for label, count in rest)
+    return (f"{first[1]} of {len(neighbours)} most similar photos are labelled **{plain(first[0])}**{others}")
+
+
+def render_neighbours(root: str, neighbours: pd.DataFrame) -> None:
+    """The most similar photos in the dataset (SAMPLE_VIEW_COLUMNS + similarity), most similar first."""
+    st.markdown(neighbour_labels_line(neighbours),
+                help="Nearest neighbours by cosine similarity of the audit's cached photo embeddings.")
+    st.image([image_bytes(root, row, max_side=THUMBNAIL_SIDE) for _, row in neighbours.iterrows()],
+             caption=[f"{plain(row['current_label'])} · {row['similarity']:.2f}" for _, row in neighbours.iterrows()],
+             width=NEIGHBOUR_SIDE)
+
+
+def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame,
+                    neighbours: Optional[pd.DataFrame] = None) -> None:
+    """A mislabel flag's evidence; its most similar photos when the dataset's embeddings are cached, else
+    examples of the given and suggested classes."""
     probability = suggested_probability(item)
     shown = f" ({probability:.0%})" if probability is not None else ""
     st.markdown(f"Given label **{plain(item['given_label'])}** · suggested "
@@ -349,6 +370,9 @@ def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_
         st.caption(plain(item["reason"]))
     for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):
         st.markdown(line)
+    if neighbours is not None and not neighbours.empty:
+        render_neighbours(root, neighbours)
+        return
     given_column, suggested_column = st.columns(2)
     with given_column:
         render_examples(root, given_examples, title=f"Other images of {plain(item['given_label'])}")

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from db.embeddings import BATCH_SIZE, DbEmbeddingStore, count_embeddings, load_embeddings, save_embeddings
+from db.embeddings import (
+    BATCH_SIZE, DbEmbeddingStore, count_embeddings, dataset_embeddings, load_embeddings, save_embeddings,
+)
+from db.models import Sample
+from jobs.scan import scan_dataset
+from tests.pages.tiny_dataset import build_tiny_dataset
 
 
 def test_vectors_round_trip_as_float32(factory):
@@ -38,3 +43,18 @@ def test_many_vectors_in_batches_and_existing_rows_are_kept(factory):
     assert loaded[f"{count - 1:064x}"][0] == count - 1
     with factory.begin() as session:
         assert count_embeddings(session, "pixels") == count
+
+
+def test_a_datasets_vectors_under_the_key_that_covers_most_of_its_images(factory, tmp_path):
+    dataset_id = scan_dataset(factory, build_tiny_dataset(tmp_path / "tiny"), workers=1)["dataset_id"]
+    with factory() as session:
+        assert dataset_embeddings(session, dataset_id)[1].size == 0  # nothing cached yet
+        rows = session.query(Sample.id, Sample.content_hash).filter(Sample.readable).order_by(Sample.id).all()
+    store = DbEmbeddingStore(factory)
+    store.put_many({content_hash: np.full(4, sample_id) for sample_id, content_hash in rows}, "mobilenet_v2@160/whole1")
+    store.put_many({rows[0][1]: np.zeros(2)}, "mobilenet_v2@112/crop1")
+    with factory() as session:
+        key, ids, hashes, vectors = dataset_embeddings(session, dataset_id)
+    assert key == "mobilenet_v2@160/whole1" and ids.tolist() == [sample_id for sample_id, _ in rows]
+    assert vectors.shape == (len(rows), 4) and vectors[:, 0].tolist() == ids.tolist()
+    assert hashes.tolist() == [content_hash for _, content_hash in rows]

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
+from db.embeddings import DbEmbeddingStore
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
 from tests.review_data import CLASSES, build_review_data
@@ -289,3 +291,17 @@ def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
     assert app.checkbox[0].label.startswith("delete: cannot decode")
     app.button(key="grid_accept").click().run()
     assert log(factory)[-1][:2] == ("shoe/broken.jpg", "delete")
+
+
+def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(factory, data):
+    directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
+    with factory() as session:
+        rows = session.query(Sample.path, Sample.content_hash).filter(Sample.readable).all()
+    vectors = {content_hash: np.array(directions[path.split("/")[0]]) for path, content_hash in rows}
+    vectors[dict(rows)["bag/bag-0.png"]] = np.array([1.0, 0.3, 0.0])  # a phone filed as a bag
+    DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")
+    app = open_review(kinds=("mislabel",))
+    assert "4 of 6 most similar photos are labelled **phone**, 2 bag" in [m.value for m in app.markdown]
+    captions = [image.proto.imgs[i].caption for image in app.get("image") for i in range(len(image.proto.imgs))]
+    assert captions[-6:-2] == ["phone · 0.96"] * 4
+    assert not any(caption.startswith("Other images of") for caption in (c.value for c in app.caption))
