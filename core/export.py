@@ -16,7 +16,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Optional
 
@@ -28,6 +28,9 @@ from core.dataset import FileRefused, is_inside
 EXPORT_MODES = ("copy", "symlink", "manifest")
 MANIFEST_NAME = "manifest.csv"
 SUMMARY_NAME = "summary.json"
+#: The exported listings: one row per exported image, `path` its path in the export.
+LISTINGS_NAME = "listings.csv"
+LISTING_COLUMNS = ["path", "listing_id", "price", "title"]
 #: One row per sample: its source path, labels before and after review, what happened to it,
 #: the reviewer of its latest decision, and where it lands in the export ('' when left out).
 MANIFEST_COLUMNS = ["path", "original_label", "final_label", "decision", "reviewer", "output_path"]
@@ -94,10 +97,13 @@ def _check_relative_path(path: str) -> PurePosixPath:
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """manifest: MANIFEST_COLUMNS, one row per sample, sorted by path. summary: JSON-able counts."""
+    """manifest: MANIFEST_COLUMNS, one row per sample, sorted by path. summary: JSON-able counts.
+    listings: what listings.csv gets (LISTING_COLUMNS and the extra columns the source had), one row per
+    exported image; empty when the dataset has no listing data."""
 
     manifest: pd.DataFrame
     summary: dict
+    listings: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def included(self) -> pd.DataFrame:
         return self.manifest[self.manifest["output_path"] != ""]
@@ -154,7 +160,29 @@ def plan_export(samples: pd.DataFrame) -> ExportPlan:
         "reviewer": rows["reviewer"].fillna("").to_numpy(),
         "output_path": outputs,
     })
-    return ExportPlan(manifest=manifest, summary=_summarise(manifest, renamed))
+    listings = listings_table(rows, outputs) if _has_listings(rows) else pd.DataFrame()
+    return ExportPlan(manifest=manifest, summary=_summarise(manifest, renamed), listings=listings)
+
+
+def _has_listings(rows: pd.DataFrame) -> bool:
+    columns = [column for column in ("listing_id", "price", "title", "listing_json") if column in rows.columns]
+    return bool(columns) and bool(rows[columns].notna().any().any())
+
+
+def listings_table(rows: pd.DataFrame, outputs: list[str]) -> pd.DataFrame:
+    """listings.csv of the export: for each exported image (outputs[i] != "") its path in the export, its
+    listing id, price and title, then the extra listings.csv columns the source had, in first-seen order."""
+    exported = [i for i, output in enumerate(outputs) if output]
+    chosen = rows.iloc[exported]
+    table = pd.DataFrame({"path": [outputs[i] for i in exported]})
+    for column in LISTING_COLUMNS[1:]:
+        table[column] = chosen[column].to_numpy() if column in chosen.columns else None
+    extras = [json.loads(text) if isinstance(text, str) and text else {}
+              for text in (chosen["listing_json"] if "listing_json" in chosen.columns else [None] * len(chosen))]
+    for name in dict.fromkeys(key for extra in extras for key in extra):
+        if name not in table.columns:
+            table[name] = [extra.get(name) for extra in extras]
+    return table.sort_values("path", kind="stable").reset_index(drop=True)
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
@@ -282,7 +310,7 @@ def check_export_target(source_root: str | os.PathLike, out: str | os.PathLike, 
 def planned_files(plan: ExportPlan, mode: str) -> list[str]:
     """Every file (relative POSIX path) an export of `plan` in `mode` writes, its marker aside."""
     images = [] if mode == "manifest" else plan.included()["output_path"].tolist()
-    return [MANIFEST_NAME, SUMMARY_NAME, *images]
+    return [MANIFEST_NAME, SUMMARY_NAME, *([LISTINGS_NAME] if len(plan.listings) else []), *images]
 
 
 def _check_replaces_only_ours(target: Path, planned: list[str], previous: list[str]) -> None:
@@ -364,6 +392,8 @@ def _write_staged(plan: ExportPlan, source: Path, staging: Path, mode: str,
     """Write the manifest and the images into `staging`; returns (images written, source paths that vanished,
     source paths that now lead outside the dataset folder and were not exported)."""
     (staging / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
+    if len(plan.listings):
+        (staging / LISTINGS_NAME).write_text(frame_to_csv(plan.listings), encoding="utf-8")
     images, failed, refused = [], [], []
     if mode == "manifest":
         return images, failed, refused
@@ -422,7 +452,7 @@ def write_export(
         summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": len(images), "failed": failed,
                    "refused_outside": refused}
         (staging / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        files = [MANIFEST_NAME, SUMMARY_NAME, *images]
+        files = [MANIFEST_NAME, SUMMARY_NAME, *([LISTINGS_NAME] if len(plan.listings) else []), *images]
         _write_marker(staging, files)
         _move_into_place(staging, target, files, previous)
     except OSError as error:

@@ -420,7 +420,8 @@ def export_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     """Every sample (missing ones too) with its current state and its latest decision, for core.export.
 
     samples_frame's columns plus `last_action` and `reviewer` of the latest
-    correction in effect ('' when the sample was never decided on or its decisions were undone).
+    correction in effect ('' when the sample was never decided on or its decisions were undone), and
+    `listing_json`: the listing's extra listings.csv columns as JSON (None without them).
     """
     samples = samples_frame(session, dataset_id, include_missing=True)
     last = session.execute(
@@ -432,4 +433,6 @@ def export_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     latest = {sample_id: (action, reviewer) for sample_id, action, reviewer in last}
     samples["last_action"] = [latest.get(sid, ("", ""))[0] for sid in samples["id"]]
     samples["reviewer"] = [latest.get(sid, ("", ""))[1] for sid in samples["id"]]
+    extras = dict(session.execute(select(Sample.id, Sample.listing_json).where(Sample.dataset_id == dataset_id)).all())
+    samples["listing_json"] = [extras.get(sid) for sid in samples["id"]]
     return samples

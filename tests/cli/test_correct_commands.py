@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from cli.main import main
 from db.models import Correction
 from tests.cli import run_cli
+from tests.conftest import make_image
 from tests.review_data import build_review_data
 
 
@@ -131,3 +132,26 @@ def test_export_refuses_an_unsafe_class_name(capsys, tmp_path, factory, data, db
     code, _, err = run_cli(capsys, "export", data.root, "--out", tmp_path / "out", "--db", db_path)
     assert code == 2 and "'../escape'" in err and "not safe as folder names" in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
+def test_export_writes_the_listings_with_new_paths_prices_titles_and_extra_columns(capsys, tmp_path, db_path):
+    root = tmp_path / "shop"
+    for path in ("bag/a.png", "bag/b.png", "shoe/c.png"):
+        make_image(root / path, size=(16, 16))
+    (root / "listings.csv").write_text("path,listing_id,price,title,colour\n"
+                                       "bag/a.png,L1,40,Leather bag,brown\n"
+                                       "bag/b.png,L2,35.5,=HYPERLINK(x) trainers,white\n"
+                                       "shoe/c.png,L3,,Canvas shoe,\n")
+    assert run_cli(capsys, "scan", root, "--db", db_path, "--workers", "1")[0] == 0
+    assert run_cli(capsys, "correct", root, "bag/b.png", "--relabel", "shoe", "--db", db_path)[0] == 0
+    out = tmp_path / "clean"
+    assert run_cli(capsys, "export", root, "--out", out, "--db", db_path)[0] == 0
+    with (out / "listings.csv").open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert rows == [
+        {"path": "bag/a.png", "listing_id": "L1", "price": "40.0", "title": "Leather bag", "colour": "brown"},
+        {"path": "shoe/b.png", "listing_id": "L2", "price": "35.5", "title": "'=HYPERLINK(x) trainers",
+         "colour": "white"},
+        {"path": "shoe/c.png", "listing_id": "L3", "price": "", "title": "Canvas shoe", "colour": ""},
+    ]
+    assert (out / "shoe" / "b.png").is_file()
