@@ -26,7 +26,7 @@ from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
     render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
-    shortcut_legend, show_full_resolution, undo_last,
+    shortcut_legend, show_full_resolution, sure_text, undo_last,
 )
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain
@@ -164,9 +164,10 @@ def render_filters(classes: list[str], summary: pd.DataFrame) -> QueueFilter:
     )
     chosen_classes = st.sidebar.multiselect("Given class", classes, key=CLASS_KEY, on_change=_to_first_item,
                                             placeholder="all classes")
-    low, high = st.sidebar.slider("Score (lower is worse)", 0.0, 1.0, (0.0, 1.0), step=0.01, key=SCORE_KEY,
-                                  on_change=_to_first_item)
-    return QueueFilter(kinds=tuple(kinds), classes=tuple(chosen_classes), score_min=low, score_max=high,
+    at_least = st.sidebar.slider("Sure at least", 0.0, 1.0, 0.0, step=0.01, key=SCORE_KEY, on_change=_to_first_item,
+                                 help="How sure the audit is that a flag is a real problem (1 − its score), the "
+                                      "same scale for every kind: 0.9 keeps the flags it is at least 90% sure of.")
+    return QueueFilter(kinds=tuple(kinds), classes=tuple(chosen_classes), score_max=round(1.0 - at_least, 6),
                        state=state or "open")
 
 
@@ -258,7 +259,9 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     members = (load_members(str(db_path()), job_id, version, int(item["flag_id"]))
                if item["kind"] == "duplicate" else None)
     st.subheader(f"{position + 1} of {total} · {item['kind']} · {plain(item['path'])}")
-    st.caption(f"score {item['score']:.3f} (lower is worse) · {state}")
+    st.caption(f"sure {sure_text(item['score'])} · {state}",
+               help="How sure the audit is that this flag is a real problem (1 − its score), on one scale for "
+                    "every kind.")
     if item["kind"] == "duplicate":  # the members side by side take the whole width
         render_evidence(item, dataset, context, version, members)
     else:
@@ -291,14 +294,14 @@ def render_queue_table(page: pd.DataFrame, offset: int, position: int) -> None:
     table = pd.DataFrame({
         "#": [f"▶ {offset + i + 1}" if offset + i == position else str(offset + i + 1) for i in range(len(page))],
         "state": np.where(page["decided"], "decided", "open"), "kind": page["kind"],
-        "score": page["score"], "path": page["path"],
+        "sure": [sure_text(score) for score in page["score"]], "path": page["path"],
     })
     st.dataframe(table, hide_index=True, key=QUEUE_TABLE_KEY, height=min(38 + 35 * len(table), 460),
                  on_select=lambda: jump_to_row(offset), selection_mode="single-row",
                  column_config={"#": st.column_config.TextColumn(width=56),
                                 "state": st.column_config.TextColumn(width=68),
                                 "kind": st.column_config.TextColumn(width=72),
-                                "score": st.column_config.NumberColumn(format="%.3g", width=64)})
+                                "sure": st.column_config.TextColumn(width=64)})
 
 
 # --- bulk accept ----------------------------------------------------------------------------------

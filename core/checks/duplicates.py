@@ -197,8 +197,7 @@ class DuplicateCheck(Check):
                 edge = nearest.loc[position]
                 exact = bool(edge["exact"])
                 distance = 0 if exact else int(edge["distance"])
-                score[position] = 0.25 * (1 + distance / (self.max_distance + 1)) * (
-                    0.5 if described["label_conflict"] else 1.0)
+                score[position] = duplicate_score(distance, self.max_distance)
                 majority = described["majority_label"]
                 label = columns.label[position]
                 suggested[position] = majority if described["label_conflict"] and majority != label else None
@@ -242,6 +241,12 @@ class DuplicateCheck(Check):
             "max_distance": self.max_distance,
             "max_pixel_difference": self.max_pixel_difference,
         }
+
+
+def duplicate_score(distance: int, max_distance: int) -> float:
+    """1 - how sure the check is that the file is a copy: 0 for an exact copy, rising with the pHash
+    distance of its nearest member to 0.25 near max_distance (pixels confirmed it in either case)."""
+    return 0.25 * distance / (max_distance + 1)
 
 
 def _reason(described: dict, exact: bool, distance: int, label: str) -> str:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
 from db.embeddings import DbEmbeddingStore
+from ui.review_widgets import sure_text
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
 from tests.review_data import CLASSES, build_review_data
@@ -141,8 +142,10 @@ def test_filters_by_class_score_and_state(factory, data):
     app = open_review()
     app.multiselect(key="filter_class").set_value(["shoe"]).run()
     assert heading(app).startswith("1 of 2 · broken")
-    app.slider(key="filter_score").set_value((0.05, 0.2)).run()
-    assert heading(app).startswith("1 of 1 · mislabel")
+    app.slider(key="filter_score").set_value(0.5).run()  # sure at least 0.5: score at most 0.5
+    assert heading(app).startswith("1 of 2 · broken")
+    app.slider(key="filter_score").set_value(0.95).run()
+    assert heading(app).startswith("1 of 1 · broken")
     app.segmented_control(key="filter_state").set_value("decided").run()
     assert "Nothing to review" in app.success[0].value
 
@@ -305,3 +308,9 @@ def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(fac
     captions = [image.proto.imgs[i].caption for image in app.get("image") for i in range(len(image.proto.imgs))]
     assert captions[-6:-2] == ["phone · 0.96"] * 4
     assert not any(caption.startswith("Other images of") for caption in (c.value for c in app.caption))
+
+
+
+@pytest.mark.parametrize("score, shown", [(0.066, "0.934"), (0.00066, "0.99934"), (0.5, "0.500"), (0.0, "1")])
+def test_how_sure_shows_the_distance_to_one(score, shown):
+    assert sure_text(score) == shown

@@ -57,12 +57,12 @@ def test_evidence_scores_and_suggested_labels(reuploads, scanned_context):
     by_path = issues.set_index(context.samples.loc[issues.index, "path"])
     exact = by_path.loc["a/p0-copy.jpg"]
     assert exact["evidence"]["exact"] and exact["evidence"]["phash_distance"] == 0
-    assert exact["duplicate_score"] == 0.25 and exact["suggested_label"] is None
+    assert exact["duplicate_score"] == 0.0 and exact["suggested_label"] is None  # certain: byte-identical
     assert "exact copy of 1 other file" in exact["reason"]
-    # a two-member conflict has no majority: no suggestion, but the conflict is stated and ranks first
+    # a two-member conflict has no majority: no suggestion, but the conflict is stated
     tie = by_path.loc["b/p1-reencoded.jpg"]
     assert tie["evidence"]["label_conflict"] and tie["evidence"]["majority_label"] is None
-    assert tie["suggested_label"] is None and tie["duplicate_score"] < exact["duplicate_score"]
+    assert tie["suggested_label"] is None and tie["duplicate_score"] < 0.25
     assert "labels disagree (a x1, b x1)" in tie["reason"]
     # in a group of three the majority label is suggested to the odd one out only
     assert by_path.loc["b/p2.png", "suggested_label"] == "a"
