@@ -22,7 +22,7 @@ class CliError(Exception):
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", type=Path, default=None,
+        "--db", type=str, default=None,  # a str: Path would fold a URL's "//" before db.engine can refuse it
         help="SQLite database file (default: $LISTING_AUDIT_DB or data/listing-audit.db)",
     )
 

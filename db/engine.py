@@ -4,8 +4,10 @@ One engine per database file, with WAL, foreign keys and a busy timeout set on
 every connection, so the app, CLI and background jobs can share the file. A
 file that cannot be used (a folder, not SQLite, corrupted, read-only, busy for
 too long) raises DatabaseAccessError with one line that names the file.
-Short writes go through `write_transaction`, which takes the write lock up
-front and retries the whole transaction while another process holds it.
+Opening a database brings its schema to the revision this code was written
+for (db/migrations). Short writes go through `write_transaction`, which takes
+the write lock up front and retries the whole transaction while another
+process holds it.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.migrations import HEAD_REVISION, VERSION_TABLE
 from db.models import Base
 
 log = logging.getLogger(__name__)
@@ -46,9 +50,33 @@ class DatabaseBusy(DatabaseAccessError):
     """Another process held the write lock for longer than we were willing to wait."""
 
 
+class SchemaTooNew(DatabaseAccessError):
+    """The database was written by a newer listing-audit, at a schema revision this code does not know."""
+
+
 def default_db_path() -> Path:
     """The database the app and CLI use unless told otherwise: $LISTING_AUDIT_DB or data/listing-audit.db."""
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_DB_PATH)
+    return database_file(os.environ.get(ENV_VAR) or DEFAULT_DB_PATH)
+
+
+def database_file(location: str | os.PathLike) -> Path:
+    """The SQLite file that `location` names: a path, or a `sqlite:///PATH` URL.
+
+    Any other URL raises DatabaseAccessError: only SQLite files are supported,
+    and a URL such as postgresql://host/db must not become a folder named `postgresql:`.
+    """
+    text = os.fspath(location)
+    if "://" not in text:
+        return Path(text)
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        url = None
+    if url is not None and url.drivername in ("sqlite", "sqlite+pysqlite") and url.database \
+            and url.database != ":memory:" and not url.host and not url.query:
+        return Path(url.database)
+    shown = url.render_as_string(hide_password=True) if url is not None else text
+    raise DatabaseAccessError(f"database URLs are not supported yet: {shown}; give the path of a SQLite file")
 
 
 def busy_message(path: str | os.PathLike) -> str:
@@ -101,7 +129,7 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def _checked_path(path: str | os.PathLike | None) -> Path:
     """The database path, its folder created; DatabaseAccessError when it is a folder or the folder cannot be made."""
-    db_path = Path(path) if path is not None else default_db_path()
+    db_path = database_file(path) if path is not None else default_db_path()
     if db_path.is_dir():
         raise DatabaseAccessError(f"{db_path} is a folder, not a database file")
     try:
@@ -111,11 +139,13 @@ def _checked_path(path: str | os.PathLike | None) -> Path:
     return db_path
 
 
-def make_engine(path: str | os.PathLike | None = None) -> Engine:
-    """Create (and initialise) the SQLite engine for `path`, creating parent folders and tables.
+def make_engine(path: str | os.PathLike | None = None, *, upgrade: bool = True) -> Engine:
+    """Create the SQLite engine for `path` (a file path or `sqlite:///` URL), creating parent folders.
 
-    Raises DatabaseAccessError (one line) when the file cannot be used; the
-    engine raises it too for such errors later (e.g. writing to a read-only file).
+    With `upgrade` (the default) the database is brought to HEAD_REVISION first
+    (see `upgrade_schema`); without it the file is left as it is. Raises
+    DatabaseAccessError (one line) when the file cannot be used; the engine
+    raises it too for such errors later (e.g. writing to a read-only file).
     """
     db_path = _checked_path(path)
     engine = create_engine(
@@ -124,12 +154,90 @@ def make_engine(path: str | os.PathLike | None = None) -> Engine:
     )
     event.listen(engine, "connect", _set_sqlite_pragmas)
     event.listen(engine, "handle_error", _raise_one_line_error)
-    try:
-        Base.metadata.create_all(engine)
-    except BaseException:
-        engine.dispose()
-        raise
+    if upgrade:
+        try:
+            upgrade_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return engine
+
+
+def stored_revision(connection: Connection) -> Optional[str]:
+    """The schema revision recorded in the database; None when it has none (new, or written before revisions)."""
+    try:
+        return connection.execute(select(VERSION_TABLE.c.version_num)).scalar()
+    except OperationalError as error:
+        if "no such table" not in str(error.orig):
+            raise
+        return None
+
+
+def upgrade_schema(engine: Engine) -> tuple[Optional[str], str]:
+    """Bring the database to HEAD_REVISION; returns its revision before (None: none recorded) and after.
+
+    An up-to-date database costs one SELECT. Otherwise, holding the write lock
+    (BEGIN IMMEDIATE, so that two processes opening an old database do not
+    both migrate it; the second waits, then finds it at head):
+    - a new, empty database gets the tables of db.models and is stamped at
+      head, without importing Alembic (0.3 s); tests/db/test_migrations.py
+      checks that the models and the revisions describe the same schema;
+    - a database written before revisions (no alembic_version) runs them all
+      from the baseline, which creates only the tables and indexes it lacks;
+    - an older revision runs the revisions after it;
+    - a revision this code does not know raises SchemaTooNew.
+    """
+    with engine.connect() as connection:
+        before = stored_revision(connection)
+    if before == HEAD_REVISION:
+        return before, before
+    with engine.connect() as connection:
+        # The revisions may copy a table and drop the original (Alembic's batch
+        # mode); with foreign keys on, dropping `samples` would cascade into
+        # flags and corrections. The pragma only takes effect outside a transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            before = stored_revision(connection)
+            if before != HEAD_REVISION:
+                _migrate_locked(connection, before)
+            connection.commit()
+        finally:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    return before, HEAD_REVISION
+
+
+def _migrate_locked(connection: Connection, before: Optional[str]) -> None:
+    """Bring the database from revision `before` to head, on a connection holding the write lock."""
+    path = connection.engine.url.database
+    if before is None and not _has_tables(connection):
+        Base.metadata.create_all(connection)
+        VERSION_TABLE.create(connection)
+        connection.execute(VERSION_TABLE.insert().values(version_num=HEAD_REVISION))
+        return
+    from db.migrations import runner  # Alembic, imported only when a database needs it
+
+    if before is not None and before not in runner.known_revisions():
+        raise SchemaTooNew(f"{path} was written by a newer listing-audit (schema {before}); upgrade listing-audit")
+    broken_before = _foreign_key_violations(connection)
+    runner.upgrade(connection)
+    broken_after = _foreign_key_violations(connection)
+    if broken_after > broken_before:
+        raise DatabaseAccessError(
+            f"upgrading {path} from schema {before or 'none'} would leave rows that point at missing rows "
+            f"({broken_after - broken_before}); nothing was changed"
+        )
+    log.info("upgraded the database %s from schema %s to %s", path, before or "(none)", HEAD_REVISION)
+
+
+def _has_tables(connection: Connection) -> bool:
+    return connection.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").first() is not None
+
+
+def _foreign_key_violations(connection: Connection) -> int:
+    """Rows whose foreign key points at no row (PRAGMA foreign_key_check)."""
+    return len(connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

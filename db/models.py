@@ -121,6 +121,10 @@ class Correction(Base):
     # share a batch id, so "undo my last decision" reverts the whole action.
     batch_id: Mapped[Optional[str]] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # A reviewer's fix of the listing's price, before and after (revision 0002). Not written yet:
+    # reserved for price decisions, so that adding them needs no schema change.
+    old_price: Mapped[Optional[float]] = mapped_column(Float)
+    new_price: Mapped[Optional[float]] = mapped_column(Float)
 
 
 class Job(Base):
