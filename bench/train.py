@@ -115,10 +115,11 @@ def timed(device: torch.device, work: Callable[[], int]) -> float:
 
 
 def new_model(device: torch.device) -> torch.nn.Module:
+    """MobileNetV2 in channels-last memory format (as core.training.new_model: faster on GPU and CPU)."""
     model = build_model("mobilenet_v2", CLASSES, pretrained=weights_available("mobilenet_v2"))
     if device.type == "cuda":
-        return model.to(device, memory_format=torch.channels_last)
-    return model.to(device)
+        torch.backends.cudnn.benchmark = True
+    return model.to(device, memory_format=torch.channels_last)
 
 
 def bench_ours(root: Path, args: argparse.Namespace, device: torch.device, cache_dir: Path) -> Result:
@@ -153,7 +154,8 @@ def bench_ours(root: Path, args: argparse.Namespace, device: torch.device, cache
 
     with GpuBusySampler(device) as busy:
         train_rate = timed(device, train_epochs)
-    validation = MemoryBatches(pixels, labels, everything, batch_size=args.batch_size, device=device)
+    validation = MemoryBatches(pixels, labels, everything, batch_size=args.batch_size, device=device,
+                               pad=device.type == "cuda")
     eval_rate = timed(device, lambda: len(evaluate(model, validation, autocast_dtype=dtype).probs))
     return Result("ours (decode-once cache)", train_rate, eval_rate, busy.share, cache_rate)
 

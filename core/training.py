@@ -11,11 +11,13 @@ are usable on their own. Nothing here prints: progress goes to a callback.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -456,14 +458,17 @@ def train_one_epoch(model: nn.Module, batches: MemoryBatches, criterion: nn.Modu
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, batches: MemoryBatches, *, autocast_dtype: Optional[torch.dtype] = None) -> Evaluation:
-    """Mean cross-entropy, accuracy and softmax probabilities over `batches` (sequential order)."""
+    """Mean cross-entropy, accuracy and softmax probabilities over `batches` (sequential order).
+
+    Outputs of padding images (a padded last batch has more images than labels) are dropped.
+    """
     model.eval()
     logger = MetricLogger()
     probs = []
     for images, labels in batches.epoch(0):
         with _autocast(images.device, autocast_dtype):
             logits = model(images)
-        logits = logits.float()
+        logits = logits[: labels.shape[0]].float()
         count = labels.shape[0]
         logger.update(count, loss=nn.functional.cross_entropy(logits, labels, reduction="sum"),
                       accuracy=(logits.argmax(1) == labels).sum())
@@ -496,6 +501,24 @@ def make_criterion(config: TrainConfig, train_labels: np.ndarray, num_classes: i
     return nn.CrossEntropyLoss(weight=torch.as_tensor(weights, dtype=torch.float32, device=device))
 
 
+def new_model(config: TrainConfig, num_classes: int, device: torch.device) -> nn.Module:
+    """The run's starting model on `device`, in channels-last memory format (faster convolutions on GPU and CPU).
+
+    Seeded with config.seed, so every call gives the same new head.
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(config.backbone, num_classes, pretrained=config.pretrained)
+    return model.to(device, memory_format=torch.channels_last)
+
+
+def evaluation_batches(pixels: torch.Tensor, labels: np.ndarray, index: np.ndarray, *, config: TrainConfig,
+                       device: torch.device) -> MemoryBatches:
+    """Sequential batches of `index` for `evaluate`; on CUDA the last one is padded to the batch size, so
+    every evaluation batch (of every epoch and fold) has the shape cuDNN has already tuned for."""
+    return MemoryBatches(pixels, labels, index, batch_size=config.batch_size, device=device,
+                         pad=device.type == "cuda")
+
+
 @dataclass
 class _Training:
     """Everything one model's training needs, built by `_setup`."""
@@ -510,14 +533,12 @@ class _Training:
 
 
 def _setup(config: TrainConfig, pixels: torch.Tensor, labels: np.ndarray, train_index: np.ndarray,
-           num_classes: int, device: torch.device) -> _Training:
-    torch.manual_seed(config.seed)
-    model = build_model(config.backbone, num_classes, pretrained=config.pretrained)
+           num_classes: int, device: torch.device, *, start: Optional[nn.Module] = None) -> _Training:
+    """Model, optimizer, schedule and batches of one training; `start`: a new model to copy instead of
+    building one (the folds share one, so the weights file is read once)."""
+    model = copy.deepcopy(start) if start is not None else new_model(config, num_classes, device)
     if device.type == "cuda":
-        model = model.to(device, memory_format=torch.channels_last)
-        torch.backends.cudnn.benchmark = True
-    else:
-        model = model.to(device)
+        torch.backends.cudnn.benchmark = True  # batch shapes are fixed: each convolution is tuned once
     optimizer = OPTIMIZER_FACTORIES[config.optimizer](config, model.parameters())
     dtype = amp_dtype(device, config.amp)
     batches = MemoryBatches(
@@ -587,6 +608,18 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _link_checkpoint(source: Path, path: Path) -> None:
+    """Make `path` hold what `source` holds: a hard link (nothing written again), or a copy where links are
+    not supported. `path` is replaced in one step; a later replacement of `source` leaves it as it is."""
+    temporary = path.with_suffix(".tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, path)
+
+
 def load_checkpoint(path: Path, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A checkpoint written by `fit` (plain tensors, numbers and lists only: loaded with weights_only=True)."""
     return torch.load(path, map_location=map_location, weights_only=True)
@@ -596,20 +629,21 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
         progress: Optional[ProgressCallback] = None, on_epoch: Optional[EpochCallback] = None,
         resume: bool = False, progress_span: tuple[float, float] = (0.0, 1.0),
         clock: Optional[PhaseClock] = None) -> FitResult:
-    """Train on samples.train_index with early stopping on validation loss; evaluate the best checkpoint.
+    """Train on samples.train_index with early stopping on validation loss; the best epoch's evaluation.
 
     pixels: uint8 (N, S, S, 3) in samples' order. Writes out_dir/last.pt after
-    every epoch and out_dir/best.pt when validation loss improves (both hold the
-    model, optimizer, scheduler and scaler state dicts, the epoch and the history). With `resume`,
-    continues after the epoch stored in out_dir/last.pt (when there is one). `clock` gets the
-    seconds spent training, evaluating and checkpointing.
+    every epoch and makes out_dir/best.pt the same file when validation loss improves (both hold the
+    model, optimizer, scheduler and scaler state dicts, the epoch and the history). The best epoch's
+    validation evaluation is kept from that epoch; only when it was before a resume is best.pt
+    loaded and evaluated again. With `resume`, continues after the epoch stored in out_dir/last.pt
+    (when there is one). `clock` gets the seconds spent training, evaluating and checkpointing.
     """
     report = progress or (lambda fraction, message: None)
     clock = clock or PhaseClock()
     num_classes = len(samples.classes)
     placed = place_pixels(pixels, device)
     training = _setup(config, placed, samples.labels, samples.train_index, num_classes, device)
-    val_batches = MemoryBatches(placed, samples.labels, samples.val_index, batch_size=config.batch_size, device=device)
+    val_batches = evaluation_batches(placed, samples.labels, samples.val_index, config=config, device=device)
     best_path, last_path = out_dir / BEST_CHECKPOINT, out_dir / LAST_CHECKPOINT
     history: list[EpochLog] = []
     best_loss, best_epoch, since_best, stopped, start_epoch, resumed_from = math.inf, -1, 0, False, 0, None
@@ -628,7 +662,8 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
     steps_per_epoch = len(training.train_batches) + len(val_batches)
     tracker = _Progress(report, start=progress_span[0], end=progress_span[1],
                         total_steps=max(config.epochs - start_epoch, 0) * steps_per_epoch, label="")
-    train_images, train_seconds = 0, 0.0
+    train_images, train_seconds, eval_seconds, eval_images = 0, 0.0, 0.0, 0
+    best_evaluation: Optional[Evaluation] = None
     clock.training_starts()
     for epoch in range(start_epoch, config.epochs):
         if stopped:
@@ -643,14 +678,17 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
             training.scheduler.step()
         train_seconds += time.perf_counter() - started
         train_images += averages["images"]
+        evaluated = time.perf_counter()
         with clock.phase("evaluate"):
             evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+        eval_seconds += time.perf_counter() - evaluated
+        eval_images += len(evaluation.probs)
         entry = EpochLog(epoch, averages["loss"], averages["accuracy"], evaluation.loss, evaluation.accuracy, lr,
                          time.perf_counter() - started, frozen)
         history.append(entry)
         improved = evaluation.loss < best_loss - config.min_delta
         if improved:
-            best_loss, best_epoch, since_best = evaluation.loss, epoch, 0
+            best_loss, best_epoch, since_best, best_evaluation = evaluation.loss, epoch, 0, evaluation
         else:
             since_best += 1
         stopped = bool(config.patience) and since_best >= config.patience and epoch + 1 < config.epochs
@@ -662,23 +700,25 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
                 "epochs_since_best": since_best, "stopped_early": stopped, "classes": samples.classes,
                 "config": config.to_dict(),
             }
-            if improved:
-                _save_checkpoint(best_path, state)
             _save_checkpoint(last_path, state)
+            if improved:
+                _link_checkpoint(last_path, best_path)
         if on_epoch is not None:
             on_epoch(entry)
         tracker.step(steps_before, steps_per_epoch,
                      f"epoch {epoch + 1}/{config.epochs} · val loss {evaluation.loss:.4f} · val acc {evaluation.accuracy:.3f}")
     if not best_path.is_file():
         raise RuntimeError(f"no best checkpoint in {out_dir}: no epoch was trained")
-    with clock.phase("checkpoint"):
-        training.model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-    started = time.perf_counter()
-    with clock.phase("evaluate"):
-        final = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
-    eval_seconds = time.perf_counter() - started
-    return FitResult(history, best_epoch, final, stopped, resumed_from, train_seconds, train_images,
-                     len(samples.val_index) / eval_seconds if eval_seconds > 0 else float("nan"))
+    if best_evaluation is None:  # the best epoch was trained before the resume
+        with clock.phase("checkpoint"):
+            training.model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+        evaluated = time.perf_counter()
+        with clock.phase("evaluate"):
+            best_evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+        eval_seconds += time.perf_counter() - evaluated
+        eval_images += len(best_evaluation.probs)
+    return FitResult(history, best_epoch, best_evaluation, stopped, resumed_from, train_seconds, train_images,
+                     eval_images / eval_seconds if eval_seconds > 0 else float("nan"))
 
 
 # --- out-of-fold probabilities --------------------------------------------------------------------
@@ -693,7 +733,9 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
     Stratified group K-fold (K = config.folds) over all of the run's samples, copies of one photo
     (same content hash) in one fold; each fold
     trains a fresh model for config.epochs epochs (no early stopping: there is no
-    separate validation set) and predicts its held-out part. `clock` gets each fold's seconds of
+    separate validation set) and predicts its held-out part. Every fold starts from a copy of one
+    new model (the same weights a model built for it would have) and gathers its batches from the
+    one decoded `pixels`. `clock` gets each fold's seconds of
     model building (fold_setup), training and evaluation.
     """
     report = progress or (lambda fraction, message: None)
@@ -707,9 +749,11 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         folds = list(splitter.split(np.zeros(len(samples.labels)), samples.labels, groups))
     span = (progress_span[1] - progress_span[0]) / len(folds)
+    start_model: Optional[nn.Module] = None
     for fold, (train_index, held_out) in enumerate(folds):
         with clock.phase("fold_setup", fold=fold):
-            training = _setup(config, placed, samples.labels, train_index, num_classes, device)
+            start_model = start_model or new_model(config, num_classes, device)
+            training = _setup(config, placed, samples.labels, train_index, num_classes, device, start=start_model)
         start = progress_span[0] + fold * span
         tracker = _Progress(report, start=start, end=start + span,
                             total_steps=config.epochs * len(training.train_batches),
@@ -720,7 +764,7 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
                 _train_epoch(config, training, epoch, lambda step, steps, loss: tracker.step(
                     steps_before, step, f"epoch {epoch + 1}/{config.epochs} · loss {loss:.4f}"))
                 training.scheduler.step()
-        held_out_batches = MemoryBatches(placed, samples.labels, held_out, batch_size=config.batch_size, device=device)
+        held_out_batches = evaluation_batches(placed, samples.labels, held_out, config=config, device=device)
         with clock.phase("evaluate", fold=fold):
             probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype).probs
     return probs

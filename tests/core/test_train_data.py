@@ -139,11 +139,34 @@ def test_batch_order_depends_on_seed_and_epoch_only():
     assert order(first, 0) != order(first, 1)
 
 
-def test_training_batches_drop_a_last_batch_of_one_image():
-    training = loader([0, 1] * 4 + [0], training=True)
-    sizes = [len(labels) for _, labels in training.epoch(0)]
-    assert sizes == [4, 4] and len(training) == 2
-    assert len(loader([0, 1] * 4 + [0])) == 3
+def test_every_training_batch_has_the_batch_size_and_every_image_is_seen_each_epoch():
+    labels = list(range(10))  # each image's label is its row, so the labels name the rows drawn
+    training = loader(labels, sampler="shuffle", training=True)
+    assert len(training) == 3
+    epochs = [[labels.tolist() for _, labels in training.epoch(epoch)] for epoch in range(3)]
+    for batches in epochs:
+        assert [len(batch) for batch in batches] == [4, 4, 4]
+        drawn = sum(batches, [])
+        assert set(drawn) == set(labels) and drawn[10:] == drawn[:2]  # wrapped round to the epoch's first rows
+    assert len({tuple(sum(batches, [])[:2]) for batches in epochs}) > 1  # different rows seen twice each epoch
+    for images, _ in training.epoch(0):
+        assert images.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_training_set_smaller_than_a_batch_is_one_batch_of_all_of_it():
+    assert [len(y) for _, y in loader([0, 1, 2], sampler="shuffle", training=True).epoch(0)] == [3]
+    assert [len(y) for _, y in loader([0, 1] * 3, batch_size=4, sampler="weighted", training=True).epoch(0)] == [4, 4]
+
+
+def test_padded_batches_have_the_batch_size_and_only_the_real_rows_labels():
+    labels = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+    padded = MemoryBatches(loader(labels).pixels, np.asarray(labels), np.arange(10), batch_size=4,
+                           device=torch.device("cpu"), pad=True)
+    batches = list(padded.epoch(0))
+    assert [len(images) for images, _ in batches] == [4, 4, 4] and [len(y) for _, y in batches] == [4, 4, 2]
+    last_images, _ = batches[-1]
+    assert torch.equal(last_images[2], last_images[1]) and torch.equal(last_images[3], last_images[1])
+    assert torch.cat([y for _, y in batches]).tolist() == labels
 
 
 def test_unknown_sampler_is_refused():

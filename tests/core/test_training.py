@@ -14,9 +14,9 @@ from sklearn.metrics import precision_recall_fscore_support
 from core.train_config import BACKBONE_NAMES, OPTIMIZERS, SCHEDULERS
 from core.train_data import Augmentation, MemoryBatches
 from core.training import (BACKBONES, OPTIMIZER_FACTORIES, PHASES, SCHEDULER_FACTORIES, PhaseClock, TrainConfig,
-                           WeightsUnavailable,
-                           build_model, load_checkpoint, load_out_of_fold, main, make_criterion, select_samples,
-                           set_backbone_frozen, stratified_split, train_one_epoch, weights_available)
+                           WeightsUnavailable, build_model, evaluate, load_checkpoint, load_out_of_fold, main,
+                           make_criterion, select_samples, set_backbone_frozen, stratified_split, train_one_epoch,
+                           weights_available)
 from tests.training_data import CLASSES, FAST_CONFIG, IMAGES_PER_CLASS, one_torch_thread, write_training_images
 
 __all__ = ["one_torch_thread"]  # fixture used by name
@@ -177,6 +177,19 @@ def test_untimed_seconds_are_start_up_before_training_starts_and_other_after():
             pass
 
 
+def test_padded_evaluation_gives_exactly_the_unpadded_predictions(one_torch_thread):
+    torch.manual_seed(0)
+    model = build_model("mobilenet_v2", 3, pretrained=False).to(memory_format=torch.channels_last)
+    pixels = torch.randint(0, 256, (11, 32, 32, 3), dtype=torch.uint8)
+    labels = np.arange(11) % 3
+    batches = lambda pad: MemoryBatches(pixels, labels, np.arange(11), batch_size=4, device=torch.device("cpu"),
+                                        pad=pad)
+    padded, plain = evaluate(model, batches(True)), evaluate(model, batches(False))
+    assert padded.probs.shape == plain.probs.shape == (11, 3)
+    np.testing.assert_allclose(padded.probs, plain.probs, rtol=1e-5, atol=1e-6)
+    assert padded.loss == pytest.approx(plain.loss, rel=1e-5) and padded.accuracy == plain.accuracy
+
+
 # --- a run ----------------------------------------------------------------------------------------
 
 
@@ -223,10 +236,22 @@ def test_a_run_resumes_after_its_last_checkpoint(tiny, tmp_path, one_torch_threa
     assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
 
 
+def test_a_resumed_run_whose_best_epoch_came_before_the_resume_evaluates_the_best_checkpoint(
+        tiny, tmp_path, one_torch_thread):
+    root, table = tiny
+    first = main(config_for(tmp_path, epochs=1), table, CLASSES, root)
+    resumed = main(config_for(tmp_path, epochs=2, min_delta=100.0), table, CLASSES, root, resume=True)
+    assert resumed["best_epoch"] == 0 and len(resumed["history"]) == 2
+    assert resumed["validation"] == first["validation"] and resumed["metrics"] == first["metrics"]
+
+
 def test_training_stops_early_when_validation_loss_does_not_improve(tiny, tmp_path, one_torch_thread):
     root, table = tiny
     result = main(config_for(tmp_path, epochs=5, patience=1, min_delta=100.0), table, CLASSES, root)
     assert result["stopped_early"] and len(result["history"]) == 2 and result["best_epoch"] == 0
+    assert load_checkpoint(result["checkpoints"]["best"])["epoch"] == 0
+    assert load_checkpoint(result["checkpoints"]["last"])["epoch"] == 1
+    assert result["metrics"]["accuracy"] == pytest.approx(result["history"][0]["val_accuracy"])
 
 
 def test_too_few_usable_samples_is_an_error(tiny, tmp_path):
