@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from core.features import (
     BACKBONES,
     MissingWeightsError,
     UnreadableImageError,
+    build_extractor,
     cache_key,
     check_weights,
     crop_to_object,
@@ -16,11 +18,16 @@ from core.features import (
     embed_images,
     get_backbone,
     hog,
+    load_object,
     object_box,
     weights_path,
 )
+from core.train_data import IMAGENET_MEAN, IMAGENET_STD
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
+from tests.training_data import one_torch_thread
+
+__all__ = ["one_torch_thread"]  # fixture used by name
 
 
 def item_photo(path, *, box, size=64, colour=(40, 40, 120), background=(235, 235, 235), shape="rectangle"):
@@ -83,6 +90,21 @@ def test_pretrained_embeddings_have_the_backbone_dimension(tmp_path):
     vectors = embed_images(paths, backbone="mobilenet_v2", image_size=32, device="cpu")
     assert vectors.shape == (3, get_backbone("mobilenet_v2").dim) and vectors.dtype == np.float32
     assert not np.allclose(vectors[0], vectors[2])
+
+
+@pytest.mark.parametrize("view", ["crop", "whole"])
+def test_network_embeddings_are_the_extractor_on_the_normalised_view(tmp_path, view, one_torch_thread):
+    """What embed_images computes on the CPU, written out the long way: each file's view as float32 in
+    [0, 1], ImageNet-normalised, through the frozen extractor in one batch. Equal to the last bit."""
+    paths = [item_photo(tmp_path / f"{i}.png", box=(3 * i, 5, 30 + 3 * i, 50)) for i in range(5)]
+    views = [np.asarray(load_object(path, 32, view=view)[0], dtype=np.float32) / 255.0 for path in paths]
+    pixels = torch.from_numpy(np.stack(views)).permute(0, 3, 1, 2)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    extractor = build_extractor(get_backbone("mobilenet_v2")).to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = extractor(((pixels - mean) / std).contiguous(memory_format=torch.channels_last)).numpy()
+    vectors = embed_images(paths, backbone="mobilenet_v2", image_size=32, view=view, device="cpu")
+    np.testing.assert_array_equal(vectors, expected)
 
 
 def test_the_object_crop_centres_the_item_whatever_its_place_in_the_photo(tmp_path):
