@@ -5,6 +5,9 @@ Progress lives in the database (the job row), so a running audit is shown again 
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -21,6 +24,14 @@ from ui.text import plain
 #: here so that the home page does not import torch); "pixels" needs no pretrained weights.
 BACKBONE_CHOICES = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "pixels")
 DEFAULT_FOLDS = 5
+#: Where the mislabel check's photo evidence can come from in the form (core.checks.mislabel SOURCES).
+PHOTO_SOURCES = ("embeddings", "finetune")
+#: The fine-tuned source's epochs and image size: core.checks.mislabel.MislabelOptions' defaults and choices.
+FINETUNE_EPOCHS = 3
+FINETUNE_IMAGE_SIZE = 112
+FINETUNE_IMAGE_SIZES = (64, 96, 112, 128, 160, 224)
+#: Files that exist where an NVIDIA driver is installed.
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0")
 FEEDBACK_KEY = "audit_feedback"
 KIND_LABELS = {"mislabel": "Mislabels", "price": "Price outliers", "duplicate": "Duplicates",
                "broken": "Broken files", "quality": "Poor images"}
@@ -42,17 +53,45 @@ def start_audit(dataset_id: int, params: dict) -> tuple[int, bool]:
     return job_id, True
 
 
+@st.cache_resource
+def gpu_available() -> bool:
+    """Whether torch sees a CUDA GPU. torch takes seconds to load, so it is asked only where an NVIDIA
+    driver is installed (or torch is loaded already); elsewhere the answer is no."""
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def mislabel_form_options(backbone: str) -> dict:
+    """The mislabel check's options chosen in the form (empty: its defaults): no price evidence, and the
+    fine-tuned source with its epochs and image size. Raises AuditError for fine-tuning without a network."""
+    options: dict = {}
+    if not st.session_state.get("audit_use_price", True):
+        options["use_price"] = False
+    if st.session_state.get("audit_photo_source", PHOTO_SOURCES[0]) == "finetune":
+        if backbone == "pixels":
+            raise AuditError("Fine-tuned networks need a network backbone: choose one other than 'pixels'.")
+        options.update(source="finetune",
+                       epochs=int(st.session_state.get("audit_finetune_epochs", FINETUNE_EPOCHS)),
+                       image_size=int(st.session_state.get("audit_finetune_image_size", FINETUNE_IMAGE_SIZE)))
+    return options
+
+
 def _audit_clicked(dataset_id: int) -> None:
     """Button callback: build the audit's parameters from the form and start it."""
     if not st.session_state.get("audit_checks"):
         st.session_state[FEEDBACK_KEY] = ("error", "Choose at least one check.")
         return
+    backbone = st.session_state.get("audit_backbone", BACKBONE_CHOICES[0])
     try:
+        mislabel = mislabel_form_options(backbone)
         params = audit_params(
             checks=st.session_state.get("audit_checks") or None,
             folds=int(st.session_state.get("audit_folds", DEFAULT_FOLDS)),
-            backbone=st.session_state.get("audit_backbone", BACKBONE_CHOICES[0]),
-            options=None if st.session_state.get("audit_use_price", True) else {"mislabel": {"use_price": False}},
+            backbone=backbone,
+            options={"mislabel": mislabel} if mislabel else None,
         )
     except AuditError as error:
         st.session_state[FEEDBACK_KEY] = ("error", str(error))
@@ -62,8 +101,33 @@ def _audit_clicked(dataset_id: int) -> None:
         st.session_state[FEEDBACK_KEY] = ("info", f"An audit of this dataset is already running (job {job_id}).")
 
 
+def _photo_source_label(source: str) -> str:
+    folds = st.session_state.get("audit_folds", DEFAULT_FOLDS)
+    return {"embeddings": "embeddings of a pretrained network (fast)",
+            "finetune": f"fine-tuned networks ({folds} folds)"}.get(source, source)
+
+
+def render_photo_source() -> None:
+    """Where the mislabel check's photo evidence comes from; epochs and image size of fine-tuning."""
+    source = st.radio("Photo evidence", PHOTO_SOURCES, key="audit_photo_source", horizontal=True,
+                      format_func=_photo_source_label,
+                      help="Mislabel check: classify the photos' embeddings from a frozen pretrained network, or "
+                           "fine-tune one network per fold on the dataset's labels (it learns this dataset's "
+                           "classes; many times slower without a GPU).")
+    if gpu_available():
+        st.caption("A GPU is available: fine-tuned networks are recommended here (minutes on a GPU, many times "
+                   "longer on a CPU).")
+    if source == "finetune":
+        epochs_column, size_column = st.columns(2)
+        epochs_column.number_input("Fine-tuning epochs", min_value=1, max_value=50, value=FINETUNE_EPOCHS, step=1,
+                                   key="audit_finetune_epochs")
+        size_column.selectbox("Fine-tuning image size (px)", FINETUNE_IMAGE_SIZES,
+                              index=FINETUNE_IMAGE_SIZES.index(FINETUNE_IMAGE_SIZE), key="audit_finetune_image_size")
+
+
 def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
-    """Checks, folds, backbone and price evidence, and the button that starts an audit."""
+    """Checks, folds, backbone, where the photo evidence comes from, price evidence, and the button that
+    starts an audit."""
     checks = available_checks()
     with st.container(border=True):
         st.multiselect("Checks", options=checks, default=checks, key="audit_checks",
@@ -75,6 +139,7 @@ def render_audit_form(dataset: DatasetRef, *, running: bool) -> None:
         backbone_column.selectbox("Backbone", options=BACKBONE_CHOICES, key="audit_backbone",
                                   help="Mislabel check: the network whose image embeddings are classified. "
                                        "'pixels' needs no pretrained weights.")
+        render_photo_source()
         st.checkbox("Use prices as mislabel evidence", value=True, key="audit_use_price",
                     help="Mislabel check: a listing whose price fits another class much better than its own "
                          "counts against its label. Untick to judge the photos alone.")

@@ -68,6 +68,14 @@ def audit_jobs(factory, dataset_id) -> list[Job]:
                                     .order_by(Job.id)))
 
 
+def wait_for_the_worker(factory, dataset_id, *, timeout_s: float = 90) -> None:
+    """Wait until the dataset's first audit job has finished (its worker process ran it)."""
+    deadline = time.monotonic() + timeout_s
+    while audit_jobs(factory, dataset_id)[0].status not in FINISHED:
+        assert time.monotonic() < deadline, "the worker did not finish the audit"
+        time.sleep(0.25)
+
+
 def metrics(app) -> dict[str, str]:
     return {metric.label: metric.value for metric in app.metric}
 
@@ -170,10 +178,7 @@ def test_start_runs_the_audit_in_a_worker_and_shows_the_result(factory, shop):
     (job,) = audit_jobs(factory, shop[0])
     assert job.params_json and '"checks": ["broken", "price"]' in job.params_json and '"folds": 3' in job.params_json
     assert "use_price" not in job.params_json  # prices count as mislabel evidence unless the box is unticked
-    deadline = time.monotonic() + 90
-    while audit_jobs(factory, shop[0])[0].status not in FINISHED:
-        assert time.monotonic() < deadline, "the worker did not finish the audit"
-        time.sleep(0.25)
+    wait_for_the_worker(factory, shop[0])
     assert audit_jobs(factory, shop[0])[0].status == "succeeded", audit_jobs(factory, shop[0])[0].error
     app.run()
     assert metrics(app) == {"Price outliers": "1", "Broken files": "1"}
@@ -214,10 +219,42 @@ def test_unticking_prices_audits_the_photos_alone(factory, shop):
     assert not app.exception and not app.error
     (job,) = audit_jobs(factory, shop[0])
     assert json.loads(job.params_json)["options"] == {"mislabel": {"use_price": False}}
-    deadline = time.monotonic() + 90
-    while audit_jobs(factory, shop[0])[0].status not in FINISHED:
-        assert time.monotonic() < deadline, "the worker did not finish the audit"
-        time.sleep(0.25)
+    wait_for_the_worker(factory, shop[0])
+
+
+def test_fine_tuned_networks_go_to_the_job_with_their_epochs_and_image_size(factory, shop):
+    app = open_section(shop)
+    assert app.radio(key="audit_photo_source").value == "embeddings"
+    assert "fine-tuned networks (5 folds)" in app.radio(key="audit_photo_source").options
+    assert not any("GPU" in caption.value for caption in app.caption)  # this machine has none
+    app.multiselect(key="audit_checks").set_value(["broken"])
+    app.radio(key="audit_photo_source").set_value("finetune").run()
+    app.number_input(key="audit_finetune_epochs").set_value(2)
+    app.selectbox(key="audit_finetune_image_size").set_value(64)
+    app.button(key="audit_start").click().run()
+    assert not app.exception and not app.error
+    (job,) = audit_jobs(factory, shop[0])
+    assert json.loads(job.params_json)["options"] == {
+        "mislabel": {"source": "finetune", "epochs": 2, "image_size": 64}}
+    wait_for_the_worker(factory, shop[0])
+
+
+def test_fine_tuning_needs_a_network_backbone(factory, shop):
+    app = open_section(shop)
+    app.selectbox(key="audit_backbone").set_value("pixels")
+    app.radio(key="audit_photo_source").set_value("finetune").run()
+    app.button(key="audit_start").click().run()
+    assert [error.value for error in app.error] == [
+        "Fine-tuned networks need a network backbone: choose one other than 'pixels'."]
+    assert audit_jobs(factory, shop[0]) == []
+
+
+def test_with_a_gpu_the_form_recommends_fine_tuned_networks(shop, monkeypatch):
+    import ui.audit_panel
+
+    monkeypatch.setattr(ui.audit_panel, "gpu_available", lambda: True)  # the hardware, not our code
+    app = open_section(shop)
+    assert any("A GPU is available: fine-tuned networks are recommended" in c.value for c in app.caption)
 
 
 def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(factory, shop):
