@@ -1,7 +1,8 @@
 """Review decisions on samples: append-only, derived state, undo, and conflict detection.
 
-A sample's state is (label, deleted). Every decision appends a Correction that
-records the state before and after it; nothing is ever updated or deleted. Two
+A sample's state is (label, deleted, price): price is the reviewer's fix of the
+listing's price, None while the listing's own price (from listings.csv) stands.
+Every decision appends a Correction that records the state before and after it; nothing is ever updated or deleted. Two
 decisions made on the same previous state cannot both land (unique
 (sample_id, previous_id)), so a reviewer acting on a stale view is told.
 
@@ -12,6 +13,7 @@ and replayed from CSV so review work moves between machines.
 from __future__ import annotations
 
 import csv
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from core.csvsafe import SafeDictWriter, unescape_row
 from db.models import Correction, Sample, utcnow
 
-ACTIONS = ("relabel", "delete", "keep", "restore", "undo")
+ACTIONS = ("relabel", "delete", "keep", "restore", "price", "undo")
 
 
 class DecisionError(ValueError):
@@ -40,6 +42,7 @@ class SampleState:
     label: str
     deleted: bool
     last_correction_id: int  # 0 when the sample has no corrections
+    price: Optional[float] = None  # the reviewer's price; None: the listing's own price stands
 
 
 def latest_correction(session: Session, sample_id: int) -> Optional[Correction]:
@@ -52,7 +55,7 @@ def sample_state(session: Session, sample: Sample) -> SampleState:
     last = latest_correction(session, sample.id)
     if last is None:
         return SampleState(sample.label, False, 0)
-    return SampleState(last.new_label, last.deleted, last.id)
+    return SampleState(last.new_label, last.deleted, last.id, last.new_price)
 
 
 def undo_target(session: Session, sample_id: int) -> Optional[Correction]:
@@ -66,8 +69,9 @@ def undo_target(session: Session, sample_id: int) -> Optional[Correction]:
 
 
 def _next_state(session: Session, sample: Sample, state: SampleState, action: str,
-                new_label: Optional[str], classes: list[str]) -> tuple[str, bool, Optional[int]]:
-    """(label, deleted, reverts_id) after `action`, or DecisionError if it is impossible."""
+                new_label: Optional[str], new_price: Optional[float],
+                classes: list[str]) -> tuple[str, bool, Optional[float], Optional[int]]:
+    """(label, deleted, price, reverts_id) after `action`, or DecisionError if it is impossible."""
     if action == "relabel":
         if new_label not in classes:
             raise DecisionError(f"unknown class {new_label!r}; classes are: {', '.join(classes)}")
@@ -75,23 +79,37 @@ def _next_state(session: Session, sample: Sample, state: SampleState, action: st
             raise DecisionError(f"{sample.path} is deleted; restore it before relabelling")
         if new_label == state.label:
             raise DecisionError(f"{sample.path} is already labelled {new_label!r}")
-        return new_label, False, None
+        return new_label, False, state.price, None
     if action == "delete":
         if state.deleted:
             raise DecisionError(f"{sample.path} is already deleted")
-        return state.label, True, None
+        return state.label, True, state.price, None
     if action == "keep":
         if state.deleted:
             raise DecisionError(f"{sample.path} is deleted; restore it instead of keeping it")
-        return state.label, False, None
+        return state.label, False, state.price, None
     if action == "restore":
         if not state.deleted:
             raise DecisionError(f"{sample.path} is not deleted, so it cannot be restored")
-        return state.label, False, None
+        return state.label, False, state.price, None
+    if action == "price":
+        return state.label, state.deleted, _checked_price(sample, state, new_price), None
     target = undo_target(session, sample.id)
     if target is None:
         raise DecisionError(f"{sample.path} has no decision to undo")
-    return target.old_label, target.was_deleted, target.id
+    return target.old_label, target.was_deleted, target.old_price, target.id
+
+
+def _checked_price(sample: Sample, state: SampleState, new_price: Optional[float]) -> float:
+    """The fixed price, or DecisionError for a missing, negative or unchanged one or a deleted sample."""
+    if new_price is None or not math.isfinite(new_price) or new_price < 0:
+        raise DecisionError(f"a price must be a number of 0 or more, not {new_price!r}")
+    if state.deleted:
+        raise DecisionError(f"{sample.path} is deleted; restore it before fixing its price")
+    current = state.price if state.price is not None else sample.price
+    if current is not None and math.isclose(current, new_price, rel_tol=0.0, abs_tol=1e-9):
+        raise DecisionError(f"{sample.path} already costs {new_price:,.2f}")
+    return float(new_price)
 
 
 def decide(
@@ -101,6 +119,7 @@ def decide(
     *,
     classes: list[str],
     new_label: Optional[str] = None,
+    new_price: Optional[float] = None,
     reviewer: str = "",
     note: str = "",
     expected_last_id: Optional[int] = None,
@@ -110,6 +129,7 @@ def decide(
 ) -> Correction:
     """Append one decision on `sample` and return it (flushed, with its id).
 
+    new_price: the listing's corrected price, for action "price".
     expected_last_id: the id of the latest correction the reviewer saw (0 for
     none); if the sample has changed since, DecisionConflict is raised. None
     means "decide on whatever the current state is" (scripts).
@@ -127,10 +147,11 @@ def decide(
         raise DecisionConflict(
             f"{sample.path} was changed by someone else since you loaded it; reload to see the latest decision"
         )
-    label, deleted, reverts_id = _next_state(session, sample, state, action, new_label, classes)
+    label, deleted, price, reverts_id = _next_state(session, sample, state, action, new_label, new_price, classes)
     correction = Correction(
         sample_id=sample.id, action=action, old_label=state.label, new_label=label,
-        was_deleted=state.deleted, deleted=deleted, reviewer=reviewer, note=note,
+        was_deleted=state.deleted, deleted=deleted, old_price=state.price, new_price=price,
+        reviewer=reviewer, note=note,
         previous_id=state.last_correction_id, reverts_id=reverts_id, flag_id=flag_id,
         batch_id=batch_id, created_at=created_at or utcnow(),
     )
@@ -149,8 +170,10 @@ def decide(
 #: Columns of the corrections log as CSV, in order (see write_corrections_csv / import_corrections_csv).
 LOG_COLUMNS = [
     "id", "created_at", "path", "action", "old_label", "new_label", "was_deleted", "deleted",
-    "reviewer", "note", "reverts_id", "flag_id", "batch_id",
+    "reviewer", "note", "reverts_id", "flag_id", "batch_id", "old_price", "new_price",
 ]
+#: Columns a log may lack: those of logs written before price decisions, and the optional ones.
+OPTIONAL_LOG_COLUMNS = {"id", "note", "reverts_id", "flag_id", "batch_id", "reviewer", "old_price", "new_price"}
 
 
 def begin_write(session: Session) -> None:
@@ -179,6 +202,7 @@ class Decision:
     new_label: Optional[str] = None
     expected_last_id: Optional[int] = None
     flag_id: Optional[int] = None
+    new_price: Optional[float] = None
 
 
 def decide_many(
@@ -208,7 +232,7 @@ def decide_many(
     return [
         decide(
             session, samples[decision.sample_id], decision.action, classes=classes,
-            new_label=decision.new_label, reviewer=reviewer, note=note,
+            new_label=decision.new_label, new_price=decision.new_price, reviewer=reviewer, note=note,
             expected_last_id=decision.expected_last_id, flag_id=decision.flag_id, batch_id=batch_id,
         )
         for decision in decisions
@@ -309,6 +333,7 @@ def log_statement(dataset_id: int):
             Correction.id, Correction.created_at, Sample.path, Correction.action,
             Correction.old_label, Correction.new_label, Correction.was_deleted, Correction.deleted,
             Correction.reviewer, Correction.note, Correction.reverts_id, Correction.flag_id, Correction.batch_id,
+            Correction.old_price, Correction.new_price,
         )
         .join(Sample, Sample.id == Correction.sample_id)
         .where(Sample.dataset_id == dataset_id)
@@ -374,7 +399,14 @@ def _parse_log_row(row: dict[str, str]) -> dict:
         "reviewer": row.get("reviewer") or "",
         "note": row.get("note") or "",
         "batch_id": (row.get("batch_id") or "").strip() or None,
+        "old_price": _parse_price(row.get("old_price")),
+        "new_price": _parse_price(row.get("new_price")),
     }
+
+
+def _parse_price(text: Optional[str]) -> Optional[float]:
+    """A logged price; None for an empty cell (the listing's own price stood)."""
+    return float(text) if text and text.strip() else None
 
 
 def _already_logged(session: Session, sample_id: int, entry: dict) -> bool:
@@ -385,6 +417,7 @@ def _already_logged(session: Session, sample_id: int, entry: dict) -> bool:
             Correction.old_label == entry["old_label"], Correction.new_label == entry["new_label"],
             Correction.was_deleted == entry["was_deleted"], Correction.deleted == entry["deleted"],
             Correction.reviewer == entry["reviewer"], Correction.created_at == entry["created_at"],
+            Correction.new_price.is_(None) if entry["new_price"] is None else Correction.new_price == entry["new_price"],
         ).limit(1)
     ) is not None
 
@@ -397,13 +430,16 @@ def _replay(session: Session, sample: Sample, entry: dict, classes: list[str]) -
             f"here it is {_describe(state.label, state.deleted)}, but the row was decided on "
             f"{_describe(entry['old_label'], entry['was_deleted'])}"
         )
+    if state.price != entry["old_price"]:
+        raise DecisionError(f"here its fixed price is {state.price}, but the row was decided on {entry['old_price']}")
     with session.begin_nested():
         correction = decide(
             session, sample, entry["action"], classes=classes, new_label=entry["new_label"],
-            reviewer=entry["reviewer"], note=entry["note"], batch_id=entry["batch_id"],
+            new_price=entry["new_price"], reviewer=entry["reviewer"], note=entry["note"], batch_id=entry["batch_id"],
             created_at=entry["created_at"].replace(tzinfo=timezone.utc),
         )
-        if (correction.new_label, correction.deleted) != (entry["new_label"], entry["deleted"]):
+        if (correction.new_label, correction.deleted, correction.new_price) != (
+                entry["new_label"], entry["deleted"], entry["new_price"]):
             raise _Diverged(
                 f"here the {entry['action']} gives {_describe(correction.new_label, correction.deleted)}, "
                 f"not {_describe(entry['new_label'], entry['deleted'])}"
@@ -426,7 +462,7 @@ def import_corrections_csv(session: Session, dataset_id: int, stream: IO[str], *
     core.csvsafe) read back as they were. Raises DecisionError when the file lacks required columns.
     """
     reader = csv.DictReader(stream)
-    required = set(LOG_COLUMNS) - {"id", "note", "reverts_id", "flag_id", "batch_id", "reviewer"}
+    required = set(LOG_COLUMNS) - OPTIONAL_LOG_COLUMNS
     absent = sorted(required - set(reader.fieldnames or []))
     if absent:
         raise DecisionError(f"not a corrections log: missing columns {', '.join(absent)}")

@@ -79,7 +79,8 @@ def samples_frame(
     """One row per sample with its current state; columns SAMPLE_COLUMNS, sorted by path.
 
     current_label/deleted come from the latest correction (folder label and
-    False when there is none); last_correction_id is 0 when there is none.
+    False when there is none); price is the reviewer's fixed price when there is
+    one, else the listing's; last_correction_id is 0 when there is none.
     """
     latest = latest_corrections_subquery()
     statement = (
@@ -90,7 +91,7 @@ def samples_frame(
             Sample.readable, Sample.error, Sample.missing, Sample.content_hash, Sample.phash,
             Sample.width, Sample.height, Sample.mode, Sample.file_size,
             Sample.brightness, Sample.contrast, Sample.sharpness, Sample.entropy, Sample.colorfulness,
-            Sample.listing_id, Sample.price, Sample.title,
+            Sample.listing_id, func.coalesce(Correction.new_price, Sample.price).label("price"), Sample.title,
             func.coalesce(Correction.id, 0).label("last_correction_id"),
         )
         .outerjoin(latest, latest.c.sample_id == Sample.id)

@@ -166,7 +166,8 @@ def sample_view(session: Session, sample_ids: Iterable[int]) -> pd.DataFrame:
             Sample.id, Sample.path, Sample.label,
             func.coalesce(Correction.new_label, Sample.label), func.coalesce(Correction.deleted, False),
             func.coalesce(Correction.id, 0), Sample.readable, Sample.error, Sample.missing,
-            Sample.price, Sample.title, Sample.mtime_ns, Sample.file_size, Sample.listing_id, Sample.width,
+            func.coalesce(Correction.new_price, Sample.price), Sample.title, Sample.mtime_ns, Sample.file_size,
+            Sample.listing_id, Sample.width,
             Sample.height,
         )
         .outerjoin(Correction, Correction.id == last_id)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.checks.price import decimal_slip_fix
 from core.neighbours import nearest, unit_rows
 from db.embeddings import dataset_embeddings
 from db.queries import dataset_classes
@@ -23,7 +24,7 @@ from db.review import (
 from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
-    BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
+    BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, PRICE_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
     render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
     shortcut_legend, show_full_resolution, sure_text, undo_last,
@@ -39,6 +40,7 @@ CACHE_TTL_S = 600
 KIND_KEY, CLASS_KEY, SCORE_KEY, STATE_KEY = "filter_kind", "filter_class", "filter_score", "filter_state"
 DATASET_SEEN_KEY = "review_dataset_seen"
 RELABEL_FOR_KEY = "relabel_class_for_flag"
+PRICE_FOR_KEY = "fix_price_for_flag"
 QUEUE_TABLE_KEY = "queue_table"
 VIEW_KEY = "review_view"
 BULK_OPEN_KEY = "review_bulk_open"
@@ -180,6 +182,18 @@ def render_undo(context: ReviewContext, locate) -> None:
               disabled=not context.reviewer)
 
 
+def preselect_price(item: pd.Series) -> None:
+    """On arriving at an item, the price box holds the price with its decimal point moved back when a slip of
+    a power of ten explains a price flag (129900 -> 1299.00), else the current price."""
+    if st.session_state.get(PRICE_FOR_KEY) == int(item["flag_id"]):
+        return
+    price = None if pd.isna(item["price"]) else float(item["price"])
+    median = item["evidence"].get("class_median") if item["kind"] == "price" else None
+    fix = decimal_slip_fix(price, float(median)) if price is not None and median else None
+    st.session_state[PRICE_KEY] = fix if fix is not None else (price or 0.0)
+    st.session_state[PRICE_FOR_KEY] = int(item["flag_id"])
+
+
 def preselect_relabel_class(flag_id: int, suggestion: Optional[str], others: list[str]) -> None:
     """On arriving at an item, the "Relabel to" list shows its suggestion (else the first other class), so
     `l` never relabels to the previous item's choice; a choice made on this item is kept."""
@@ -230,6 +244,14 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
                   disabled=not can_decide or is_group or deleted or not others)
         st.button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move, args=(-1, total))
         st.button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total))
+    if not is_group:
+        preselect_price(item)
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.number_input("Price", min_value=0.0, step=1.0, format="%.2f", key=PRICE_KEY, width=160,
+                            disabled=deleted, help="The listing's right price; Fix price records it as a decision "
+                                                   "(export and later audits use it; Undo reverts it)")
+            st.button("Fix price", key="fix_price", shortcut=SHORTCUTS["price"][0], on_click=decide_on_sample,
+                      kwargs=dict(on_sample, action="price"), disabled=not can_decide or deleted)
 
 
 def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, version: tuple,

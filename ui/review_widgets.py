@@ -30,6 +30,7 @@ NOTICE_KEY = "review_notice"
 POSITION_KEY = "review_position"
 BULK_PLAN_KEY = "review_bulk_plan"
 RELABEL_CLASS_KEY = "relabel_class"
+PRICE_KEY = "fix_price_value"
 #: Button key -> (keyboard shortcut, what it does). Streamlit reserves C and R.
 SHORTCUTS = {
     "accept_suggestion": ("A", "accept the suggested label"),
@@ -41,6 +42,7 @@ SHORTCUTS = {
     "next": ("N", "next item"),
     "previous": ("P", "previous item"),
     "zoom": ("Z", "the file at full resolution"),
+    "price": ("F", "fix the price to the value in the price box"),
 }
 #: Longest side of the full-resolution view (a 48-megapixel photo is shown at this size, not decoded whole).
 ZOOM_SIDE = 2400
@@ -97,16 +99,21 @@ def decide_on_sample(
     context: ReviewContext, *, sample_id: int, action: str, expected_last_id: int,
     flag_id: Optional[int] = None, new_label: Optional[str] = None,
 ) -> None:
-    """Callback of the single-sample buttons. new_label None for relabel reads the class list widget."""
+    """Callback of the single-sample buttons. new_label None for relabel reads the class list widget;
+    a price decision reads the price box."""
     if action == "relabel" and new_label is None:
         new_label = st.session_state.get(RELABEL_CLASS_KEY)
+    new_price = st.session_state.get(PRICE_KEY) if action == "price" else None
 
     def record(session) -> tuple[str, str, str]:
         sample = session.get(Sample, sample_id)
         correction = decide(
-            session, sample, action, classes=list(context.classes), new_label=new_label,
+            session, sample, action, classes=list(context.classes), new_label=new_label, new_price=new_price,
             reviewer=context.reviewer, expected_last_id=expected_last_id, flag_id=flag_id,
         )
+        if action == "price":
+            return (sample.path, _price_text(correction.old_price, sample.price),
+                    _price_text(correction.new_price, sample.price))
         return (sample.path, _describe(correction.old_label, correction.was_deleted),
                 _describe(correction.new_label, correction.deleted))
 
@@ -120,6 +127,11 @@ def decide_on_sample(
         return
     notify("success", f"{action.capitalize()}: {path} — {before} → {after}")
     _advance_after_decision(context)
+
+
+def _price_text(fixed: Optional[float], listed: Optional[float]) -> str:
+    price = fixed if fixed is not None else listed
+    return "no price" if price is None else f"{price:,.2f}"
 
 
 def keep_only(context: ReviewContext, *, keep_sample_id: int, members: list[tuple[int, int, bool, Optional[int]]]) -> None:

@@ -11,7 +11,10 @@ the label and is not flagged as a price problem.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -87,6 +90,15 @@ def price_likelihood(log_price: np.ndarray, stats: ClassPriceStats, *, stray_sha
     likelihood[np.ix_(priced, known)] = fits
     likelihood[np.ix_(priced, ~known)] = fits.mean(axis=1, keepdims=True)
     return likelihood
+
+
+def decimal_slip_fix(price: float, class_median: float) -> Optional[float]:
+    """The price with its decimal point moved back, when it is a power of ten (at least 10x) away from the
+    class median: 129900 in a class whose median is 1150 -> 1299.0; None when no such slip explains it."""
+    if not (price > 0 and class_median > 0):
+        return None
+    shift = round(math.log10(price / class_median))
+    return round(price / 10 ** shift, 2) if shift else None
 
 
 def price_score(z: np.ndarray, outlier_z: float) -> np.ndarray:

@@ -155,3 +155,34 @@ def test_export_writes_the_listings_with_new_paths_prices_titles_and_extra_colum
         {"path": "shoe/c.png", "listing_id": "L3", "price": "", "title": "Canvas shoe", "colour": ""},
     ]
     assert (out / "shoe" / "b.png").is_file()
+
+
+def test_a_price_is_fixed_undone_and_exported(capsys, tmp_path, db_path):
+    root = tmp_path / "shop"
+    for path in ("laptop/a.png", "laptop/b.png"):
+        make_image(root / path, size=(16, 16))
+    (root / "listings.csv").write_text("path,listing_id,price,title\nlaptop/a.png,L1,129900,ThinkPad\n"
+                                       "laptop/b.png,L2,1150,Dell\n")
+    assert run_cli(capsys, "scan", root, "--db", db_path, "--workers", "1")[0] == 0
+    code, out, err = run_cli(capsys, "correct", root, "laptop/a.png", "--price", "1299.00", "--reviewer", "ann",
+                             "--db", db_path)
+    assert code == 0, err
+    assert out.startswith("repriced laptop/a.png: laptop at 129,900.00 -> laptop at 1,299.00")
+    code, _, err = run_cli(capsys, "correct", root, "laptop/a.png", "--price", "1299", "--db", db_path)
+    assert code == 2 and "already costs 1,299.00" in err
+    with pytest.raises(SystemExit):  # refused by the argument parser, before the database is opened
+        main(["correct", str(root), "laptop/a.png", "--price=-5", "--db", str(db_path)])
+    assert "a price must be 0 or more" in capsys.readouterr().err
+    log = json.loads(run_cli(capsys, "history", root, "--format", "json", "--db", db_path)[1])
+    assert [(row["action"], row["old_price"], row["new_price"]) for row in log] == [("price", None, 1299.0)]
+
+    out_dir = tmp_path / "clean"
+    assert run_cli(capsys, "export", root, "--out", out_dir, "--db", db_path)[0] == 0
+    with (out_dir / "listings.csv").open(newline="") as stream:
+        assert [row["price"] for row in csv.DictReader(stream)] == ["1299.0", "1150.0"]
+
+    code, out, _ = run_cli(capsys, "correct", root, "laptop/a.png", "--undo", "--db", db_path)
+    assert code == 0 and out.startswith("undid laptop/a.png: laptop at 1,299.00 -> laptop at 129,900.00")
+    assert run_cli(capsys, "export", root, "--out", out_dir, "--overwrite", "--db", db_path)[0] == 0
+    with (out_dir / "listings.csv").open(newline="") as stream:
+        assert [row["price"] for row in csv.DictReader(stream)] == ["129900.0", "1150.0"]

@@ -1,12 +1,16 @@
 """Tests of db/corrections.py `decide`: each action's rules, undo, derived state, conflicts, two processes at once."""
 from __future__ import annotations
 
+import io
 import multiprocessing
 
 import pytest
 from sqlalchemy import select
 
-from db.corrections import DecisionConflict, DecisionError, SampleState, decide, sample_state, undo_target
+from db.corrections import (
+    DecisionConflict, DecisionError, SampleState, decide, import_corrections_csv, sample_state, undo_target,
+    write_corrections_csv,
+)
 from db.engine import make_engine, make_session_factory
 from db.models import Correction, Sample
 from db.queries import get_or_create_dataset, samples_frame
@@ -180,3 +184,33 @@ def test_two_processes_deciding_at_once_lose_nothing(factory, samples, db_path):
         chain = [c for c in log if c.sample_id == sample_id]
         assert [c.previous_id for c in chain] == [0] + [c.id for c in chain[:-1]]
         assert all(c.old_label == before.new_label for before, c in zip(chain, chain[1:]))
+
+
+def test_a_fixed_price_is_the_samples_price_survives_relabels_and_replays_elsewhere(factory, samples, tmp_path):
+    a = samples["shoes/a.jpg"]
+    with factory.begin() as session:
+        session.get(Sample, a).price = 9000.0
+    act(factory, a, "price", new_price=90.0)
+    act(factory, a, "relabel", new_label="bags")
+    assert state(factory, a).price == 90.0  # a relabel carries the fixed price along
+    with factory() as session:
+        frame = samples_frame(session, session.get(Sample, a).dataset_id).set_index("id")
+        log = io.StringIO()
+        write_corrections_csv(session, session.get(Sample, a).dataset_id, log)
+    assert frame.loc[a, "price"] == 90.0 and frame.loc[a, "current_label"] == "bags"
+    with pytest.raises(DecisionError, match="a price must be a number of 0 or more"):
+        act(factory, a, "price", new_price=float("nan"))
+    act(factory, a, "undo")
+    act(factory, a, "undo")
+    assert state(factory, a).price is None  # back to the listing's own price
+
+    other = make_session_factory(make_engine(tmp_path / "other.db"))  # the same dataset on another machine
+    with other.begin() as session:
+        dataset = get_or_create_dataset(session, tmp_path / "shop")
+        session.add(Sample(dataset_id=dataset.id, path="shoes/a.jpg", label="shoes", file_size=1, mtime_ns=1,
+                           price=9000.0))
+    with other.begin() as session:
+        report = import_corrections_csv(session, dataset.id, io.StringIO(log.getvalue()), classes=CLASSES)
+    assert report.added == 2 and not report.skipped
+    with other() as session:
+        assert samples_frame(session, dataset.id)["price"].tolist() == [90.0]

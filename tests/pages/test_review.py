@@ -314,3 +314,20 @@ def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(fac
 @pytest.mark.parametrize("score, shown", [(0.066, "0.934"), (0.00066, "0.99934"), (0.5, "0.500"), (0.0, "1")])
 def test_how_sure_shows_the_distance_to_one(score, shown):
     assert sure_text(score) == shown
+
+
+def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, data):
+    with factory.begin() as session:  # phone-2 listed at 32,000 in a class whose median is 315
+        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 32000.0
+    app = open_review(kinds=("price",))
+    assert heading(app).startswith("1 of 1 · price · phone/phone-2.png")
+    assert app.number_input(key="fix_price_value").value == 320.0
+    app.button(key="fix_price").click().run()
+    assert not app.exception, app.exception
+    assert "phone/phone-2.png — 32,000.00 → 320.00" in app.success[0].value
+    with factory() as session:
+        correction = session.scalars(select(Correction)).one()
+        assert (correction.action, correction.old_price, correction.new_price) == ("price", None, 320.0)
+    app.button(key="undo").click().run()
+    with factory() as session:
+        assert [c.new_price for c in session.scalars(select(Correction).order_by(Correction.id))] == [320.0, None]

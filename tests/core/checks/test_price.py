@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.checks.base import AuditContext, CheckResult
-from core.checks.price import PriceCheck, class_price_stats, price_likelihood, valid_log_prices
+from core.checks.price import PriceCheck, class_price_stats, decimal_slip_fix, price_likelihood, valid_log_prices
 
 MEDIANS = {"coat": 90.0, "shirt": 25.0, "t-shirt": 15.0}
 PER_CLASS = 60
@@ -153,3 +153,9 @@ def test_a_price_of_a_cent_in_a_class_of_hundreds_is_flagged_not_a_crash():
     result = PriceCheck().find_issues(context_of(samples))
     assert cent in result.flagged().index
     assert "is 1/" in result.issues.at[cent, "reason"] and "coat median" in result.issues.at[cent, "reason"]
+
+
+@pytest.mark.parametrize("price, median, fixed", [(129900.0, 1150.0, 1299.0), (12.5, 1300.0, 1250.0),
+                                                  (1400.0, 1150.0, None), (0.0, 1150.0, None)])
+def test_a_decimal_slip_is_moved_back_by_a_power_of_ten(price, median, fixed):
+    assert decimal_slip_fix(price, median) == fixed
