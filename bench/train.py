@@ -216,7 +216,24 @@ def describe(device: torch.device) -> str:
     return f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
 
 
-def main() -> None:
+def compare_loops(args: argparse.Namespace) -> tuple[dict, list[Result]]:
+    """Both loops on generated JPEGs (or args.data): the setup and [plain, ours] results."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.data or Path(scratch) / "data"
+        if args.data is None:
+            write_jpegs(root, args.images, args.source_size)
+        count = sum(1 for p in Path(root).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        results = [bench_plain(Path(root), args, device), bench_ours(Path(root), args, device, Path(scratch) / "cache")]
+    setup = {"device": describe(device), "images": count, "image_size": args.image_size, "batch_size": args.batch_size,
+             "epochs": args.epochs, "workers": args.workers, "torch": torch.__version__, "python": platform.python_version()}
+    return setup, results
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--source-size", type=int, default=640, help="width of the generated JPEGs")
@@ -229,20 +246,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="an ImageFolder dataset instead of generated JPEGs")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as scratch:
-        root = args.data or Path(scratch) / "data"
-        if args.data is None:
-            write_jpegs(root, args.images, args.source_size)
-        count = sum(1 for p in Path(root).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-        results = [bench_plain(Path(root), args, device), bench_ours(Path(root), args, device, Path(scratch) / "cache")]
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_args()
+    setup, results = compare_loops(args)
     plain, ours = results
-    setup = {"device": describe(device), "images": count, "image_size": args.image_size, "batch_size": args.batch_size,
-             "epochs": args.epochs, "workers": args.workers, "torch": torch.__version__, "python": platform.python_version()}
     if args.json:
         print(json.dumps({"setup": setup, "results": [asdict(r) for r in results]}, indent=2))
         return
