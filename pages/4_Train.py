@@ -13,8 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from core.train_estimate import EarlierRun, describe_seconds, estimate_seconds
+from db.models import Job
 from db.runs import TRAIN_KIND, requeue_run, run_epochs, run_phases, runs_frame
-from jobs.runner import ACTIVE, create_job, reap_dead_jobs, spawn_job
+from jobs.runner import ACTIVE, create_job, job_params, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
 from ui.train_charts import curves_figure
 
@@ -90,32 +92,56 @@ def render_form(dataset: DatasetRef) -> None:
     with st.form("train_form"):
         first, second, third = st.columns(3)
         first.selectbox("Backbone", BACKBONE_NAMES, index=BACKBONE_NAMES.index(DEFAULTS.backbone),
-                        key="train_backbone")
-        first.checkbox("ImageNet weights", value=DEFAULTS.pretrained, key="train_pretrained",
+                        key="train_backbone", persist_state="session")
+        first.checkbox("ImageNet weights", value=DEFAULTS.pretrained, key="train_pretrained", persist_state="session",
                        help="start from pretrained weights (installed offline); off: train from scratch")
-        second.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs")
+        second.number_input("Epochs", 1, 500, DEFAULTS.epochs, key="train_epochs", persist_state="session")
         second.selectbox("Image size (px)", IMAGE_SIZES, index=IMAGE_SIZES.index(DEFAULTS.image_size),
-                         key="train_image_size")
-        third.number_input("Batch size", 2, 1024, DEFAULTS.batch_size, key="train_batch_size")
-        third.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, format="%.5f", key="train_lr")
+                         key="train_image_size", persist_state="session")
+        third.number_input("Batch size", 2, 1024, DEFAULTS.batch_size, key="train_batch_size", persist_state="session")
+        third.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, format="%.5f", key="train_lr", persist_state="session")
         with st.expander("More options"):
             left, middle, right = st.columns(3)
-            left.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer")
-            left.selectbox("Learning-rate schedule", SCHEDULERS, key="train_scheduler")
-            left.selectbox("Class imbalance", BALANCING, key="train_balance", help=_field_help("balance"))
-            middle.checkbox("Augmentation (crop, flip, colour)", value=DEFAULTS.augment, key="train_augment")
+            left.selectbox("Optimizer", OPTIMIZERS, key="train_optimizer", persist_state="session")
+            left.selectbox("Learning-rate schedule", SCHEDULERS, key="train_scheduler", persist_state="session")
+            left.selectbox("Class imbalance", BALANCING, key="train_balance", persist_state="session", help=_field_help("balance"))
+            middle.checkbox("Augmentation (crop, flip, colour)", value=DEFAULTS.augment, key="train_augment", persist_state="session")
             middle.number_input("Frozen backbone epochs", 0, 100, DEFAULTS.freeze_backbone_epochs,
-                                key="train_freeze_epochs", help=_field_help("freeze_backbone_epochs"))
-            middle.number_input("Early-stopping patience", 0, 100, DEFAULTS.patience, key="train_patience",
+                                key="train_freeze_epochs", persist_state="session", help=_field_help("freeze_backbone_epochs"))
+            middle.number_input("Early-stopping patience", 0, 100, DEFAULTS.patience, key="train_patience", persist_state="session",
                                 help=_field_help("patience"))
             right.number_input("Validation share", 0.05, 0.5, DEFAULTS.val_fraction, step=0.05,
-                               key="train_val_fraction")
-            right.number_input("Out-of-fold folds", 0, 10, DEFAULTS.folds, key="train_folds",
+                               key="train_val_fraction", persist_state="session")
+            right.number_input("Out-of-fold folds", 0, 10, DEFAULTS.folds, key="train_folds", persist_state="session",
                                help=_field_help("folds"))
-            right.selectbox("Device", DEVICES, key="train_device", help="auto: the GPU when there is one")
-            right.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed")
+            right.selectbox("Device", DEVICES, key="train_device", persist_state="session", help="auto: the GPU when there is one")
+            right.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="train_seed", persist_state="session")
         st.form_submit_button("Start training", key="train_start", type="primary",
                               on_click=_start_clicked, args=(dataset.id,))
+
+
+def earlier_run(session, runs: pd.DataFrame, backbone: str) -> tuple[Optional[int], Optional[EarlierRun]]:
+    """The newest succeeded run of `backbone` with recorded phase times, as (run id, EarlierRun)."""
+    for row in runs[(runs["status"] == "succeeded") & (runs["backbone"] == backbone)].itertuples():
+        timing = run_phases(session, int(row.id))
+        if timing is not None:
+            folds = int(job_params(session.get(Job, int(row.id))).get("config", {}).get("folds") or 0)
+            return int(row.id), EarlierRun(timing["phases"], int(row.epochs_done), int(row.image_size), folds)
+    return None, None
+
+
+def render_estimate(runs: pd.DataFrame) -> None:
+    """How long a run with the form's settings should take, from the newest comparable run."""
+    values = {name: st.session_state.get(key, getattr(DEFAULTS, name)) for key, name in FORM_FIELDS.items()}
+    with session_factory()() as session:
+        run_id, earlier = earlier_run(session, runs, values["backbone"])
+    seconds = estimate_seconds(earlier, epochs=int(values["epochs"]), image_size=int(values["image_size"]),
+                               folds=int(values["folds"]))
+    if seconds is None:
+        st.caption(f"No estimate yet: the first {values['backbone']} run on this dataset sets one.")
+        return
+    st.caption(f"Expected time with these settings: {describe_seconds(seconds)} (from run {run_id}; less if early "
+               "stopping ends it sooner, more while another run holds the queue).")
 
 
 def render_curves(run_id: int) -> None:
@@ -169,8 +195,10 @@ def render_run(run_id: int) -> None:
 
 
 def _run_label(runs: pd.DataFrame, run_id: int) -> str:
+    """What identifies a run in the picker: only what never changes (its state and epochs are shown below it;
+    a label that changed while the run trained went stale in the browser)."""
     row = runs.set_index("id").loc[run_id]
-    return f"Run {run_id} · {row.status} · {row.backbone} · {row.epochs_done}/{row.epochs} epochs"
+    return f"Run {run_id} · {row.backbone} · {row.image_size} px · {row.epochs} epochs · {row.created_at:%Y-%m-%d %H:%M}"
 
 
 def choose_run(runs: pd.DataFrame) -> int:
@@ -209,6 +237,7 @@ def main() -> None:
     with session_factory().begin() as session:
         reap_dead_jobs(session)
         runs = runs_frame(session, dataset.id)
+    render_estimate(runs)
     if runs.empty:
         st.info("No training run yet.")
         return

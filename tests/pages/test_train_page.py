@@ -54,6 +54,7 @@ def test_the_page_renders_its_form_without_runs(dataset):
     assert page.selectbox(key="train_backbone").value == "mobilenet_v2"
     assert page.number_input(key="train_epochs").value == 10
     assert "No training run yet." in [info.value for info in page.info]
+    assert "No estimate yet: the first mobilenet_v2 run on this dataset sets one." in [c.value for c in page.caption]
 
 
 def test_starting_a_run_spawns_a_worker_that_trains_and_the_page_shows_it(factory, dataset):
@@ -83,6 +84,11 @@ def test_starting_a_run_spawns_a_worker_that_trains_and_the_page_shows_it(factor
     assert any("Where the time went" in m.value for m in page.markdown)
     assert table["status"].tolist() == ["succeeded"]
     assert table["accuracy"].iloc[0] == pytest.approx(result["metrics"]["accuracy"])
+    # the picker names the run by what never changes; the estimate for the next run comes from this one
+    label = page.selectbox(key="train_run_id").format_func(job.id)
+    assert label.startswith(f"Run {job.id} · mobilenet_v2 · 32 px · 1 epochs · ") and "queued" not in label
+    assert any(c.value.startswith("Expected time with these settings: about ") and f"(from run {job.id};" in c.value
+               for c in page.caption)
 
 
 def test_a_cancelled_run_can_be_resumed(factory, dataset):
