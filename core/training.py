@@ -478,8 +478,16 @@ def evaluate(model: nn.Module, batches: MemoryBatches, *, autocast_dtype: Option
 
 
 #: TrainConfig.optimizer -> factory(config, parameters)
+def _adam(config: TrainConfig, parameters: Any) -> torch.optim.Optimizer:
+    """Adam; with every parameter on CUDA its fused kernel (a few launches per step instead of several per
+    tensor: MobileNetV2 has 158 of them). None, not False, elsewhere, so torch keeps its default there."""
+    parameters = list(parameters)
+    fused = bool(parameters) and all(parameter.is_cuda for parameter in parameters)
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=True if fused else None)
+
+
 OPTIMIZER_FACTORIES: dict[str, Callable[[TrainConfig, Any], torch.optim.Optimizer]] = {
-    "adam": lambda config, parameters: torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay),
+    "adam": _adam,
     "sgd": lambda config, parameters: torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                                                       weight_decay=config.weight_decay, nesterov=config.momentum > 0),
 }
