@@ -97,5 +97,7 @@ def browser_page():
 
 
 def wait_until_idle(page) -> None:
-    """Wait until the app's script is not running (a key pressed mid-rerun can hit a button being redrawn)."""
+    """Wait until the app's script is not running (a key pressed mid-rerun can hit a button being redrawn) and
+    no element is still a grey placeholder (Streamlit shows those while an element's code loads, even when idle)."""
     page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', state="attached")
+    page.wait_for_selector('[data-testid="stMain"] [data-testid="stSkeleton"]', state="detached")

@@ -107,8 +107,9 @@ def test_hostile_names_are_shown_as_typed_and_never_fetched(hostile_app, browser
         wait_until_idle(page)
         seen.append(heading.inner_text())
         assert hostile_elements(page) == 0, seen[-1]
+        if " · duplicate · " in seen[-1]:
+            expect(page.get_by_text(f"{COPY_FILE} · shoe")).to_be_visible()  # the group's other member, as typed
         page.get_by_role("button", name="Next").click()
-    assert seen == [f"1 of 3 · broken · {BROKEN_FILE}", "2 of 3 · mislabel · shoe/shoe-0.png",
-                    f"3 of 3 · duplicate · {HOSTILE_CLASS}/item-0.png"]
-    expect(page.get_by_text(f"{COPY_FILE} · shoe")).to_be_visible()  # the group's other member, as typed
+    assert sorted(heading.split(" · ", 1)[1] for heading in seen) == [
+        f"broken · {BROKEN_FILE}", f"duplicate · {HOSTILE_CLASS}/item-0.png", "mislabel · shoe/shoe-0.png"]
     assert requested == []

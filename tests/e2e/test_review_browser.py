@@ -7,6 +7,7 @@ corrections it wrote and the exported files.
 """
 from __future__ import annotations
 
+import csv
 import re
 
 import pytest
@@ -165,3 +166,23 @@ def test_grid_untick_one_then_accept_the_rest_with_a_key(app_server, browser_pag
             .join(Sample, Sample.id == Correction.sample_id).order_by(Correction.id))]
     assert [row[:3] for row in log] == [("bag/bag-0.png", "phone", "eve"), ("phone/phone-3.png", "shoe", "eve")]
     assert log[0][3] is not None and log[0][3] == log[1][3]  # one action
+
+
+def test_fix_a_price_then_export_the_corrected_listings(app_server, browser_page, db_path, tmp_path):
+    url, data = app_server
+    page = browser_page
+    open_review_as(page, url, "eve")
+    choose_kind(page, "price")
+    heading(page, "1 of 1 · price · phone/phone-2.png")
+    box = page.get_by_label("Price", exact=True)
+    expect(box).to_have_value("320.00")
+    box.fill("299")
+    box.press("Enter")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Fix price").click()
+    expect(page.get_by_text("phone/phone-2.png — 320.00 → 299.00")).to_be_visible()
+    out = tmp_path / "clean"
+    assert cli_main(["export", str(data.root), "--out", str(out), "--db", str(db_path)]) == 0
+    with (out / "listings.csv").open(newline="") as stream:
+        prices = {row["path"]: row["price"] for row in csv.DictReader(stream)}
+    assert prices["phone/phone-2.png"] == "299.0" and prices["phone/phone-1.png"] == "310.0"
