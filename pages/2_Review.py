@@ -73,13 +73,9 @@ def load_count(database: str, job_id: int, version: tuple, queue: QueueFilter) -
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
-def load_page(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int) -> pd.DataFrame:
-    with factory_for(database)() as session:
-        return queue_page(session, job_id, queue, offset=offset, limit=PER_PAGE)
-
-
-@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
-def load_grid(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int, size: int) -> pd.DataFrame:
+def load_page(database: str, job_id: int, version: tuple, queue: QueueFilter, offset: int,
+              size: int = PER_PAGE) -> pd.DataFrame:
+    """`size` queue rows from `offset`: a page of the queue table, or a page of the grid."""
     with factory_for(database)() as session:
         return queue_page(session, job_id, queue, offset=offset, limit=size)
 
@@ -426,7 +422,7 @@ def render_grid_view(dataset: DatasetRef, context: ReviewContext, job_id: int, v
         st.success(f"No {kind} flags to review under these filters.")
         render_undo(context, locate)
         return
-    rows = load_grid(database, job_id, version, grid_queue, offset, size)
+    rows = load_page(database, job_id, version, grid_queue, offset, size)
     render_grid(rows, root=dataset.root, context=context, total=total, render_undo=lambda: render_undo(context, locate))
 
 
