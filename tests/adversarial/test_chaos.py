@@ -29,6 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Correction, Job, Sample
+from db.queries import samples_frame
 
 REPO = Path(__file__).resolve().parents[2]
 REVIEWERS = 8
@@ -130,12 +131,21 @@ def machine() -> str:
 
 @pytest.mark.slow
 def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_path, tmp_path):
-    from tests.training_data import CLASSES, scanned_dataset  # here: it imports torch, which reviewers do not need
+    from core.train_config import TrainConfig  # here: these import torch, which reviewers do not need
+    from core.training import select_samples
+    from tests.training_data import CLASSES, scanned_dataset
 
     root = tmp_path / "data"
-    scanned_dataset(factory, root)
+    dataset_id = scanned_dataset(factory, root)
     with factory() as session:
-        paths = sorted(session.scalars(select(Sample.path).where(Sample.readable)))
+        frame = samples_frame(session, dataset_id)
+    # Reviewers leave the training run's validation images alone: deleting all three of them is a legitimate
+    # outcome ("too few usable samples"), not a lost decision, and would fail the run for the wrong reason.
+    defaults = TrainConfig()
+    split = select_samples(frame, list(CLASSES), val_fraction=defaults.val_fraction, seed=defaults.seed)
+    validation = {split.paths[position] for position in split.val_index}
+    paths = sorted(path for path in frame.loc[frame["readable"].astype(bool), "path"] if path not in validation)
+    assert validation and len(paths) >= 12
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     load_before = machine()
