@@ -19,7 +19,8 @@ as_root() {
 # The demo's pictures: Fashion-MNIST (--style fashion); Tux Paint stamps, GIMP patterns and rsvg-convert
 # for the SVG stamps (--style photos, the default).
 apt_packages=(dataset-fashion-mnist tuxpaint-stamps-default gimp-data librsvg2-bin)
-[ "$WITH_BROWSER" -eq 1 ] && apt_packages+=(chromium chromium-driver)
+# Tests: the browser, and a throwaway PostgreSQL server (scripts/pg_throwaway.sh).
+[ "$WITH_BROWSER" -eq 1 ] && apt_packages+=(chromium chromium-driver postgresql)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -40,7 +41,7 @@ want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing Python packages (first time takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q -e ".[dev,ray]"
     echo "$want" >"$stamp"
 fi
 
