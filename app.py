@@ -46,7 +46,7 @@ def start_scan(root: str) -> tuple[int, int, bool]:
             return dataset.id, running.id, False
         job = create_job(session, dataset.id, "scan", {"root": dataset.root, "workers": None})
         dataset_id, job_id = dataset.id, job.id
-    spawn_job(db_path(), job_id, log_dir=db_path().parent / "logs")
+    spawn_job(db_path(), job_id)
     return dataset_id, job_id, True
 
 

@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.csvsafe import write_dict_rows
-from db.engine import default_db_path, make_engine, make_session_factory
+from db.engine import default_location, make_engine, make_session_factory
 from db.models import Dataset
 from db.queries import get_dataset
 
@@ -22,8 +22,9 @@ class CliError(Exception):
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", type=str, default=None,  # a str: Path would fold a URL's "//" before db.engine can refuse it
-        help="SQLite database file (default: $LISTING_AUDIT_DB or data/listing-audit.db)",
+        "--db", type=str, default=None,  # a str: Path would fold a URL's "//"
+        help="SQLite database file, or a postgresql+psycopg://user@host/db URL "
+             "(default: $LISTING_AUDIT_DB or data/listing-audit.db)",
     )
 
 
@@ -34,7 +35,7 @@ def add_format_option(parser: argparse.ArgumentParser, choices: Iterable[str] = 
 
 def open_db(args: argparse.Namespace) -> sessionmaker[Session]:
     """Session factory for the database named by --db (or the default)."""
-    return make_session_factory(make_engine(args.db or default_db_path()))
+    return make_session_factory(make_engine(args.db or default_location()))
 
 
 def require_dataset(session: Session, dataset_dir: str | Path) -> Dataset:

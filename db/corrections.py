@@ -145,7 +145,8 @@ def decide(
     state = sample_state(session, sample)
     if expected_last_id is not None and expected_last_id != state.last_correction_id:
         raise DecisionConflict(
-            f"{sample.path} was changed by someone else since you loaded it; reload to see the latest decision"
+            f"{sample.path} was changed by someone else since you loaded it"
+            f"{_describe_decision(latest_correction(session, sample.id))}; reload to see the latest decision"
         )
     label, deleted, price, reverts_id = _next_state(session, sample, state, action, new_label, new_price, classes)
     correction = Correction(
@@ -160,9 +161,27 @@ def decide(
             session.add(correction)
     except IntegrityError as error:
         raise DecisionConflict(
-            f"{sample.path} was changed by someone else at the same moment; reload to see the latest decision"
+            f"{sample.path} was changed by someone else at the same moment"
+            f"{_describe_decision(latest_correction(session, sample.id))}; reload to see the latest decision"
         ) from error
     return correction
+
+
+def _describe_decision(correction: Optional[Correction]) -> str:
+    """The conflicting decision for a conflict message: ` (bob relabelled it bag -> shoe at 14:02:11 UTC)`;
+    empty when there is none to name (the other transaction is not visible yet)."""
+    if correction is None:
+        return ""
+    who = correction.reviewer or "an unnamed reviewer"
+    when = as_utc(correction.created_at).strftime("%H:%M:%S UTC")
+    if correction.action == "relabel":
+        what = f"relabelled it {correction.old_label} -> {correction.new_label}"
+    elif correction.action == "price":
+        what = f"set its price to {correction.new_price:g}"
+    else:
+        what = {"delete": "deleted it", "keep": "kept it", "restore": "restored it", "undo": "undid a decision on it"}[
+            correction.action]
+    return f" ({who} {what} at {when})"
 
 
 # --- actions of several decisions, and undo of a reviewer's last action -------------------------

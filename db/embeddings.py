@@ -10,9 +10,9 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.engine import insert_ignoring_duplicates
 from db.models import Embedding, Sample
 
 #: Rows per IN (...) query and per INSERT batch; well under SQLite's bound-parameter limit.
@@ -51,7 +51,7 @@ def save_embeddings(session: Session, vectors: dict[str, np.ndarray], backbone: 
         array = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
         rows.append({"content_hash": content_hash, "backbone": backbone, "dim": array.size, "vector": array.tobytes()})
     for batch in _batches(rows):
-        statement = insert(Embedding).values(list(batch)).on_conflict_do_nothing(
+        statement = insert_ignoring_duplicates(session, Embedding).values(list(batch)).on_conflict_do_nothing(
             index_elements=["content_hash", "backbone"]
         )
         session.execute(statement)

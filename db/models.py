@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -25,6 +26,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+#: 64 bits on every backend: BIGINT on PostgreSQL, SQLite's INTEGER (64-bit already) there.
+BIG_INTEGER = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -61,8 +66,8 @@ class Sample(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(String)  # POSIX path relative to the dataset root
     label: Mapped[str] = mapped_column(String)  # class given by its top-level folder
-    file_size: Mapped[int] = mapped_column(Integer)  # bytes
-    mtime_ns: Mapped[int] = mapped_column(Integer)
+    file_size: Mapped[int] = mapped_column(BIG_INTEGER)  # bytes
+    mtime_ns: Mapped[int] = mapped_column(BIG_INTEGER)
     content_hash: Mapped[Optional[str]] = mapped_column(String(64))  # sha256 hex of the bytes
     phash: Mapped[Optional[str]] = mapped_column(String(16))  # 64-bit pHash, 16 hex digits
     width: Mapped[Optional[int]] = mapped_column(Integer)  # pixels, after EXIF rotation

@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 import pandas as pd
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session, aliased
 
+from db.engine import insert_ignoring_duplicates, json_text
 from db.models import Correction, Job, Sample, Setting, TrainEpoch
 
 TRAIN_KIND = "train"
@@ -32,7 +32,8 @@ def database_identity(session: Session) -> str:
     database file keeps the identity of its original.
     """
     # Insert-or-ignore first: it takes the write lock, so of two processes here at once the first one's id wins.
-    session.execute(insert(Setting).values(key=DATABASE_ID_KEY, value=uuid.uuid4().hex).on_conflict_do_nothing())
+    session.execute(insert_ignoring_duplicates(session, Setting).values(key=DATABASE_ID_KEY, value=uuid.uuid4().hex)
+                    .on_conflict_do_nothing())
     return session.scalars(select(Setting.value).where(Setting.key == DATABASE_ID_KEY)).one()
 
 
@@ -64,23 +65,18 @@ def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
     return run_result(job).get("metrics")
 
 
-def _json_field(column, path: str):
-    """SQLite's json_extract of one field, so listing runs never parses their large results."""
-    return func.json_extract(column, path)
-
-
 def run_phases(session: Session, run_id: int) -> Optional[dict[str, Any]]:
     """Where a finished run's time went: {"seconds": wall, "phases": {phase: seconds}, "fold_phases":
     [{phase: seconds}, ...]} (core.training.PhaseClock), or None for no such run or a run without them."""
+    result = json_text(Job.result_json)
     row = session.execute(
-        select(_json_field(Job.result_json, "$.seconds"), func.json(_json_field(Job.result_json, "$.phases")),
-               func.json(_json_field(Job.result_json, "$.fold_phases")))
+        select(result["seconds"].as_float(), result["phases"], result["fold_phases"])
         .where(Job.id == run_id, Job.kind == TRAIN_KIND)
     ).one_or_none()
     if row is None or row[1] is None:
         return None
     seconds, phases, fold_phases = row
-    return {"seconds": seconds, "phases": json.loads(phases), "fold_phases": json.loads(fold_phases or "[]")}
+    return {"seconds": seconds, "phases": phases, "fold_phases": fold_phases or []}
 
 
 def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
@@ -92,13 +88,14 @@ def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     epochs_done = (
         select(TrainEpoch.job_id, func.count(TrainEpoch.id).label("done")).group_by(TrainEpoch.job_id).subquery()
     )
+    params, result = json_text(Job.params_json), json_text(Job.result_json)
     rows = session.execute(
         select(
             Job.id, Job.status, Job.created_at, Job.finished_at,
-            _json_field(Job.params_json, "$.config.backbone"), _json_field(Job.params_json, "$.config.image_size"),
-            _json_field(Job.params_json, "$.config.epochs"), func.coalesce(epochs_done.c.done, 0),
-            _json_field(Job.result_json, "$.metrics.accuracy"), _json_field(Job.result_json, "$.metrics.macro_avg.f1"),
-            _json_field(Job.result_json, "$.device"), _json_field(Job.params_json, "$.snapshot.corrections"),
+            params[("config", "backbone")].as_string(), params[("config", "image_size")].as_integer(),
+            params[("config", "epochs")].as_integer(), func.coalesce(epochs_done.c.done, 0),
+            result[("metrics", "accuracy")].as_float(), result[("metrics", "macro_avg", "f1")].as_float(),
+            result["device"].as_string(), params[("snapshot", "corrections")].as_integer(),
             Job.message, Job.error,
         )
         .outerjoin(epochs_done, epochs_done.c.job_id == Job.id)
@@ -112,10 +109,11 @@ def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
 def latest_out_of_fold_run(session: Session, dataset_id: int) -> Optional[str]:
     """The folder of the dataset's newest succeeded run with out-of-fold probabilities (see
     core.training.load_out_of_fold), or None."""
+    result = json_text(Job.result_json)
     return session.scalars(
-        select(_json_field(Job.result_json, "$.out_dir"))
+        select(result["out_dir"].as_string())
         .where(Job.dataset_id == dataset_id, Job.kind == TRAIN_KIND, Job.status == "succeeded",
-               _json_field(Job.result_json, "$.out_of_fold").is_not(None))
+               result["out_of_fold"].as_string().is_not(None))
         .order_by(Job.id.desc()).limit(1)
     ).one_or_none()
 

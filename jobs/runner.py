@@ -24,7 +24,10 @@ from typing import Any, Callable, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import DatabaseAccessError, make_engine, make_session_factory, write_transaction
+from db.engine import ENV_VAR as DB_ENV_VAR
+from db.engine import (
+    DatabaseAccessError, canonical_location, data_dir, make_engine, make_session_factory, write_transaction,
+)
 from db.models import Job
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,6 @@ ACTIVE = ("queued", "running")
 FINISHED = ("succeeded", "failed", "cancelled")
 #: A running job whose heartbeat is older than this is presumed dead even if its pid exists.
 HEARTBEAT_TIMEOUT = timedelta(minutes=10)
-LOG_DIR = Path("data") / "logs"
 #: Seconds a finished job keeps retrying to record its end while the database is busy:
 #: long, because a job whose end is not recorded stays `running` until it is reaped.
 FINISH_RETRY_S = 600.0
@@ -189,23 +191,27 @@ def _error_text(error: BaseException) -> str:
     return f"{summary}\n\n{trace}"
 
 
-def spawn_job(db_path: str | os.PathLike, job_id: int, *, log_dir: Path = LOG_DIR) -> int:
-    """Start `listing-audit worker JOB_ID` as a detached process; returns its pid.
+def spawn_job(location: str | os.PathLike, job_id: int, *, log_dir: Optional[Path] = None) -> int:
+    """Start `listing-audit worker JOB_ID` on the database at `location` as a detached process; returns its pid.
 
     The worker outlives the app process that started it (new session), and its
-    output goes to <log_dir>/job-<id>.log. Its pid and host are recorded on the
-    queued job at once, so `reap_dead_jobs` notices a worker that dies before
-    it gets to start the job.
+    output goes to <log_dir>/job-<id>.log (default: the database's data folder's
+    logs/, see db.engine.data_dir). The database reaches it in its environment
+    (LISTING_AUDIT_DB), so a server password never shows in the process list.
+    Its pid and host are recorded on the queued job at once, so
+    `reap_dead_jobs` notices a worker that dies before it gets to start the job.
     """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"job-{job_id}.log", "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", str(job_id), "--db", str(db_path)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
-        )
-    engine = make_engine(db_path)
+    engine = make_engine(location)
     try:
+        log_dir = log_dir if log_dir is not None else data_dir(engine) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"job-{job_id}.log", "ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "worker", str(job_id)],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
+                env={**os.environ, DB_ENV_VAR: canonical_location(location)},
+            )
         with make_session_factory(engine).begin() as session:
             session.execute(
                 update(Job).where(Job.id == job_id, Job.status == "queued", Job.pid.is_(None))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.train_config import TrainConfig
+from db.engine import data_dir as engine_data_dir, database_stem, describe_database
 from db.models import Dataset, Job
 from db.queries import dataset_classes, samples_frame
 from db.runs import claim_train_slot, database_identity, dataset_snapshot, record_epoch, running_train_job
@@ -30,18 +31,13 @@ if TYPE_CHECKING:
 QUEUE_POLL_S = 1.0
 
 
-def database_file(factory: sessionmaker[Session]) -> Path:
-    """The SQLite file of the factory's database, resolved."""
-    return Path(factory.kw["bind"].url.database).resolve()
-
-
 def data_dir(factory: sessionmaker[Session]) -> Path:
-    """The folder holding the database file: runs and the image cache live beside it."""
-    return database_file(factory).parent
+    """The folder for the database's runs and image cache (db.engine.data_dir: beside a SQLite file)."""
+    return engine_data_dir(factory.kw["bind"])
 
 
 def database_runs_dir(factory: sessionmaker[Session]) -> Path:
-    """This database's folder of runs: <data dir>/runs/<database file stem>-<first 8 hex digits of its identity>.
+    """This database's folder of runs: <data dir>/runs/<database stem>-<first 8 hex digits of its identity>.
 
     Several databases may share a data dir, and job ids start at 1 in each, so
     each database keeps its runs in its own folder. The stem (its first 60
@@ -53,7 +49,7 @@ def database_runs_dir(factory: sessionmaker[Session]) -> Path:
     """
     with factory.begin() as session:
         identity = database_identity(session)
-    return data_dir(factory) / "runs" / f"{database_file(factory).stem[:60]}-{identity[:8]}"
+    return data_dir(factory) / "runs" / f"{database_stem(factory.kw['bind'])[:60]}-{identity[:8]}"
 
 
 def run_dir(factory: sessionmaker[Session], run_id: int) -> Path:
@@ -65,7 +61,7 @@ def run_owner(factory: sessionmaker[Session], run_id: int) -> dict[str, Any]:
     """What a run records in its folder, and checks there before resuming (core.training.claim_run_folder)."""
     with factory.begin() as session:
         identity = database_identity(session)
-    return {"database_id": identity, "run_id": run_id, "database": str(database_file(factory))}
+    return {"database_id": identity, "run_id": run_id, "database": describe_database(factory.kw["bind"].url)}
 
 
 def wait_for_train_slot(factory: sessionmaker[Session], run_id: int, *, poll_s: float = QUEUE_POLL_S) -> None:

@@ -42,14 +42,14 @@ def start_run(dataset_id: int, config: TrainConfig) -> int:
     """Queue a run and start its worker; returns the run id. It waits in the queue while another run trains."""
     with session_factory().begin() as session:
         run_id = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()}).id
-    spawn_job(db_path(), run_id, log_dir=db_path().parent / "logs")
+    spawn_job(db_path(), run_id)
     return run_id
 
 
 def resume_run(run_id: int) -> None:
     with session_factory().begin() as session:
         requeue_run(session, run_id)
-    spawn_job(db_path(), run_id, log_dir=db_path().parent / "logs")
+    spawn_job(db_path(), run_id)
 
 
 def _start_clicked(dataset_id: int) -> None:

@@ -61,7 +61,7 @@ def start_export(dataset: DatasetRef) -> None:
             notify("info", f"An export of this dataset is already running (job {running.id}).")
             return
         job_id = create_job(session, dataset.id, "export", {"out": out, "mode": mode, "overwrite": overwrite}).id
-    spawn_job(db_path(), job_id, log_dir=db_path().parent / "logs")
+    spawn_job(db_path(), job_id)
 
 
 def render_plan(plan: ExportPlan, dataset: DatasetRef) -> None:

@@ -1,7 +1,15 @@
-"""Shared test fixtures: tiny real images on disk and a session factory on a temporary SQLite file."""
+"""Shared test fixtures: tiny real images on disk and a session factory on a temporary database.
+
+The database is a SQLite file in tmp_path; where a test folder's conftest
+makes `db_path` run on every backend (tests/db, tests/jobs, tests/cli, via
+`backend_database`), it is also a fresh database on a throwaway PostgreSQL
+server (tests/postgres.py). Tests marked `sqlite_only` (they handle the file
+itself) run on SQLite alone.
+"""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +18,7 @@ import pytest
 from PIL import Image
 
 from db.engine import make_engine, make_session_factory
+from tests.postgres import REQUIRE_ENV, DatabaseMaker, PostgresUnavailable, throwaway_server
 
 
 def make_image(
@@ -59,6 +68,41 @@ def _texture_in_mode(rgb: Image.Image, mode: str) -> Image.Image:
 def db_path(tmp_path) -> Path:
     """A fresh SQLite database file path (tables are created by the `factory` fixture)."""
     return tmp_path / "listing-audit.db"
+
+
+@pytest.fixture(scope="session")
+def postgres_databases():
+    """A DatabaseMaker on this test run's PostgreSQL server, started on first use and stopped at the end."""
+    try:
+        with throwaway_server() as url:
+            maker = DatabaseMaker(url)
+            yield maker
+            maker.dispose()
+    except PostgresUnavailable as error:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{error} ({REQUIRE_ENV}=1)")
+        pytest.skip(str(error))
+
+
+def backend_database(request, tmp_path) -> Path | str:
+    """For a `db_path` fixture parametrized by backend: a SQLite file path, or the URL of a fresh PostgreSQL
+    database that is dropped after the test."""
+    if request.param == "sqlite":
+        return tmp_path / "listing-audit.db"
+    maker = request.getfixturevalue("postgres_databases")
+    url = maker.create()
+    request.addfinalizer(lambda: maker.drop(url))
+    return url
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run tests marked sqlite_only on SQLite alone: drop their other backends' cases."""
+    kept = [item for item in items if not (item.get_closest_marker("sqlite_only")
+                                           and getattr(item, "callspec", None) is not None
+                                           and item.callspec.params.get("db_path", "sqlite") != "sqlite")]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def start_audit(dataset_id: int, params: dict) -> tuple[int, bool]:
         if running is not None and running.status in ACTIVE:
             return running.id, False
         job_id = create_job(session, dataset_id, "audit", params).id
-    spawn_job(db_path(), job_id, log_dir=db_path().parent / "logs")
+    spawn_job(db_path(), job_id)
     return job_id, True
 
 

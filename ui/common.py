@@ -10,13 +10,12 @@ import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Optional
 
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.engine import DatabaseAccessError, default_db_path, make_engine, make_session_factory
+from db.engine import DatabaseAccessError, canonical_location, default_location, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
@@ -84,15 +83,24 @@ def log_scale_stops(low: float, high: float) -> list[float]:
     return stops
 
 
-def db_path() -> Path:
-    return default_db_path().resolve()
+def db_path() -> str:
+    """The app's database ($LISTING_AUDIT_DB): a SQLite file's absolute path or a server's URL.
+
+    One string per database (db.engine.canonical_location), so it keys the engine and the caches.
+    A location that names no usable database stops the page with its one-line reason.
+    """
+    try:
+        return canonical_location(default_location())
+    except DatabaseAccessError as error:
+        st.error(str(error))
+        st.stop()
 
 
 @st.cache_resource
 def factory_for(path: str) -> sessionmaker[Session]:
-    """The session factory of the database file at `path` (one engine per file, shared by all sessions).
+    """The session factory of the database at `path` (see db_path; one engine per database, shared by all sessions).
 
-    Cached functions take the database path as an argument and call this, so
+    Cached functions take the database location as an argument and call this, so
     that their cache is keyed by database as well as by their other arguments.
     """
     return make_session_factory(make_engine(path))
@@ -104,7 +112,7 @@ def session_factory() -> sessionmaker[Session]:
     A database that cannot be opened stops the page with its one-line reason.
     """
     try:
-        return factory_for(str(db_path()))
+        return factory_for(db_path())
     except DatabaseAccessError as error:
         st.error(str(error))
         st.stop()

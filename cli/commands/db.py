@@ -1,4 +1,4 @@
-"""`listing-audit db current|upgrade [--db PATH]`: the database's schema revision, and bringing it to this version's.
+"""`listing-audit db current|upgrade [--db PATH|URL]`: the database's schema revision, and bringing it to this version's.
 
 Every command already upgrades the database it opens; `db upgrade` does it on
 purpose (before a backup, or to see what changed) and prints the revision before and after.
@@ -11,7 +11,9 @@ from typing import Optional
 from sqlalchemy import Engine
 
 from cli.common import CliError, add_db_option
-from db.engine import database_file, default_db_path, make_engine, stored_revision, upgrade_schema
+from db.engine import (
+    database_file, default_location, describe_database, make_engine, stored_revision, upgrade_schema,
+)
 from db.migrations import HEAD_REVISION
 
 NO_REVISION = "none (new, or written before schema revisions)"
@@ -29,11 +31,13 @@ def register(subparsers) -> None:
 
 
 def _existing_database(args: argparse.Namespace) -> Engine:
-    """The engine of the --db file, left at its revision; CliError when there is no such file (none is created)."""
-    path = database_file(args.db) if args.db else default_db_path()
-    if not path.is_file():
+    """The engine of the --db database, left at its revision; CliError when there is no such SQLite file
+    (none is created). A server's database must exist already: connecting to it says so otherwise."""
+    location = args.db or default_location()
+    path = database_file(location)
+    if path is not None and not path.is_file():
         raise CliError(f"no database at {path}")
-    return make_engine(path, upgrade=False)
+    return make_engine(location, upgrade=False)
 
 
 def describe(revision: Optional[str]) -> str:
@@ -63,7 +67,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
         before, after = upgrade_schema(engine)
     finally:
         engine.dispose()
-    path = engine.url.database
+    path = describe_database(engine.url)
     if before == after:
         print(f"{path} is at schema {after} (head); nothing to upgrade")
     else:

@@ -64,16 +64,28 @@ def test_db_commands_create_no_database(capsys, tmp_path):
     assert not missing.parent.exists()
 
 
-URL = "postgresql+psycopg://reviewer:secret@db.example/listings"
-REFUSAL = ("error: database URLs are not supported yet: postgresql+psycopg://reviewer:***@db.example/listings; "
-           "give the path of a SQLite file\n")
+UNSUPPORTED = "mysql://reviewer:secret@db.example/listings"
+REFUSAL = ("error: unsupported database mysql://reviewer:***@db.example/listings: give the path of a SQLite file "
+           "or a postgresql+psycopg://user@host/db URL\n")
+#: Nothing listens on port 1 of this machine.
+UNREACHABLE = "postgresql://reviewer:secret@127.0.0.1:1/listings"
 
 
-def test_a_database_url_is_refused_not_taken_for_a_folder(capsys, tmp_path, monkeypatch):
+def test_an_unsupported_database_url_is_refused_not_taken_for_a_folder(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert run_cli(capsys, "history", tmp_path, "--db", URL) == (2, "", REFUSAL)
-    monkeypatch.setenv("LISTING_AUDIT_DB", URL)
+    assert run_cli(capsys, "history", tmp_path, "--db", UNSUPPORTED) == (2, "", REFUSAL)
+    monkeypatch.setenv("LISTING_AUDIT_DB", UNSUPPORTED)
     assert run_cli(capsys, "history", tmp_path) == (2, "", REFUSAL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_without_the_password(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "history", tmp_path, "--db", UNREACHABLE)
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert err.startswith("error: cannot connect to the database "
+                          "postgresql+psycopg://reviewer:***@127.0.0.1:1/listings: ")
+    assert "secret" not in err
     assert list(tmp_path.iterdir()) == []
 
 

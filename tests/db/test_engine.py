@@ -7,23 +7,54 @@ import threading
 import time
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from db.engine import (
-    DatabaseAccessError, DatabaseBusy, busy_message, classify_sqlite_error, make_engine, make_session_factory,
-    write_transaction,
+    WRITE_LOCK_KEY, DatabaseAccessError, DatabaseBusy, busy_message, classify_sqlite_error, database_file,
+    describe_database, make_engine, make_session_factory, write_transaction,
 )
 from db.models import Dataset
 
 
+def _take_write_lock(location):
+    """Another connection holding the database's write lock (SQLite: BEGIN EXCLUSIVE; PostgreSQL: the advisory
+    lock of db.engine.begin_immediate), and the statement that releases it."""
+    if database_file(location) is not None:
+        connection = sqlite3.connect(location, isolation_level=None, check_same_thread=False)
+        connection.execute("BEGIN EXCLUSIVE")
+        return connection, "COMMIT"
+    connection = psycopg.connect(make_url(location).set(drivername="postgresql").render_as_string(False),
+                                 autocommit=True)
+    connection.execute(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})")
+    return connection, f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"
+
+
+def write_lock_is_free_elsewhere(location) -> bool:
+    """Whether another connection could take the database's write lock right now (without waiting)."""
+    if database_file(location) is not None:
+        other = sqlite3.connect(location, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            return True
+        except sqlite3.OperationalError as error:
+            assert str(error) == "database is locked"
+            return False
+        finally:
+            other.close()
+    url = make_url(location).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(url, autocommit=True) as other:
+        return other.execute(f"SELECT pg_try_advisory_xact_lock({WRITE_LOCK_KEY})").fetchone()[0]
+
+
 @contextmanager
-def write_lock_held(path, *, for_s: float | None = None):
-    """Hold the database's write lock from another connection (BEGIN EXCLUSIVE) inside the block,
+def write_lock_held(location, *, for_s: float | None = None):
+    """Hold the database's write lock from another connection inside the block,
     or, with `for_s`, from a thread that releases it after `for_s` seconds."""
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    connection.execute("BEGIN EXCLUSIVE")
-    releaser = threading.Timer(for_s, connection.execute, args=("COMMIT",)) if for_s is not None else None
+    connection, release = _take_write_lock(location)
+    releaser = threading.Timer(for_s, connection.execute, args=(release,)) if for_s is not None else None
     if releaser:
         releaser.start()
     try:
@@ -31,8 +62,8 @@ def write_lock_held(path, *, for_s: float | None = None):
     finally:
         if releaser:
             releaser.join()
-        elif connection.in_transaction:
-            connection.execute("COMMIT")
+        else:
+            connection.execute(release)
         connection.close()
 
 
@@ -48,6 +79,7 @@ def count_datasets(factory) -> int:
         return session.scalar(select(func.count(Dataset.id)))
 
 
+@pytest.mark.sqlite_only
 def test_every_connection_gets_wal_foreign_keys_and_a_busy_timeout(factory):
     with factory() as session:
         pragmas = {name: session.execute(text(f"PRAGMA {name}")).scalar() for name in
@@ -62,17 +94,9 @@ def test_a_write_transaction_commits_what_its_work_returns(factory):
 
 
 def test_a_write_transaction_holds_the_write_lock_from_its_first_statement(factory, db_path):
-    def try_to_write_elsewhere(session) -> str:
-        other = sqlite3.connect(db_path, timeout=0, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            return "the other connection got the lock"
-        except sqlite3.OperationalError as error:
-            return str(error)
-        finally:
-            other.close()
-
-    assert write_transaction(factory, try_to_write_elsewhere) == "database is locked"
+    assert write_lock_is_free_elsewhere(db_path)
+    assert write_transaction(factory, lambda session: write_lock_is_free_elsewhere(db_path)) is False
+    assert write_lock_is_free_elsewhere(db_path)
 
 
 def test_a_write_transaction_waits_for_a_lock_released_within_its_budget(factory, db_path):
@@ -107,7 +131,8 @@ def test_a_lock_held_past_the_budget_is_one_busy_line_and_nothing_is_written(fac
         with pytest.raises(DatabaseBusy) as caught:
             write_transaction(factory, add_dataset)
         assert time.monotonic() - started < 3
-    assert str(caught.value) == busy_message(db_path) == f"the database {db_path} is busy, try again"
+    shown = describe_database(db_path)
+    assert str(caught.value) == busy_message(shown) == f"the database {shown} is busy, try again"
     assert count_datasets(factory) == 0
 
 
@@ -145,6 +170,7 @@ def corrupt(path) -> None:
     path.write_bytes(data[:page_size] + b"\x07" * (len(data) - page_size))
 
 
+@pytest.mark.sqlite_only
 def test_a_corrupted_database_is_refused_with_one_line(db_path):
     engine = make_engine(db_path)
     with make_session_factory(engine).begin() as session:
@@ -155,6 +181,7 @@ def test_a_corrupted_database_is_refused_with_one_line(db_path):
         make_engine(db_path)
 
 
+@pytest.mark.sqlite_only
 def test_a_write_refused_by_a_read_only_database_is_one_line(db_path):
     make_engine(db_path).dispose()
     read_only = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)

@@ -60,8 +60,8 @@ def test_head_revision_names_the_newest_revision_in_versions():
     assert runner.head_revision() == HEAD_REVISION
 
 
-def test_revisions_from_an_empty_database_build_exactly_the_models(tmp_path):
-    engine = make_engine(tmp_path / "migrated.db", upgrade=False)
+def test_revisions_from_an_empty_database_build_exactly_the_models(db_path):
+    engine = make_engine(db_path, upgrade=False)
     with engine.connect() as connection:
         runner.upgrade(connection)
         connection.commit()
@@ -70,8 +70,8 @@ def test_revisions_from_an_empty_database_build_exactly_the_models(tmp_path):
     engine.dispose()
 
 
-def test_a_new_database_is_created_at_head_and_reads_so_to_alembic(tmp_path):
-    engine = make_engine(tmp_path / "new.db")
+def test_a_new_database_is_created_at_head_and_reads_so_to_alembic(db_path):
+    engine = make_engine(db_path)
     assert _revision(engine) == HEAD_REVISION
     with engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == HEAD_REVISION
@@ -184,10 +184,11 @@ def _open_and_report_upgrades(path: str, barrier, results) -> None:
     results.put([message for message in messages if message.startswith("upgraded")])
 
 
-def test_two_processes_opening_one_old_database_migrate_it_once(release_db):
+def _upgrades_by_two_processes_at_once(location) -> list[int]:
+    """Open the database from two fresh processes at the same moment; how many upgrades each logged, sorted."""
     context = multiprocessing.get_context("spawn")  # fresh interpreters, as two CLI commands would be
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_open_and_report_upgrades, args=(str(release_db), barrier, results))
+    workers = [context.Process(target=_open_and_report_upgrades, args=(str(location), barrier, results))
                for _ in range(2)]
     for worker in workers:
         worker.start()
@@ -196,9 +197,23 @@ def test_two_processes_opening_one_old_database_migrate_it_once(release_db):
         worker.join(timeout=30)
     assert all(isinstance(report, list) for report in reports), reports
     assert [worker.exitcode for worker in workers] == [0, 0]
-    assert sorted(len(report) for report in reports) == [0, 1]
+    return sorted(len(report) for report in reports)
+
+
+def test_two_processes_opening_one_old_database_migrate_it_once(release_db):
+    assert _upgrades_by_two_processes_at_once(release_db) == [0, 1]
     assert _sqlite(release_db, "SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]
     assert _sqlite(release_db, "SELECT count(*) FROM corrections") == [(RELEASE_COUNTS["corrections"],)]
+
+
+def test_two_processes_opening_one_database_at_an_older_revision_upgrade_it_once(db_path):
+    engine = make_engine(db_path, upgrade=False)
+    with engine.connect() as connection:
+        runner.upgrade(connection, "0002_correction_prices")
+        connection.commit()
+    assert _upgrades_by_two_processes_at_once(db_path) == [0, 1]
+    assert _revision(engine) == HEAD_REVISION and _schema_differences(engine) == []
+    engine.dispose()
 
 
 def _add_revision(tmp_path: Path, monkeypatch, upgrade_source: str) -> str:
