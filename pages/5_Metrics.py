@@ -163,14 +163,19 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
     samples = view.reindex([i for i in confidence if i in view.index])
     render_cell_actions(context, samples, predicted=classes[pred_index], diagonal=true_index == pred_index,
                         note=f"Metrics, run {run.id}: {classes[true_index]} predicted as {classes[pred_index]}")
-    columns = st.columns(GRID_COLUMNS)
-    for index, row in enumerate(samples.itertuples()):
-        with columns[index % GRID_COLUMNS]:
-            st.image(thumbnail(str(Path(dataset.root) / row.path), int(row.mtime_ns), int(row.file_size)),
-                     caption=plain(cell_image_caption(row, classes[true_index], confidence[row.sample_id])),
-                     width="stretch")
-            st.checkbox(f"Tick {plain(row.path)}", key=tick_key(row.sample_id), label_visibility="collapsed",
-                        disabled=bool(row.deleted), help="Deleted: restore it on Browse first" if row.deleted else None)
+    for start in range(0, len(samples), GRID_COLUMNS):  # one row of columns per row of tiles, so rows line up
+        for column, row in zip(st.columns(GRID_COLUMNS), samples.iloc[start:start + GRID_COLUMNS].itertuples()):
+            with column:
+                render_cell_tile(dataset.root, row, caption=cell_image_caption(row, classes[true_index],
+                                                                               confidence[row.sample_id]))
+
+
+def render_cell_tile(root: str, row, *, caption: str) -> None:
+    """One validation image (a square thumbnail) with its caption and tick box."""
+    st.image(thumbnail(str(Path(root) / row.path), int(row.mtime_ns), int(row.file_size)), caption=plain(caption),
+             width="stretch")
+    st.checkbox(f"Tick {plain(row.path)}", key=tick_key(row.sample_id), label_visibility="collapsed",
+                disabled=bool(row.deleted), help="Deleted: restore it on Browse first" if row.deleted else None)
 
 
 def cell_image_caption(row, true_class: str, confidence: float) -> str:

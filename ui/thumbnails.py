@@ -3,7 +3,9 @@
 Only the images on screen are decoded (JPEG draft mode makes a 160 px
 thumbnail of a large photo cheap), and each rendering is cached under
 (path, mtime, size), so paging back and forth or rerunning decodes nothing twice.
-An image that cannot be decoded gets a grey placeholder that says why.
+Thumbnails are square (the photo whole, centred on a light band), so tiles of photos
+of any shape line up in rows. An image that cannot be decoded gets a grey placeholder
+that says why.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ JPEG_QUALITY = 85
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, IndexError,
                   TypeError, KeyError, ZeroDivisionError)
 _PLACEHOLDER_BACKGROUND = (225, 225, 228)
+#: What fills the bands beside (or above and below) a photo that is not square: the app's light grey.
+LETTERBOX_FILL = (240, 242, 246)
 _PLACEHOLDER_INK = (90, 90, 96)
 
 
@@ -50,9 +54,22 @@ def placeholder_jpeg(text: str, *, side: int = THUMBNAIL_SIDE) -> bytes:
     return encode_jpeg(image)
 
 
-def render_jpeg(path: str, *, max_side: int) -> tuple[bytes, Optional[str]]:
+def letterbox(image: Image.Image) -> Image.Image:
+    """`image` (RGB) centred on a square as wide as its longest side, the bands filled with LETTERBOX_FILL:
+    nothing of the photo is cut off, and every thumbnail has the same shape."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new("RGB", (side, side), LETTERBOX_FILL)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def render_jpeg(path: str, *, max_side: int, square: bool = False) -> tuple[bytes, Optional[str]]:
     """(JPEG bytes of the image at `path`, upright and at most `max_side` px, None), or (placeholder, problem).
 
+    square: letterbox the image to a square of its longest side (placeholders are square already).
     Never raises for a missing or undecodable file: the problem is returned instead.
     """
     try:
@@ -62,18 +79,19 @@ def render_jpeg(path: str, *, max_side: int) -> tuple[bytes, Optional[str]]:
     except _DECODE_ERRORS as error:
         problem = f"cannot decode: {error}"
     else:
-        return encode_jpeg(image), None
+        return encode_jpeg(letterbox(image) if square else image), None
     log.info("cannot render %s: %s", path, problem)
     return placeholder_jpeg(problem, side=min(max_side, 2 * THUMBNAIL_SIDE)), problem
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)
 def thumbnail(path: str, mtime_ns: int, file_size: int, *, max_side: int = THUMBNAIL_SIDE) -> bytes:
-    """JPEG bytes of a thumbnail of the image at absolute `path` (placeholder if it cannot be decoded).
+    """JPEG bytes of a square thumbnail (letterboxed, see `letterbox`) of the image at absolute `path`, at most
+    `max_side` px a side (placeholder if it cannot be decoded).
 
     mtime_ns and file_size identify the file version: a changed file is rendered again.
     """
-    return render_jpeg(path, max_side=max_side)[0]
+    return render_jpeg(path, max_side=max_side, square=True)[0]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cli.main import main as cli_main
 from db.models import Correction, Sample
+from tests.conftest import make_image
 from tests.e2e.browser import browser_page, expect, running_app, wait_until_idle  # noqa: F401 (fixture)
 from tests.review_data import build_review_data
 
@@ -166,6 +167,23 @@ def test_grid_untick_one_then_accept_the_rest_with_a_key(app_server, browser_pag
             .join(Sample, Sample.id == Correction.sample_id).order_by(Correction.id))]
     assert [row[:3] for row in log] == [("bag/bag-0.png", "phone", "eve"), ("phone/phone-3.png", "shoe", "eve")]
     assert log[0][3] is not None and log[0][3] == log[1][3]  # one action
+
+
+def test_grid_tiles_line_up_whatever_the_shape_of_the_photos(app_server, browser_page):
+    url, data = app_server
+    make_image(data.root / "bag/bag-0.png", size=(96, 32))  # a wide photo among square ones
+    page = browser_page
+    open_review_as(page, url, "eve")
+    page.get_by_test_id("stSidebar").get_by_text("Grid", exact=True).click()
+    expect(page.get_by_role("button", name="Accept 3 ticked")).to_be_visible()
+    wait_until_idle(page)
+    tiles = page.get_by_test_id("stMain").locator("img")
+    expect(tiles).to_have_count(3)
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('[data-testid="stMain"] img'))
+        .every(img => img.complete && img.naturalWidth > 0)""")
+    boxes = [tile.bounding_box() for tile in tiles.all()]
+    assert len({round(box["y"]) for box in boxes}) == 1  # one row
+    assert all(abs(box["height"] - box["width"]) <= 1 for box in boxes), boxes  # square tiles of one size
 
 
 def test_fix_a_price_then_export_the_corrected_listings(app_server, browser_page, db_path, tmp_path):

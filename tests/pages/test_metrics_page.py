@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.metrics import cell_members
 from db.corrections import decide
 from db.engine import make_engine, make_session_factory
-from db.models import Correction, Sample
+from db.models import Correction, Job, Sample
 from db.review import sample_view
 from db.queries import dataset_classes
 from db.runs import run_result
@@ -21,6 +21,7 @@ from jobs.runner import run_job
 from tests.training_data import CLASSES, create_train_job, scanned_dataset
 
 TIMEOUT_S = 60
+GRID_COLUMNS = 6  # pages/5_Metrics.py
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "5_Metrics.py"
 
 
@@ -104,6 +105,28 @@ def test_picking_a_confusion_cell_shows_its_validation_images(app, two_runs):
                                     pred_class=CLASSES.index(pred_class))
             assert cell_caption(app).startswith(f"**{len(expected)}** validation images of class **{true_class}**")
             assert len(app.get("image")) == len(expected)
+
+
+def test_the_images_of_a_cell_line_up_in_rows(two_runs, own_database, monkeypatch):
+    """More images in a cell than a row holds: each row of tiles gets its own columns (a column holding
+    several tiles stacks them, and captions of different lengths push the rows out of line)."""
+    engine = make_engine(own_database)
+    try:  # the newest run, its validation images all moved into the cell bag -> bag
+        with make_session_factory(engine).begin() as session:
+            job = session.get(Job, two_runs[2]["run_id"])
+            result = json.loads(job.result_json)
+            images = len(result["validation"]["sample_ids"])
+            result["validation"]["true"] = result["validation"]["pred"] = [0] * images
+            job.result_json = json.dumps(result)
+    finally:
+        engine.dispose()
+    assert images > GRID_COLUMNS, "the tiny run needs a cell of more than one row"
+    page = open_metrics(own_database, monkeypatch)
+    page.selectbox(key="cell_true").set_value(CLASSES[0])
+    page.selectbox(key="cell_pred").set_value(CLASSES[0])
+    page.run()
+    assert not page.exception
+    assert [len(column.get("image")) for column in page.columns if len(column.get("image"))] == [1] * images
 
 
 def test_two_runs_are_compared_per_class(app, two_runs):

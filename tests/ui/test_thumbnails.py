@@ -7,7 +7,9 @@ import os
 from PIL import Image
 
 from tests.conftest import make_image
-from ui.thumbnails import THUMBNAIL_SIDE, placeholder_jpeg, render_jpeg, thumbnail, unreadable_placeholder
+from ui.thumbnails import (
+    LETTERBOX_FILL, THUMBNAIL_SIDE, placeholder_jpeg, render_jpeg, thumbnail, unreadable_placeholder,
+)
 
 
 def _decode(data: bytes) -> Image.Image:
@@ -21,6 +23,21 @@ def test_thumbnail_of_a_large_photo_fits_the_side_and_keeps_aspect(tmp_path):
     data, problem = render_jpeg(str(path), max_side=THUMBNAIL_SIDE)
     assert problem is None
     assert _decode(data).size == (160, 80)
+
+
+def _close(pixel: tuple, colour: tuple, tolerance: int = 12) -> bool:
+    """Equal but for JPEG's rounding."""
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour))
+
+
+def test_thumbnails_are_square_with_the_whole_photo_centred_on_a_band(tmp_path):
+    stat_of = lambda path: (str(path), path.stat().st_mtime_ns, path.stat().st_size)  # noqa: E731
+    wide = _decode(thumbnail(*stat_of(make_image(tmp_path / "wide.jpg", size=(1200, 600), color=(200, 30, 30)))))
+    tall = _decode(thumbnail(*stat_of(make_image(tmp_path / "tall.png", size=(30, 120), color=(30, 30, 200)))))
+    assert wide.size == (160, 160) and tall.size == (120, 120)  # the longest side, never enlarged
+    assert _close(wide.getpixel((80, 5)), LETTERBOX_FILL) and _close(wide.getpixel((80, 154)), LETTERBOX_FILL)
+    assert _close(wide.getpixel((2, 80)), (200, 30, 30)) and _close(wide.getpixel((157, 80)), (200, 30, 30))
+    assert _close(tall.getpixel((10, 60)), LETTERBOX_FILL) and _close(tall.getpixel((60, 2)), (30, 30, 200))
 
 
 def test_exif_rotated_photo_is_shown_upright(tmp_path):
@@ -57,4 +74,4 @@ def test_cached_thumbnail_is_rendered_again_when_the_file_changes(tmp_path):
     assert thumbnail(str(path), stat.st_mtime_ns, stat.st_size) == red  # same version: from the cache
     changed = path.stat()
     blue = _decode(thumbnail(str(path), changed.st_mtime_ns, changed.st_size))
-    assert blue.size == (64, 32) and blue.getpixel((10, 10))[2] > 200
+    assert blue.size == (64, 64) and blue.getpixel((10, 32))[2] > 200
