@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.checks.base import sure_text
 from core.checks.price import decimal_slip_fix
 from core.neighbours import nearest, unit_rows
 from db.embeddings import dataset_embeddings
@@ -27,7 +28,7 @@ from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, PRICE_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
     render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
-    shortcut_legend, show_full_resolution, sure_text, undo_last,
+    shortcut_legend, show_full_resolution, undo_last,
 )
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain

@@ -227,16 +227,6 @@ def image_bytes(root: str, row, *, max_side: int) -> bytes:
     return large_image(path, int(row["mtime_ns"]), int(row["file_size"]), max_side=max_side)[0]
 
 
-def sure_text(score: float) -> str:
-    """How sure the audit is (1 - score), with enough decimals that the distance to 1 keeps two
-    significant digits: 0.066 -> "0.934", 0.00066 -> "0.99934", 0.5 -> "0.500", 0 -> "1"."""
-    score = float(score)
-    if score <= 0.0:
-        return "1"
-    decimals = max(3, 1 - math.floor(math.log10(score)))
-    return f"{1.0 - score:.{decimals}f}"
-
-
 def sample_caption(row) -> str:
     state = _describe(row["current_label"], bool(row["deleted"]))
     price = "" if pd.isna(row["price"]) else f" · {row['price']:,.2f}"

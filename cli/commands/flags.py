@@ -1,4 +1,7 @@
-"""`listing-audit flags DATASET_DIR`: one row per flag of an audit (default: the latest succeeded one), worst first."""
+"""`listing-audit flags DATASET_DIR`: one row per flag of an audit (default: the latest succeeded one), worst first.
+
+Each row says how sure the audit is that the flag is a real problem (1 - its score), as the Review page does.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,11 +10,12 @@ import math
 
 from cli.common import CliError, add_db_option, open_db, print_csv, print_json, require_dataset
 from core.audit import CHECK_ORDER
+from core.checks.base import sure_text
 from db.flags import flags_frame
 from db.models import Job
 from db.review import latest_audit_job
 
-COLUMNS = ["path", "kind", "score", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
+COLUMNS = ["path", "kind", "sure", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
            "job_id"]
 
 
@@ -34,11 +38,12 @@ def _blank(value) -> object:
 
 
 def flag_rows(frame, *, with_evidence: bool) -> list[dict]:
-    """Output rows: COLUMNS (and `evidence`), with empty strings where a value is absent; score rounded."""
+    """Output rows: COLUMNS (and `evidence`), with empty strings where a value is absent; `sure` is the
+    flag's score as the Review page shows it (core.checks.base.sure_text, e.g. "0.934")."""
     rows = []
     for record in frame.to_dict("records"):
-        row = {column: _blank(record[column]) for column in COLUMNS}
-        row["score"] = round(float(record["score"]), 4)
+        values = {**record, "sure": sure_text(record["score"])}
+        row = {column: _blank(values[column]) for column in COLUMNS}
         if row["group"] != "":
             row["group"] = int(row["group"])
         if with_evidence:

@@ -7,6 +7,7 @@ plus a summary dict. Checks are looked up by name in REGISTRY.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,17 @@ def register(check_class: type[Check]) -> type[Check]:
     """Class decorator: make a check available by its name."""
     REGISTRY[check_class.name] = check_class
     return check_class
+
+
+def sure_text(score: float) -> str:
+    """How sure the audit is that a flag is a real problem (1 - its score in [0, 1]), as shown to people, with
+    enough decimals that the distance to 1 keeps two significant digits: 0.066 -> "0.934", 0.00066 ->
+    "0.99934", 0.5 -> "0.500", 0 -> "1"."""
+    score = float(score)
+    if score <= 0.0:
+        return "1"
+    decimals = max(3, 1 - math.floor(math.log10(score)))
+    return f"{1.0 - score:.{decimals}f}"
 
 
 def get_check(name: str, **options) -> Check:

@@ -12,7 +12,7 @@ from tests.audit_data import BROKEN_PATH, COPY_PATH, TYPO_PATH, build_audit_data
 from tests.cli import run_cli
 
 CHECKS = "broken,quality,duplicate,price"
-FLAG_COLUMNS = ["path", "kind", "score", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
+FLAG_COLUMNS = ["path", "kind", "sure", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
                 "job_id"]
 
 
@@ -48,8 +48,8 @@ def test_flags_lists_one_row_per_flag_worst_first(capsys, shop, db_path):
     assert [(row["path"], row["kind"]) for row in rows][0] == (BROKEN_PATH, "broken")
     assert sorted((row["path"], row["kind"]) for row in rows) == sorted([
         (BROKEN_PATH, "broken"), (TYPO_PATH, "duplicate"), (COPY_PATH, "duplicate"), (TYPO_PATH, "price")])
-    scores = [float(row["score"]) for row in rows]
-    assert scores == sorted(scores)
+    sure = [row["sure"] for row in rows]
+    assert sure[0] == "1" and [float(value) for value in sure] == sorted(map(float, sure), reverse=True)
     duplicates = [row for row in rows if row["kind"] == "duplicate"]
     assert {row["group"] for row in duplicates} == {"1"} and {row["suggested_label"] for row in duplicates} == {""}
     price = next(row for row in rows if row["kind"] == "price")

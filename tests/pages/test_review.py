@@ -10,7 +10,6 @@ from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
 from db.embeddings import DbEmbeddingStore
-from ui.review_widgets import sure_text
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
 from tests.review_data import CLASSES, build_review_data
@@ -309,11 +308,6 @@ def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(fac
     assert captions[-6:-2] == ["phone · 0.96"] * 4
     assert not any(caption.startswith("Other images of") for caption in (c.value for c in app.caption))
 
-
-
-@pytest.mark.parametrize("score, shown", [(0.066, "0.934"), (0.00066, "0.99934"), (0.5, "0.500"), (0.0, "1")])
-def test_how_sure_shows_the_distance_to_one(score, shown):
-    assert sure_text(score) == shown
 
 
 def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, data):
