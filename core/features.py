@@ -6,15 +6,17 @@ the bounding square of the pixels that differ from it), or "whole", the whole ph
 square with its border colour (for items on cluttered tables, floors and beds, where no crop can
 be trusted). The weight-free "pixels" features always use the crop. `BACKBONES` maps a name to a `Backbone`;
 `embed_images` turns image files into an (N, D) float32 array and `embed_cached` does the
-same through an `EmbeddingStore`, so a re-audit recomputes nothing. Pretrained weights are
-only ever read from torch's hub cache: a missing file raises `MissingWeightsError`, never a
-download and never a silently random network.
+same through an `EmbeddingStore`, so a re-audit recomputes nothing. With executor "ray" both run as
+a Ray Data pipeline (decoding tasks, then actors holding the network, on GPUs when the cluster has
+them; core.executors), with the same results. Pretrained weights are only ever read from torch's hub
+cache: a missing file raises `MissingWeightsError`, never a download and never a silently random network.
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -28,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from core.checks.base import EmbeddingStore, ProgressCallback
+from core.executors import RayStage, cluster_cpus, cluster_gpus, map_batches_on_ray, resolve_executor
 from core.imaging import open_rgb
 from core.train_data import to_model_input
 
@@ -334,12 +337,18 @@ class ObjectCrops(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
-        try:
-            crop, _ = load_object(self.paths[index], self.side, view=self.view)
-        except DECODE_ERRORS as error:
-            log.warning("cannot decode %s for embedding: %s", self.paths[index], error)
-            return torch.zeros(self.side, self.side, 3, dtype=torch.uint8), False
-        return torch.from_numpy(np.array(crop, dtype=np.uint8)), True
+        pixels, ok = crop_pixels(self.paths[index], self.side, self.view)
+        return torch.from_numpy(pixels), ok
+
+
+def crop_pixels(path: str | os.PathLike, side: int, view: str) -> tuple[np.ndarray, bool]:
+    """The `view` of the image file at `path` as uint8 (side, side, 3), and whether it decoded (zeros if not)."""
+    try:
+        crop, _ = load_object(path, side, view=view)
+    except DECODE_ERRORS as error:
+        log.warning("cannot decode %s for embedding: %s", path, error)
+        return np.zeros((side, side, 3), dtype=np.uint8), False
+    return np.array(crop, dtype=np.uint8), True
 
 
 class DifferenceImages(Dataset):
@@ -353,12 +362,24 @@ class DifferenceImages(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        try:
-            crop, background = load_object(self.paths[index], 2 * PIXELS_SIDE)
-        except DECODE_ERRORS as error:
-            log.warning("cannot decode %s for embedding: %s", self.paths[index], error)
-            return np.zeros((PIXELS_SIDE, PIXELS_SIDE), np.float32), np.zeros(COLOUR_LENGTH, np.float32), False
-        return difference_image(crop, background, PIXELS_SIDE), colour_summary(crop, background), True
+        return difference_and_colour(self.paths[index])
+
+
+def difference_and_colour(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The file's difference image, float32 (PIXELS_SIDE, PIXELS_SIDE), its colour summary, float32
+    (COLOUR_LENGTH,), and whether it decoded (zeros if not)."""
+    try:
+        crop, background = load_object(path, 2 * PIXELS_SIDE)
+    except DECODE_ERRORS as error:
+        log.warning("cannot decode %s for embedding: %s", path, error)
+        return np.zeros((PIXELS_SIDE, PIXELS_SIDE), np.float32), np.zeros(COLOUR_LENGTH, np.float32), False
+    return difference_image(crop, background, PIXELS_SIDE), colour_summary(crop, background), True
+
+
+def pixels_vectors(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Weight-free features of difference images, float32 (B, PIXELS_SIDE, PIXELS_SIDE), and their colour
+    summaries (B, COLOUR_LENGTH): float32 (B, BACKBONES["pixels"].dim), pixels then HOG then colours."""
+    return np.hstack([images.reshape(len(images), -1), hog(images), colours]).astype(np.float32, copy=False)
 
 
 def _loader(dataset: Dataset, batch_size: int, *, device: Optional[torch.device] = None) -> DataLoader:
@@ -379,7 +400,7 @@ def _embed_pixels(paths: Sequence[str | os.PathLike], *, batch_size: int,
     done = 0
     for images, colours, ok in _loader(DifferenceImages(paths), batch_size):
         images = images.numpy()
-        vectors[done:done + len(images)] = np.hstack([images.reshape(len(images), -1), hog(images), colours.numpy()])
+        vectors[done:done + len(images)] = pixels_vectors(images, colours.numpy())
         failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
         done += len(images)
         progress(done / len(paths), f"embedded {done}/{len(paths)} images")
@@ -404,25 +425,114 @@ def _embed_network(
     padded, its padding's outputs dropped) so cuDNN tunes once, and outputs stay on the GPU until the
     end, so the host never waits for a batch while the workers decode the next ones.
     """
-    # channels_last: about twice the CPU throughput of MobileNetV2's depthwise convolutions (oneDNN)
-    extractor = build_extractor(backbone).to(device, memory_format=torch.channels_last)
-    on_cuda = device.type == "cuda"
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True
+    extractor = extractor_on(backbone, device)
     outputs: list[torch.Tensor] = []
     failed: list[int] = []
     done = 0
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=on_cuda):
+    with network_inference(device):
         for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, device=device):
-            count = len(images)
-            images = images.to(device, non_blocking=True)
-            if on_cuda and count < batch_size:
-                images = torch.cat([images, images[-1:].expand(batch_size - count, -1, -1, -1)])
-            outputs.append(extractor(to_model_input(images))[:count].float())
+            outputs.append(network_vectors(extractor, images, device, batch_size))
             failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
-            done += count
+            done += len(images)
             progress(done / len(paths), f"embedded {done}/{len(paths)} images")
     return torch.cat(outputs).cpu().numpy(), failed
+
+
+def extractor_on(backbone: Backbone, device: torch.device) -> nn.Module:
+    """`backbone`'s frozen extractor on `device`, channels-last (about twice the CPU throughput of
+    MobileNetV2's depthwise convolutions, oneDNN); cuDNN tunes its kernels once on a GPU."""
+    extractor = build_extractor(backbone).to(device, memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return extractor
+
+
+@contextmanager
+def network_inference(device: torch.device):
+    """Inference mode, under float16 autocast on CUDA."""
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        yield
+
+
+def network_vectors(extractor: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
+    """One batch through the extractor (inside network_inference): uint8 (B, S, S, 3) -> float32 (B, D) on `device`.
+
+    On CUDA a short batch is padded to batch_size (so cuDNN tunes once) and the padding's outputs dropped.
+    """
+    count = len(images)
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda" and count < batch_size:
+        images = torch.cat([images, images[-1:].expand(batch_size - count, -1, -1, -1)])
+    return extractor(to_model_input(images))[:count].float()
+
+
+# --- the same on Ray Data (core.executors) ------------------------------------------------------------
+
+
+def crop_batch(batch: dict[str, np.ndarray], side: int, view: str) -> dict[str, np.ndarray]:
+    """Ray Data batch function: columns index and path -> index, pixels uint8 (B, side, side, 3) and ok."""
+    crops = [crop_pixels(path, side, view) for path in batch["path"]]
+    return {"index": batch["index"], "pixels": np.stack([pixels for pixels, _ in crops]),
+            "ok": np.array([ok for _, ok in crops], dtype=bool)}
+
+
+def pixels_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Ray Data batch function: columns index and path -> index, vector float32 (B, D) of the "pixels"
+    backbone, and ok."""
+    images, colours, ok = zip(*(difference_and_colour(path) for path in batch["path"]))
+    return {"index": batch["index"], "vector": pixels_vectors(np.stack(images), np.stack(colours)),
+            "ok": np.array(ok, dtype=bool)}
+
+
+class NetworkEmbedder:
+    """Ray Data actor: holds a backbone's extractor on its device (CUDA when the actor was given a GPU)
+    and embeds batches of crop_batch's output: index, pixels, ok -> index, vector float32 (B, D), ok."""
+
+    def __init__(self, backbone: str, device: str, batch_size: int) -> None:
+        self.device = torch.device(device)
+        self.extractor = extractor_on(get_backbone(backbone), self.device)
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with network_inference(self.device):
+            vectors = network_vectors(self.extractor, torch.from_numpy(batch["pixels"]), self.device, self.batch_size)
+        return {"index": batch["index"], "vector": vectors.cpu().numpy(), "ok": batch["ok"]}
+
+
+def _embed_on_ray(paths: Sequence[str | os.PathLike], backbone: Backbone, *, image_size: int, view: str,
+                  batch_size: Optional[int], device: str,
+                  progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
+    """embed_images on Ray Data: vectors (N, backbone.dim) and the indices of files that failed to decode.
+
+    Files are decoded by tasks and a network runs in actors: one per GPU with the cluster's GPUs (device
+    "auto" or "cuda"; decoding stays on the CPUs), else one per CPU (Ray Data fuses the decoding into
+    them). The nodes read `paths` and the weights file from their own disks.
+    """
+    rows = [{"path": str(path)} for path in paths]
+    if not backbone.pretrained:
+        stages = [RayStage(pixels_batch)]
+        size = batch_size or DEFAULT_BATCH_SIZE
+    else:
+        gpus = _ray_gpus(device)
+        size = batch_size or (CUDA_BATCH_SIZE if gpus else DEFAULT_BATCH_SIZE)
+        decode = RayStage(crop_batch, kwargs={"side": image_size, "view": view})
+        embed = RayStage(NetworkEmbedder, actors=gpus or cluster_cpus(), num_gpus=1 if gpus else 0,
+                         constructor_kwargs={"backbone": backbone.name, "device": "cuda" if gpus else "cpu",
+                                             "batch_size": size})
+        stages = [decode, embed]
+    columns = map_batches_on_ray(rows, stages, batch_size=size, progress=progress)
+    return columns["vector"].astype(np.float32, copy=False), [int(i) for i in np.flatnonzero(~columns["ok"])]
+
+
+def _ray_gpus(device: str) -> int:
+    """GPU actors to run: the cluster's GPUs for "auto" and "cuda", none for "cpu"; ValueError for "cuda"
+    on a cluster without GPUs."""
+    if device == "cpu":
+        return 0
+    gpus = cluster_gpus()
+    if device != "auto" and not gpus:
+        raise ValueError(f"device {device!r} asked for, but the Ray cluster has no GPUs")
+    return gpus
 
 
 def embed_images(
@@ -434,6 +544,7 @@ def embed_images(
     batch_size: Optional[int] = None,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
+    executor: str = "local",
 ) -> np.ndarray:
     """Embed image files: float32 array of shape (N, D), D = get_backbone(backbone).dim.
 
@@ -442,14 +553,18 @@ def embed_images(
     inference mode (fp16 autocast on CUDA); "pixels" ignores image_size and view (always the crop).
     batch_size: None for DEFAULT_BATCH_SIZE, or CUDA_BATCH_SIZE for a network on a GPU. Raises
     MissingWeightsError when the backbone's weights are not installed and UnreadableImageError naming
-    files that do not decode.
+    files that do not decode. executor "ray": the same on Ray Data (see _embed_on_ray; equal to the local
+    vectors within float rounding, 1e-5), raising core.executors.ExecutorError when Ray cannot be used.
     """
     spec = get_backbone(backbone)
     _check_view(view)
     progress = progress or (lambda fraction, message: None)
     if not paths:
         return np.zeros((0, spec.dim), dtype=np.float32)
-    if spec.pretrained:
+    if resolve_executor(executor) == "ray":
+        vectors, failed = _embed_on_ray(paths, spec, image_size=image_size, view=view, batch_size=batch_size,
+                                        device=device, progress=progress)
+    elif spec.pretrained:
         chosen = pick_device(device)
         size = batch_size or (CUDA_BATCH_SIZE if chosen.type == "cuda" else DEFAULT_BATCH_SIZE)
         vectors, failed = _embed_network(paths, spec, image_size=image_size, view=view, batch_size=size,
@@ -499,11 +614,13 @@ def embed_cached(
     batch_size: Optional[int] = None,
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
+    executor: str = "local",
 ) -> Embeddings:
     """`embed_images` through a cache keyed by content hash: files already in `store` are not decoded,
     identical files are embedded once, and new vectors are written back. `store` None: no cache.
 
-    paths and content_hashes are parallel, length N. Returns Embeddings with vectors (N, D).
+    paths and content_hashes are parallel, length N. Returns Embeddings with vectors (N, D). executor:
+    where the new vectors are computed ("local" or "ray", see embed_images).
     """
     if len(paths) != len(content_hashes):
         raise ValueError(f"{len(paths)} paths but {len(content_hashes)} content hashes")
@@ -514,7 +631,7 @@ def embed_cached(
     if todo:
         log.info("embedding %d images with %s (%d from cache)", len(todo), key, len(cached))
         fresh = embed_images(list(todo.values()), backbone=backbone, image_size=image_size, view=view,
-                             batch_size=batch_size, device=device, progress=progress)
+                             batch_size=batch_size, device=device, progress=progress, executor=executor)
         new = dict(zip(todo, fresh))
         if store is not None:
             store.put_many(new, key)

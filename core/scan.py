@@ -2,7 +2,8 @@
 
 `inspect_files` fans files out to worker processes in chunks and reports progress
 through a callback; results come back in input order. Workers die with the
-process that started them, even when it is killed outright (kill -9).
+process that started them, even when it is killed outright (kill -9). With
+executor "ray" the chunks are Ray Data tasks on a cluster instead (core.executors).
 """
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from core.dataset import FileEntry, FileRefused, read_file_inside
+from core.executors import RayStage, map_batches_on_ray, object_column, resolve_executor
 from core.imaging import ImageInfo, inspect_image_bytes
 
 #: progress(fraction in [0, 1], message)
@@ -53,6 +58,17 @@ def inspect_file(root: str, entry: FileEntry) -> ImageInfo:
 
 def _inspect_chunk(root: str, entries: Sequence[FileEntry]) -> list[ImageInfo]:
     return [inspect_file(root, entry) for entry in entries]
+
+
+def inspect_batch(batch: dict[str, np.ndarray], root: str) -> dict[str, np.ndarray]:
+    """Ray Data batch function: columns index, path, label, size, mtime_ns and stat_error (FileEntry's
+    fields; a missing stat_error may arrive as NaN) -> index and info (ImageInfo objects)."""
+    entries = [
+        FileEntry(path, label, int(size), int(mtime_ns), stat_error if isinstance(stat_error, str) else None)
+        for path, label, size, mtime_ns, stat_error in zip(
+            batch["path"], batch["label"], batch["size"], batch["mtime_ns"], batch["stat_error"])
+    ]
+    return {"index": batch["index"], "info": object_column(_inspect_chunk(root, entries))}
 
 
 def _exit_when_parent_is_gone(parent_pid: int) -> None:
@@ -101,13 +117,19 @@ def inspect_files(
     *,
     workers: Optional[int] = None,
     progress: Optional[ProgressCallback] = None,
+    executor: str = "local",
 ) -> list[ImageInfo]:
-    """Inspect `entries` (relative to `root`) with `workers` processes (default: all cores).
+    """Inspect `entries` (relative to `root`) with `workers` processes (default: all cores), or with
+    executor "ray" as Ray Data tasks (at most `workers` at a time; default: as many as the cluster runs),
+    which read the files at the same `root` on the cluster's nodes. Raises core.executors.ExecutorError
+    when Ray cannot be used.
 
     Returns one ImageInfo per entry, in the same order.
     """
     root = str(Path(root))
     total = len(entries)
+    if resolve_executor(executor) == "ray" and total:
+        return _inspect_on_ray(root, entries, workers, progress)
     workers = workers or default_workers()
     if workers == 1 or total == 0 or total < MIN_FILES_FOR_POOL:
         return _inspect_inline(root, entries, progress)
@@ -137,3 +159,11 @@ def _inspect_inline(root: str, entries: Sequence[FileEntry], progress: Optional[
         if progress and (done % 16 == 0 or done == len(entries)):
             progress(done / len(entries), f"{done}/{len(entries)} images")
     return results
+
+
+def _inspect_on_ray(root: str, entries: Sequence[FileEntry], workers: Optional[int],
+                    progress: Optional[ProgressCallback]) -> list[ImageInfo]:
+    stage = RayStage(inspect_batch, kwargs={"root": root}, tasks=workers)
+    columns = map_batches_on_ray([asdict(entry) for entry in entries], [stage], batch_size=CHUNK_SIZE,
+                                 progress=progress)
+    return list(columns["info"])

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.audit import AuditRun, flags_table, resolve_checks, run_audit
 from core.checks.base import AuditContext, ProgressCallback
+from core.executors import resolve_executor
 from db.embeddings import DbEmbeddingStore
 from db.flags import store_flags
 from db.models import Dataset, Job
@@ -34,14 +35,18 @@ class AuditError(ValueError):
 
 
 def audit_params(*, checks: Optional[list[str]] = None, folds: Optional[int] = None,
-                 backbone: Optional[str] = None, options: Optional[dict[str, dict]] = None) -> dict[str, Any]:
+                 backbone: Optional[str] = None, options: Optional[dict[str, dict]] = None,
+                 executor: Optional[str] = None) -> dict[str, Any]:
     """The params_json of an audit job: the checks to run (validated, in run order) and their options.
 
-    folds and backbone are read by the mislabel check from AuditContext.params; None
-    leaves the check's default. Raises AuditError for an unknown check.
+    folds, backbone and executor (where photos are embedded: "local" or "ray") are read by the mislabel
+    check from AuditContext.params; None leaves the check's default (for executor, resolved when the job
+    runs: core.executors.resolve_executor). Raises AuditError for an unknown check or executor.
     """
     try:
         names = resolve_checks(checks)
+        if executor is not None:
+            resolve_executor(executor)
     except ValueError as error:
         raise AuditError(str(error)) from error
     params: dict[str, Any] = {"checks": names}
@@ -51,6 +56,8 @@ def audit_params(*, checks: Optional[list[str]] = None, folds: Optional[int] = N
         params["backbone"] = backbone
     if options:
         params["options"] = options
+    if executor is not None:
+        params["executor"] = executor
     return params
 
 
@@ -80,6 +87,7 @@ def audit_job(factory: sessionmaker[Session], job_id: int, progress: ProgressCal
     with factory() as session:
         job = session.get(Job, job_id)
         params = job_params(job)
+        params["executor"] = resolve_executor(params.get("executor"))
         dataset = session.get(Dataset, job.dataset_id)
         if dataset.scanned_at is None:
             raise AuditError(f"dataset {dataset.root} has not been scanned yet: scan it first")

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings
+from core.executors import resolve_executor
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
 from db.models import Dataset, Job, Sample, utcnow
@@ -151,8 +152,9 @@ def _cyclic_gc_paused():
 
 
 def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int] = None,
-                 progress: Optional[ProgressCallback] = None) -> dict:
-    """Scan `root` into the database and return the summary dict (also stored on the dataset).
+                 progress: Optional[ProgressCallback] = None, executor: str = "local") -> dict:
+    """Scan `root` into the database and return the summary dict (also stored on the dataset); the images
+    are inspected by `executor` ("local" or "ray", core.scan.inspect_files).
 
     Summary keys: dataset_id, root, images (present files, readable or not),
     classes (name -> count, sorted), empty_classes, unreadable [{path, reason}],
@@ -166,11 +168,11 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     unreadable last time.
     """
     with _cyclic_gc_paused():
-        return _scan(factory, root, workers=workers, progress=progress)
+        return _scan(factory, root, workers=workers, progress=progress, executor=executor)
 
 
 def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int],
-          progress: Optional[ProgressCallback]) -> dict:
+          progress: Optional[ProgressCallback], executor: str) -> dict:
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     report(0.0, "listing files")
@@ -184,7 +186,7 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
     to_inspect = [e for e in files.files if _needs_inspection(e, known.get(e.path), unreadable)]
     infos = inspect_files(
         files.root, to_inspect,
-        workers=workers, progress=lambda f, m: report(f * INSPECT_SHARE, m),
+        workers=workers, progress=lambda f, m: report(f * INSPECT_SHARE, m), executor=executor,
     )
     report(INSPECT_SHARE, "saving")
     with factory.begin() as session:
@@ -204,7 +206,9 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
 
 
 def run_scan_job(factory: sessionmaker[Session], job_id: int, reporter) -> dict:
-    """Job entry point: params {"root": str, "workers": int | None}."""
+    """Job entry point: params {"root": str, "workers": int | None, "executor": "local" | "ray" (optional;
+    absent: core.executors.resolve_executor's default)}."""
     with factory() as session:
         params = job_params(session.get(Job, job_id))
-    return scan_dataset(factory, params["root"], workers=params.get("workers"), progress=reporter)
+    return scan_dataset(factory, params["root"], workers=params.get("workers"), progress=reporter,
+                        executor=resolve_executor(params.get("executor")))

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, require_dataset
+from cli.executor import add_executor_option, chosen_executor
 from core.audit import available_checks
 from db.flags import class_flag_counts
 from db.runs import get_run, latest_out_of_fold_run, run_result
@@ -46,6 +47,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-price-evidence", action="store_true",
                         help="judge labels by the photos alone (by default a price that fits another class "
                              "counts as mislabel evidence)")
+    add_executor_option(parser)
     add_format_option(parser)
     parser.set_defaults(func=run)
 
@@ -124,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--folds must be at least 2")
     checks = args.checks.split(",") if args.checks else None
     try:
-        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone)
+        params = audit_params(checks=checks, folds=args.folds, backbone=args.backbone,
+                              executor=chosen_executor(args))
     except AuditError as error:
         raise CliError(str(error)) from error
     if args.run is not None and args.mislabel_source != "run":

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
+from cli.executor import add_executor_option, chosen_executor
 from db.queries import get_or_create_dataset
 from jobs.runner import create_job, job_result, run_job
 
@@ -28,7 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("dataset_dir", help="folder whose subfolders are classes")
     add_db_option(parser)
     add_format_option(parser)
-    parser.add_argument("--workers", type=positive_int, default=None, help="processes to use (default: all cores)")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="processes to use (default: all cores); with --executor ray, most Ray tasks at a time")
+    add_executor_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -79,10 +82,12 @@ def format_summary(summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     if not Path(args.dataset_dir).is_dir():
         raise CliError(f"dataset folder does not exist or is not a folder: {args.dataset_dir}")
+    executor = chosen_executor(args)
     factory = open_db(args)
     with factory.begin() as session:
         dataset = get_or_create_dataset(session, args.dataset_dir)
-        job_id = create_job(session, dataset.id, "scan", {"root": dataset.root, "workers": args.workers}).id
+        params = {"root": dataset.root, "workers": args.workers, "executor": executor}
+        job_id = create_job(session, dataset.id, "scan", params).id
     bar = ProgressBar("scanning")
     try:
         job = run_job(factory, job_id, echo=bar)

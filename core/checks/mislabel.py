@@ -73,8 +73,9 @@ class MislabelOptions:
     image_size: side of the object crop (crop member) and of the finetune source's images;
     photo_size: side of the whole photo (photo member); rounds: fits (2: refit without the suspects);
     use_price: the price member; min_class_size: classes with fewer readable listings are not judged
-    (their listings still teach the other folds); pretrained, epochs, cache_dir: of the finetune source;
-    pred_probs, run_dir: of the run source."""
+    (their listings still teach the other folds); executor: where photos are embedded ("local" or "ray",
+    core.executors); pretrained, epochs, cache_dir: of the finetune source; pred_probs, run_dir: of the
+    run source."""
 
     source: str = "embeddings"
     backbone: str = "mobilenet_v2"
@@ -87,6 +88,7 @@ class MislabelOptions:
     min_class_size: int = MIN_CLASS_SIZE
     seed: int = 0
     device: str = "auto"
+    executor: str = "local"
     pretrained: bool = True
     epochs: int = 3
     cache_dir: str = str(Path("data") / "cache" / "images")

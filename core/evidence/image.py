@@ -47,7 +47,7 @@ class EmbeddingMember(Member):
             embedded = embed_cached(
                 [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]),
                 store=data.embeddings, backbone=self.backbone(data), image_size=self.image_size(data),
-                view=self.view, device=data.options.device, progress=data.progress,
+                view=self.view, device=data.options.device, progress=data.progress, executor=data.options.executor,
             )
             self._vectors = embedded.vectors
             self._details = {"key": embedded.key, "embedded": embedded.computed, "from_cache": embedded.reused}
