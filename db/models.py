@@ -58,7 +58,10 @@ class Sample(Base):
     __tablename__ = "samples"
     __table_args__ = (
         UniqueConstraint("dataset_id", "path", name="uq_sample_path"),
-        Index("ix_samples_dataset_label", "dataset_id", "label"),
+        # A class's samples: its prices without reading the rows (Review's price evidence), and its
+        # examples in content-hash order, read up to the few shown (revision 0004).
+        Index("ix_samples_class_price", "dataset_id", "label", "missing", "price"),
+        Index("ix_samples_class_hash", "dataset_id", "label", "content_hash"),
         Index("ix_samples_content_hash", "content_hash"),
     )
 
@@ -166,7 +169,11 @@ class Flag(Base):
 
     __tablename__ = "flags"
     __table_args__ = (
-        Index("ix_flags_job_kind_score", "job_id", "kind", "score"),
+        # The review queue: an audit's flags worst first, all kinds or some, with every column its
+        # conditions read (kind, duplicate group, sample), so counting and paging never read the rows
+        # (revision 0004).
+        Index("ix_flags_queue", "job_id", "score", "id", "kind", "group_id", "sample_id"),
+        Index("ix_flags_queue_kind", "job_id", "kind", "score", "id", "group_id", "sample_id"),
         Index("ix_flags_sample", "sample_id"),
     )
 

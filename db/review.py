@@ -315,16 +315,21 @@ def class_examples(
     """Up to `limit` readable, present samples whose folder class is `label` (SAMPLE_VIEW_COLUMNS).
 
     Samples with a flag in no audit come first, so the examples show what the
-    class looks like; the order is stable (by content hash, i.e. arbitrary but fixed).
+    class looks like; the order is stable (by content hash, i.e. arbitrary but fixed,
+    then by id). Unflagged and flagged samples are read by two queries that each walk
+    the class's (dataset, label, content hash) index and stop after `limit` rows, so
+    the cost does not grow with the size of the class.
     """
-    flagged = select(Flag.sample_id)
-    ids = list(session.scalars(
+    in_class = (
         select(Sample.id)
         .where(Sample.dataset_id == dataset_id, Sample.label == label, Sample.readable.is_(True),
                Sample.missing.is_(False), Sample.id.not_in(list(exclude)))
-        .order_by(Sample.id.in_(flagged), Sample.content_hash)
-        .limit(limit)
-    ))
+        .order_by(Sample.content_hash, Sample.id)
+    )
+    ever_flagged = select(Flag.id).where(Flag.sample_id == Sample.id).exists()
+    ids = list(session.scalars(in_class.where(~ever_flagged).limit(limit)))
+    if len(ids) < limit:
+        ids += session.scalars(in_class.where(ever_flagged).limit(limit - len(ids)))
     view = sample_view(session, ids)
     return view.loc[[i for i in ids if i in view.index]].reset_index(drop=True)
 

@@ -139,6 +139,15 @@ def test_class_examples_prefer_unflagged_readable_samples(factory, data):
     assert sorted(prices) == [300.0, 310.0, 320.0, 330.0]
 
 
+def test_class_examples_fill_up_with_flagged_samples_in_content_hash_order(factory, data):
+    with factory() as session:
+        examples = class_examples(session, data.dataset_id, "bag", limit=4)
+        hashes = dict(session.execute(select(Sample.path, Sample.content_hash)).all())
+    flagged = sorted(["bag/bag-0.png", "bag/bag-1.png", "bag/bag-2.png"],
+                     key=lambda path: (hashes[path], data.sample_ids[path]))
+    assert list(examples["path"]) == ["bag/bag-3.png", *flagged]
+
+
 def test_bulk_candidates_are_the_worst_open_mislabels_and_skip_ones_already_fixed(factory, data):
     _decide(factory, data, "bag/bag-0.png", "relabel", new_label="phone", reviewer="bob")
     _decide(factory, data, "bag/bag-0.png", "undo", reviewer="bob")
