@@ -12,7 +12,7 @@ run: setup
 
 test:
 	scripts/setup.sh --with-browser
-	LISTING_AUDIT_REQUIRE_BROWSER=1 LISTING_AUDIT_REQUIRE_POSTGRES=1 $(PY) -m pytest
+	LISTING_AUDIT_REQUIRE_BROWSER=1 LISTING_AUDIT_REQUIRE_POSTGRES=1 LISTING_AUDIT_REQUIRE_RAY=1 $(PY) -m pytest
 
 demo: setup
 	$(PY) -m cli.main demo --out "$(DEMO)"
