@@ -23,7 +23,7 @@ ProgressCallback = Callable[[float, str], None]
 
 EXECUTORS = ("local", "ray")
 DEFAULT_EXECUTOR = "local"
-#: The Ray cluster to use ("head:6379", "ray://head:10001" with Ray Client, "auto"); setting it makes "ray" the default.
+#: The Ray cluster to use ("head:6379", "auto"); setting it makes "ray" the default.
 RAY_ADDRESS_ENV = "LISTING_AUDIT_RAY_ADDRESS"
 #: Seconds to wait for the cluster's port to answer before giving up (Ray itself retries for minutes).
 CONNECT_TIMEOUT_S = 5.0
@@ -59,6 +59,10 @@ def check_ray() -> None:
     answers on its port. Starts nothing: cheap enough to call before any work."""
     _import_ray()
     address = ray_address()
+    if address and address.startswith("ray://"):
+        raise ExecutorError(
+            f"Ray Data pipelines do not run through Ray Client ({address}); give the cluster's GCS address "
+            f"(head:6379) from a machine of the cluster, or run listing-audit there with `ray job submit`")
     if address:
         _check_reachable(address)
 
@@ -74,8 +78,8 @@ def _import_ray() -> ModuleType:
 
 
 def _host_and_port(address: str) -> Optional[tuple[str, int]]:
-    """("head", 6379) from "head:6379" or "ray://head:10001"; None for names like "auto"."""
-    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    """("head", 6379) from "head:6379"; None for names like "auto"."""
+    host, colon, port = address.rpartition(":")
     if not colon or not port.isdigit():
         return None
     return host.strip("[]"), int(port)
@@ -107,9 +111,18 @@ def connect_ray() -> ModuleType:
                 ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise ExecutorError(f"cannot connect to {where}: {str(error).splitlines()[0]}") from None
+            raise ExecutorError(f"cannot connect to {where}: {str(error).splitlines()[0]}{_auth_hint(address)}") \
+                from None
     _quiet_ray_data(ray)
     return ray
+
+
+def _auth_hint(address: Optional[str]) -> str:
+    """What to try when a cluster refuses us and this process has not enabled Ray's token authentication,
+    which clusters started by `ray start` use since Ray 2.59."""
+    if not address or os.environ.get("RAY_AUTH_MODE"):
+        return ""
+    return " (if the cluster uses token authentication, set RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN: docs/ray.md)"
 
 
 def _quiet_ray_data(ray: ModuleType) -> None:

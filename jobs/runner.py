@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.executors import ExecutorError
 from db.engine import ENV_VAR as DB_ENV_VAR
 from db.engine import (
     DatabaseAccessError, canonical_location, data_dir, make_engine, make_session_factory, write_transaction,
@@ -40,6 +41,8 @@ JOB_KINDS = {
     "audit": "jobs.audit:run_audit_job",
 }
 ACTIVE = ("queued", "running")
+#: Errors whose message says all there is (what is wrong and what to do): recorded and logged without a traceback.
+ONE_LINE_ERRORS = (DatabaseAccessError, ExecutorError)
 FINISHED = ("succeeded", "failed", "cancelled")
 #: A running job whose heartbeat is older than this is presumed dead even if its pid exists.
 HEARTBEAT_TIMEOUT = timedelta(minutes=10)
@@ -154,7 +157,7 @@ def run_job(factory: sessionmaker[Session], job_id: int, *,
     except JobCancelled:
         _finish(factory, job_id, "cancelled", error="cancelled on request")
     except BaseException as error:  # a failed job records why, whatever it was
-        log.error("job %s failed: %s", job_id, error, exc_info=not isinstance(error, DatabaseAccessError))
+        log.error("job %s failed: %s", job_id, error, exc_info=not isinstance(error, ONE_LINE_ERRORS))
         _finish(factory, job_id, "failed", error=_error_text(error))
         if not isinstance(error, Exception):
             raise
@@ -182,9 +185,10 @@ def _start(session: Session, job_id: int) -> Optional[str]:
 def _error_text(error: BaseException) -> str:
     """The job's error field: the cause on the first line, then the last frames of the traceback.
 
-    A DatabaseAccessError is the whole story in one line (busy, read-only, ...): no traceback.
+    A ONE_LINE_ERRORS error is the whole story in one line (database busy or read-only, Ray cluster
+    unreachable, ...): no traceback.
     """
-    if isinstance(error, DatabaseAccessError):
+    if isinstance(error, ONE_LINE_ERRORS):
         return str(error)
     summary = f"{type(error).__name__}: {error}"
     trace = "".join(traceback.format_exception(error)[-6:])

@@ -36,6 +36,12 @@ def test_local_is_the_default_and_the_address_makes_ray_the_default(monkeypatch)
         resolve_executor("spark")
 
 
+def test_ray_client_addresses_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "ray://head:10001")  # Ray Data fails inside Ray Client sessions
+    with pytest.raises(ExecutorError, match=r"^Ray Data pipelines do not run through Ray Client \(ray://head:10001\); "):
+        check_ray()
+
+
 def test_an_unreachable_cluster_fails_at_once_in_one_line(monkeypatch, tmp_path):
     port = closed_port()
     monkeypatch.setenv(RAY_ADDRESS_ENV, f"127.0.0.1:{port}")
@@ -44,9 +50,8 @@ def test_an_unreachable_cluster_fails_at_once_in_one_line(monkeypatch, tmp_path)
         check_ray()
     message = str(caught.value)
     assert message == f"cannot reach the Ray cluster at 127.0.0.1:{port} (${RAY_ADDRESS_ENV}): Connection refused"
-    monkeypatch.setenv(RAY_ADDRESS_ENV, f"ray://127.0.0.1:{port}")
     make_image(tmp_path / "bags" / "x.jpg")
-    with pytest.raises(ExecutorError, match="cannot reach the Ray cluster at ray://127.0.0.1"):
+    with pytest.raises(ExecutorError, match=f"cannot reach the Ray cluster at 127.0.0.1:{port}"):
         inspect_files(tmp_path, discover(tmp_path).files, executor="ray")
     assert time.monotonic() - started < 10  # Ray itself would retry for minutes
 
