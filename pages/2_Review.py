@@ -2,7 +2,9 @@
 
 Only one page of the queue is read per rerun (LIMIT/OFFSET on indexed columns),
 and every read is cached under the data version (latest audit, latest decision,
-latest scan), so a rerun after a click costs a few small queries.
+latest scan), so a rerun after a click costs a few small queries. What decisions do
+not change (the most similar photos, images) is cached without the latest decision, and
+the next item's is read in the background while the reviewer looks at this one.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from ui.review_widgets import (
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE
+from ui.warm_up import in_background
 
 PER_PAGE = 20
 #: Most similar photos shown beside a mislabel flag.
@@ -108,18 +111,28 @@ def load_neighbour_index(database: str, dataset_id: int, job_id: int, scan_versi
     return ids, hashes, unit_rows(vectors) if len(ids) else vectors
 
 
-@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
-def load_neighbours(database: str, dataset_id: int, version: tuple, sample_id: int) -> pd.DataFrame:
-    """The NEIGHBOURS most similar photos to the sample's (SAMPLE_VIEW_COLUMNS + similarity); empty when
-    the dataset has no cached embeddings or the sample has none."""
-    ids, hashes, unit = load_neighbour_index(database, dataset_id, version[0], version[2])
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=256, show_spinner=False)
+def load_similar(database: str, dataset_id: int, job_id: int, scan_version: str, sample_id: int) -> pd.DataFrame:
+    """sample_id and similarity (cosine) of the NEIGHBOURS photos most similar to the sample's, most similar
+    first; empty when the dataset has no cached embeddings or the sample has none. Decisions do not change it."""
+    ids, hashes, unit = load_neighbour_index(database, dataset_id, job_id, scan_version)
     found = np.flatnonzero(ids == sample_id)
     if not found.size:
-        return pd.DataFrame()
+        return pd.DataFrame({"sample_id": np.empty(0, np.int64), "similarity": np.empty(0, np.float32)})
     rows, similarity = nearest(unit, int(found[0]), NEIGHBOURS, exclude=hashes == hashes[found[0]])
+    return pd.DataFrame({"sample_id": ids[rows], "similarity": similarity})
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_neighbours(database: str, dataset_id: int, version: tuple, sample_id: int) -> pd.DataFrame:
+    """The NEIGHBOURS most similar photos to the sample's (SAMPLE_VIEW_COLUMNS, their labels as of `version`,
+    + similarity); empty when there are none (see load_similar)."""
+    similar = load_similar(database, dataset_id, version[0], version[2], sample_id)
+    if similar.empty:
+        return pd.DataFrame()
     with factory_for(database)() as session:
-        view = sample_view(session, ids[rows].tolist())
-    return view.loc[ids[rows]].assign(similarity=similarity).reset_index(drop=True)
+        view = sample_view(session, similar["sample_id"].tolist())
+    return view.loc[similar["sample_id"]].assign(similarity=similar["similarity"].to_numpy()).reset_index(drop=True)
 
 
 def current_version(dataset_id: int) -> tuple:
@@ -251,16 +264,12 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
                       kwargs=dict(on_sample, action="price"), disabled=not can_decide or deleted)
 
 
-def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, version: tuple,
+def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, database: str, version: tuple,
                     members: Optional[pd.DataFrame]) -> None:
-    database, scan_version = str(db_path()), version[2]
+    scan_version, sample_id = version[2], int(item["sample_id"])
     if item["kind"] == "mislabel":
-        render_mislabel(
-            item, root=dataset.root, neighbours=load_neighbours(database, dataset.id, version, int(item["sample_id"])),
-            given_examples=load_examples(database, dataset.id, scan_version, item["given_label"], int(item["sample_id"])),
-            suggested_examples=(load_examples(database, dataset.id, scan_version, item["suggested_label"],
-                                              int(item["sample_id"])) if item["suggested_label"] else pd.DataFrame()),
-        )
+        render_mislabel(item, root=dataset.root, neighbours=load_neighbours(database, dataset.id, version, sample_id),
+                        examples=lambda label: load_examples(database, dataset.id, scan_version, label, sample_id))
     elif item["kind"] == "price":
         render_price(item, prices=load_prices(database, dataset.id, scan_version, item["given_label"]))
     elif item["kind"] == "duplicate":
@@ -273,16 +282,16 @@ def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext
 
 
 def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef, context: ReviewContext,
-                job_id: int, version: tuple, locate) -> None:
+                database: str, version: tuple, locate) -> None:
     state = "decided" if item["decided"] else "open"
-    members = (load_members(str(db_path()), job_id, version, int(item["flag_id"]))
+    members = (load_members(database, version[0], version, int(item["flag_id"]))
                if item["kind"] == "duplicate" else None)
     st.subheader(f"{position + 1} of {total} · {item['kind']} · {plain(item['path'])}")
     st.caption(f"sure {sure_text(item['score'])} · {state}",
                help="How sure the audit is that this flag is a real problem (1 − its score), on one scale for "
                     "every kind.")
     if item["kind"] == "duplicate":  # the members side by side take the whole width
-        render_evidence(item, dataset, context, version, members)
+        render_evidence(item, dataset, context, database, version, members)
     else:
         image_column, evidence_column = st.columns([2, 3])
         with image_column:
@@ -295,7 +304,7 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
                 st.caption(f"folder class: {plain(item['label'])}")
             st.markdown("  \n".join(listing_lines(item)))
         with evidence_column:
-            render_evidence(item, dataset, context, version, members)
+            render_evidence(item, dataset, context, database, version, members)
     if not context.reviewer:
         st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
     render_actions(item, context, total=total, locate=locate, members=members)
@@ -402,7 +411,7 @@ def render_bulk(job_id: int, queue: QueueFilter, context: ReviewContext, open_mi
 # --- grid -----------------------------------------------------------------------------------------
 
 
-def render_grid_view(dataset: DatasetRef, context: ReviewContext, job_id: int, version: tuple, queue: QueueFilter,
+def render_grid_view(dataset: DatasetRef, context: ReviewContext, database: str, version: tuple, queue: QueueFilter,
                      summary: pd.DataFrame, locate) -> None:
     """The queue's flags of one kind (mislabels or broken files) as a page of tiles."""
     kinds = [kind for kind in GRID_KINDS if kind in set(summary["kind"])]
@@ -415,7 +424,7 @@ def render_grid_view(dataset: DatasetRef, context: ReviewContext, job_id: int, v
     size = size_column.segmented_control("Tiles per page", GRID_SIZES, key=GRID_SIZE_KEY, default=GRID_SIZES[0],
                                          required=True, on_change=_to_first_item)
     grid_queue = replace(queue, kinds=(kind,))
-    database = str(db_path())
+    job_id = version[0]
     total = load_count(database, job_id, version, grid_queue)
     offset = min(int(st.session_state.get(GRID_OFFSET_KEY, 0)), max(0, total - 1) // size * size)
     st.session_state[GRID_OFFSET_KEY] = offset
@@ -456,10 +465,11 @@ def main() -> None:
     open_mislabels = load_count(database, job_id, version, replace(queue, kinds=("mislabel",), state="open"))
     locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731
     if view == "grid":
-        render_grid_view(dataset, context, job_id, version, queue, summary, locate)
+        render_grid_view(dataset, context, database, version, queue, summary, locate)
         st.caption("Keyboard: `a` accept the ticked · `k` accept the ticked, keep the rest · `u` undo · "
                    "`n`/`p` next/previous page")
         return
+    upcoming = None  # the item after the one shown: next, and a decision in the open queue, show it
     if total == 0:
         st.success("Nothing to review under these filters.")
         render_undo(context, locate)
@@ -473,9 +483,21 @@ def main() -> None:
         with queue_column:
             render_queue_table(page, offset, position)
         with item_column:
-            render_item(item, position, total, dataset, context, job_id, version, locate)
+            render_item(item, position, total, dataset, context, database, version, locate)
+        upcoming = page.iloc[position - offset + 1] if position - offset + 1 < len(page) else None
     render_bulk(job_id, queue, context, open_mislabels)
     st.caption("Keyboard: " + shortcut_legend())
+    if upcoming is not None:
+        in_background(lambda: warm_item(dataset, database, version, upcoming))
+
+
+def warm_item(dataset: DatasetRef, database: str, version: tuple, item: pd.Series) -> None:
+    """Read and decode what showing `item` takes into the caches: its image and, for a mislabel, its most
+    similar photos and their thumbnails."""
+    image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE)
+    if item["kind"] == "mislabel":
+        for _, row in load_neighbours(database, dataset.id, version, int(item["sample_id"])).iterrows():
+            image_bytes(dataset.root, row, max_side=THUMBNAIL_SIDE)
 
 
 main()

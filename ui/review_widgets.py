@@ -362,10 +362,13 @@ def render_neighbours(root: str, neighbours: pd.DataFrame) -> None:
              width=NEIGHBOUR_SIDE)
 
 
-def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_examples: pd.DataFrame,
-                    neighbours: Optional[pd.DataFrame] = None) -> None:
+def render_mislabel(item, *, root: str, neighbours: pd.DataFrame, examples: Callable[[str], pd.DataFrame]) -> None:
     """A mislabel flag's evidence; its most similar photos when the dataset's embeddings are cached, else
-    examples of the given and suggested classes."""
+    examples of the given and suggested classes.
+
+    neighbours: SAMPLE_VIEW_COLUMNS + similarity, most similar first (empty when there are none).
+    examples(label) -> examples of class `label` (SAMPLE_VIEW_COLUMNS); only called when there are no neighbours.
+    """
     probability = suggested_probability(item)
     shown = f" ({probability:.0%})" if probability is not None else ""
     st.markdown(f"Given label **{plain(item['given_label'])}** · suggested "
@@ -382,15 +385,16 @@ def render_mislabel(item, *, root: str, given_examples: pd.DataFrame, suggested_
         st.caption(plain(item["reason"]))
     for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):
         st.markdown(line)
-    if neighbours is not None and not neighbours.empty:
+    if not neighbours.empty:
         render_neighbours(root, neighbours)
         return
     given_column, suggested_column = st.columns(2)
     with given_column:
-        render_examples(root, given_examples, title=f"Other images of {plain(item['given_label'])}")
+        render_examples(root, examples(item["given_label"]), title=f"Other images of {plain(item['given_label'])}")
     if item["suggested_label"]:
         with suggested_column:
-            render_examples(root, suggested_examples, title=f"Images of {plain(item['suggested_label'])}")
+            render_examples(root, examples(item["suggested_label"]),
+                            title=f"Images of {plain(item['suggested_label'])}")
 
 
 def _marker(x: float, *, text: str, color: str, dash: str) -> tuple[dict, dict]:

@@ -1,11 +1,14 @@
 """The Review page with AppTest, driving its widgets by key against a real SQLite file and real images."""
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
@@ -13,6 +16,7 @@ from db.embeddings import DbEmbeddingStore
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
 from tests.review_data import CLASSES, build_review_data
+from ui.warm_up import THREAD_NAME as WARM_UP_THREAD
 
 TIMEOUT_S = 30
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "2_Review.py"
@@ -295,18 +299,60 @@ def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
     assert log(factory)[-1][:2] == ("shoe/broken.jpg", "delete")
 
 
-def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(factory, data):
+def store_embeddings_by_folder(factory) -> None:
+    """Cache a photo embedding per readable sample: one direction per folder class, bag-0 close to the phones."""
     directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
     with factory() as session:
         rows = session.query(Sample.path, Sample.content_hash).filter(Sample.readable).all()
     vectors = {content_hash: np.array(directions[path.split("/")[0]]) for path, content_hash in rows}
     vectors[dict(rows)["bag/bag-0.png"]] = np.array([1.0, 0.3, 0.0])  # a phone filed as a bag
     DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")
+
+
+@contextmanager
+def sql_statements() -> Iterator[list[str]]:
+    """The SQL statements that this process runs meanwhile, on any engine, but for background warm-ups."""
+    statements = []
+
+    def record(connection, cursor, statement, *args) -> None:
+        if threading.current_thread().name != WARM_UP_THREAD:
+            statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def test_a_mislabel_shows_its_most_similar_photos_from_the_cached_embeddings(factory, data):
+    store_embeddings_by_folder(factory)
     app = open_review(kinds=("mislabel",))
     assert "4 of 6 most similar photos are labelled **phone**, 2 bag" in [m.value for m in app.markdown]
     captions = [image.proto.imgs[i].caption for image in app.get("image") for i in range(len(image.proto.imgs))]
     assert captions[-6:-2] == ["phone · 0.96"] * 4
     assert not any(caption.startswith("Other images of") for caption in (c.value for c in app.caption))
+
+
+def test_the_next_items_similar_photos_are_read_while_the_reviewer_looks_at_this_one(factory, data):
+    store_embeddings_by_folder(factory)
+    app = open_review(kinds=("mislabel",))
+    for thread in threading.enumerate():
+        if thread.name == WARM_UP_THREAD:
+            thread.join(TIMEOUT_S)
+    with sql_statements() as statements:
+        app.button(key="next").click().run()
+    assert heading(app).startswith("2 of 3 · mislabel") and "most similar photos" in app.markdown[-1].value
+    assert not [statement for statement in statements if "JOIN corrections" in statement]  # no sample_view
+
+
+def test_with_similar_photos_shown_no_examples_of_the_classes_are_read(factory, data):
+    store_embeddings_by_folder(factory)
+    app = open_review(kinds=("mislabel",))
+    with sql_statements() as statements:
+        app.button(key="next").click().run()
+    assert heading(app).startswith("2 of 3 · mislabel") and "most similar photos" in app.markdown[-1].value
+    assert not [statement for statement in statements if "ORDER BY samples.content_hash" in statement]  # class_examples
 
 
 
