@@ -17,12 +17,15 @@ recipe of tests/e2e/browser.py: the system Chromium, headless, 1440x900) opens
 and the expected new heading and notice are shown (polled every animation frame); "+ images"
 also waits until every image on the page has loaded. One warm-up cycle is not counted. The
 machine's load average is sampled during the run: the machine may be shared, and wall times
-grow with it.
+grow with it; the app server's CPU time per action (user + system, from /proc, from the key
+press to settled) grows far less, and tells code changes apart on a busy machine.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import os
 import platform
 import re
@@ -37,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -176,20 +180,48 @@ def item_heading(page) -> tuple[int, int, str, str]:
 
 @dataclass
 class Timing:
-    """Seconds from the key press (or click) to settled, and to settled with every image loaded."""
+    """Seconds from the key press (or click) to settled, and to settled with every image loaded; CPU seconds
+    the app server used from the key press to settled (NaN where /proc cannot tell)."""
 
     settled: float
     images: float
+    server_cpu: float
+
+
+@functools.lru_cache(maxsize=None)
+def app_server_pid(port: int) -> Optional[int]:
+    """The process id of the `streamlit run ... --server.port PORT` serving `port` (Linux), else None."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"streamlit" in arguments and b"--server.port" in arguments:
+            if arguments[arguments.index(b"--server.port") + 1] == str(port).encode():
+                return int(cmdline.parent.name)
+    return None
+
+
+def cpu_seconds(pid: Optional[int]) -> float:
+    """CPU seconds (user + system, every thread) that process `pid` has used so far; NaN when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(page, act, settled_js: str, arg) -> Timing:
     """Run `act()` (a key press or click) and wait until `settled_js(arg)` holds, then until the images load."""
+    server = app_server_pid(urlsplit(page.url).port)
+    cpu_before = cpu_seconds(server)
     started = time.perf_counter()
     act()
     page.wait_for_function(settled_js, arg=arg, polling="raf")
     settled = time.perf_counter() - started
+    server_cpu = cpu_seconds(server) - cpu_before
     page.wait_for_function(IMAGES_LOADED_JS, polling="raf")
-    return Timing(settled, time.perf_counter() - started)
+    return Timing(settled, time.perf_counter() - started, server_cpu)
 
 
 def press_on_item(page, key: str, *, heading: str, notice: Optional[str] = None) -> Timing:
@@ -316,7 +348,9 @@ def summarise(samples: dict[str, list[Timing]]) -> list[dict]:
         images = [timing.images for timing in timings]
         rows.append({"action": action, "n": len(timings), "median_s": statistics.median(settled),
                      "p90_s": p90(settled), "median_images_s": statistics.median(images),
-                     "p90_images_s": p90(images), "samples_s": [round(value, 4) for value in settled]})
+                     "p90_images_s": p90(images),
+                     "median_server_cpu_s": statistics.median(timing.server_cpu for timing in timings),
+                     "samples_s": [round(value, 4) for value in settled]})
     return rows
 
 
@@ -349,10 +383,11 @@ def print_table(result: dict) -> None:
     print(f"dataset {result['dataset']}: set-up {result['setup_s']:.0f} s, "
           f"{result['mislabels_open_at_start']} open mislabel flags at the start")
     print()
-    print(f"{'action':32} {'n':>3} {'median s':>9} {'p90 s':>7} {'+ images median':>16} {'p90':>6}")
+    print(f"{'action':32} {'n':>3} {'median s':>9} {'p90 s':>7} {'+ images median':>16} {'p90':>6} "
+          f"{'server CPU s':>13}")
     for row in result["actions"]:
         print(f"{row['action']:32} {row['n']:>3} {row['median_s']:>9.3f} {row['p90_s']:>7.3f} "
-              f"{row['median_images_s']:>16.3f} {row['p90_images_s']:>6.3f}")
+              f"{row['median_images_s']:>16.3f} {row['p90_images_s']:>6.3f} {row['median_server_cpu_s']:>13.2f}")
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:

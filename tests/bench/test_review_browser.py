@@ -61,6 +61,7 @@ def test_one_cycle_of_each_view_is_timed_and_the_original_database_is_left_as_it
                              f"grid: accept a page of {GRID_TILES} (a)"]
     for row in actions.values():
         assert row["n"] == 1 and 0 < row["median_s"] <= row["median_images_s"] < 60
+        assert 0 < row["median_server_cpu_s"] < 60  # every action makes the server run the page
     assert result["mislabels_open_at_start"] == len(CLASSES) * IMAGES_PER_CLASS
     assert result["machine"]["nproc"] >= 1 and result["load_1min"]["samples"] >= 1
     assert db_path.read_bytes() == before
