@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from db.models import Flag, Job, Sample
@@ -66,6 +66,12 @@ def store_flags(session: Session, job_id: int, flags: pd.DataFrame) -> int:
     ]
     for start in range(0, len(rows), INSERT_BATCH):
         session.execute(insert(Flag), rows[start:start + INSERT_BATCH])
+    if session.get_bind().dialect.name == "postgresql":
+        # The planner's row counts for this audit's flags, before a reviewer opens its queue: without
+        # them PostgreSQL plans the queue's subqueries as if the audit had one flag (nested loops over
+        # every flag, 4x slower at 50,000 flags) until autovacuum next analyses the table. ANALYZE sees
+        # the rows this transaction inserted.
+        session.execute(text("ANALYZE flags"))
     return len(rows)
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from db.flags import (
     FLAG_FRAME_COLUMNS, audit_jobs, class_flag_counts, diff_flags, flag_counts, flags_frame, previous_audit_job,
@@ -127,3 +128,13 @@ def test_diff_reports_new_and_resolved_flags_over_the_checks_both_audits_ran(fac
     assert list(diff.new["path"]) == ["a/3.jpg"] and list(diff.resolved["path"]) == ["a/1.jpg"]
     assert diff.kept == 1  # a/0 price; the duplicate check did not run again, so a/2 is not "resolved"
     assert diff.counts().to_dict("index") == {"mislabel": {"new": 1, "resolved": 1}}
+
+
+def test_on_postgresql_the_planner_counts_an_audit_s_flags_as_soon_as_they_are_stored(factory, dataset):
+    dataset_id, ids = dataset
+    audit(factory, dataset_id, [(ids["a/0.jpg"], "price", 0.3, None, None), (ids["a/1.jpg"], "mislabel", 0.1, "b", None)])
+    with factory() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("SQLite keeps no row counts for its planner between ANALYZE runs")
+        planned_rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'flags'"))
+    assert planned_rows == 2  # -1 (never analysed) until autovacuum came by
