@@ -413,11 +413,13 @@ class Machine:
     gpu_images_per_s: Optional[float]
 
 
-def growth_exponent(small: float, large: float, ratio: float) -> float:
-    """b in t = a * n**b from times at n and ratio * n; at least 1 (nothing here is sublinear)."""
-    if small <= 0 or large <= 0:
-        return 1.0
-    return max(1.0, math.log(large / small) / math.log(ratio))
+def affine(small_n: int, small: float, large_n: int, large: float) -> tuple[float, float]:
+    """(fixed, per item) of a cost measured at two sizes; a cost that did not grow (noise on a busy
+    machine) is taken as proportional to the size instead: an upper bound."""
+    per_item = (large - small) / (large_n - small_n)
+    if per_item <= 0:
+        return 0.0, large / large_n
+    return large - per_item * large_n, per_item
 
 
 def hash_search_factor(images: int, target: int, max_distance: int = 12) -> float:
@@ -442,20 +444,21 @@ class Costs:
     hash_search: float
     audit_overhead: float  # the audit job's own work: loading samples, storing flags
     mislabel_embed_cpu: Optional[float] = None  # CPU seconds per image, both views
-    mislabel_fit: Optional[float] = None  # wall seconds per image at mislabel_sample
-    mislabel_sample: Optional[int] = None
-    mislabel_fit_exponent: float = 1.0
-    mislabel_memory: Optional[float] = None  # bytes per image
+    mislabel_fit: Optional[tuple[float, float]] = None  # CPU seconds of the fits: (fixed, per image)
+    mislabel_memory: Optional[tuple[float, float]] = None  # peak RSS, bytes: (fixed, per image)
 
     def mislabel_seconds(self, listings: int, machine: Machine) -> Optional[float]:
         """The mislabel check at `listings` on `machine`: embedding (on its GPU, or on its cores at this
-        machine's CPU cost) plus the classifier fits, grown by the measured exponent."""
+        machine's CPU cost) plus the out-of-fold fits and cleanlab in one process (their CPU time)."""
         if self.mislabel_fit is None:
             return None
-        fits = self.mislabel_fit * self.mislabel_sample * (listings / self.mislabel_sample) ** self.mislabel_fit_exponent
+        fits = self.mislabel_fit[0] + self.mislabel_fit[1] * listings
         if machine.gpu_images_per_s:
             return 2 * listings / machine.gpu_images_per_s + fits
         return self.mislabel_embed_cpu * listings / machine.cores + fits
+
+    def mislabel_peak_bytes(self, listings: int) -> Optional[float]:
+        return None if self.mislabel_memory is None else self.mislabel_memory[0] + self.mislabel_memory[1] * listings
 
     def scan_seconds(self, listings: int, cores: int) -> float:
         return listings * (self.scan_serial + self.scan_parallel_cpu / cores)
@@ -474,7 +477,7 @@ def projection(costs: Costs, machines: list[Machine], listings: int) -> list[dic
                      "duplicate": duplicate, "mislabel": mislabel,
                      "audit": None if mislabel is None else cheap + duplicate + mislabel + costs.audit_overhead * listings,
                      "mislabel_memory_gb": (None if costs.mislabel_memory is None
-                                            else costs.mislabel_memory * listings / 2**30)})
+                                            else costs.mislabel_peak_bytes(listings) / 2**30)})
     return rows
 
 
@@ -487,10 +490,12 @@ Assumptions of the projection:
 - duplicates: one process; the hash search (core.hashindex.near_pairs, timed alone) grows per image as its
   own cost model says (core.hashindex.estimated_cost: {search:.2f}x per image at {target:,}); the rest of
   the check (pixel comparisons of candidates, grouping) is linear.
-- mislabel: two network views per photo (photo, crop). GPU machine: {gpu:,.0f} images/s per view (issue
-  10's target for one GPU; not measured here). Ray cluster: CPU workers at this machine's CPU cost per image,
-  on all {cluster_cores} cores. The out-of-fold fits run on one machine and grow as N^{exponent:.2f} (from the two
-  subsamples); their memory grows linearly (the embeddings of every photo are held at once).
+- mislabel: two network views per photo (photo, crop), embedding CPU per image from the larger subsample
+  (with, minus without, embedding). GPU machine: {gpu:,.0f} images/s per view (issue 10's target for one
+  GPU; not measured here). Ray cluster: CPU workers at this machine's CPU cost per image, on all
+  {cluster_cores} cores. The out-of-fold fits and cleanlab run in one process: their CPU time, fixed part
+  plus a part per image from the two subsamples, counts as wall time. Memory likewise: fixed plus per
+  image (every photo's embeddings are held at once); the machine must have it.
 """
 
 
@@ -597,14 +602,11 @@ def measure_costs(stages: dict[str, StageResult], images: int, workers: int) -> 
         audit_overhead=max(0.0, stages["audit"].work_s - sum(audit.values())) / images,
     )
     if "mislabel_small" in stages:
-        small, large = stages["mislabel_small"].details, stages["mislabel_large"]
-        costs.mislabel_sample = large.details["samples"]
-        costs.mislabel_embed_cpu = (large.details["cold_cpu_s"] - large.details["warm_cpu_s"]) / costs.mislabel_sample
-        costs.mislabel_fit = large.details["warm_s"] / costs.mislabel_sample
-        costs.mislabel_fit_exponent = growth_exponent(small["warm_s"], large.details["warm_s"],
-                                                      large.details["samples"] / small["samples"])
-        costs.mislabel_memory = max(0.0, (large.peak_rss - stages["mislabel_small"].peak_rss)
-                                    / (large.details["samples"] - small["samples"]))
+        small, large = stages["mislabel_small"], stages["mislabel_large"]
+        small_n, large_n = small.details["samples"], large.details["samples"]
+        costs.mislabel_embed_cpu = (large.details["cold_cpu_s"] - large.details["warm_cpu_s"]) / large_n
+        costs.mislabel_fit = affine(small_n, small.details["warm_cpu_s"], large_n, large.details["warm_cpu_s"])
+        costs.mislabel_memory = affine(small_n, small.peak_rss, large_n, large.peak_rss)
     return costs
 
 
@@ -688,12 +690,12 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> dict:
           f"original; hash search alone {duplicate['hash_search_s']:.2f} s\n")
     print(projection_table(projected, PROJECTED_LISTINGS))
     print(ASSUMPTIONS.format(search=hash_search_factor(args.images, PROJECTED_LISTINGS), target=PROJECTED_LISTINGS,
-                             gpu=args.gpu_images_per_s, cluster_cores=args.cluster_cores,
-                             exponent=costs.mislabel_fit_exponent))
+                             gpu=args.gpu_images_per_s, cluster_cores=args.cluster_cores))
     if predicted_audit is not None:
-        measured = stages["audit"].work_s if args.full_audit else None
-        print(f"full audit at {args.images:,} on this machine: projected {predicted_audit:,.0f} s"
-              + (f", measured {measured:,.0f} s" if measured is not None else " (not measured: --full-audit)"))
+        print(f"full audit at {args.images:,} on this machine: projected {predicted_audit:,.0f} s and "
+              f"{costs.mislabel_peak_bytes(args.images) / 2**30:.2f} GB at the peak; "
+              + (f"measured {stages['audit'].work_s:,.0f} s and {stages['audit'].peak_rss / 2**30:.2f} GB"
+                 if args.full_audit else "not measured (--full-audit measures it)"))
     print("\n".join(targets_met(stages, reviews)))
     return {"config": config, "load_before": load_before, "load_after": load_after,
             "stages": {name: asdict(result) for name, result in stages.items()}, "reviews": reviews,

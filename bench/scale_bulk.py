@@ -23,9 +23,10 @@ KIND_SHARES = (0.6, 0.2, 0.15, 0.05)
 DUPLICATE_GROUP = 3
 
 
-def _insert(session, table, rows: list[dict]) -> None:
+def _insert(session, model, rows: list[dict]) -> None:
+    """Core executemany inserts of `rows` into `model`'s table, BATCH rows at a time."""
     for start in range(0, len(rows), BATCH):
-        session.execute(insert(table), rows[start:start + BATCH])
+        session.execute(insert(model.__table__), rows[start:start + BATCH])
 
 
 def _sample_table(source_root: Path, samples: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -45,19 +46,25 @@ def _sample_table(source_root: Path, samples: int, rng: np.random.Generator) -> 
     return pd.concat([real[["path", "label", "price", "title"]], made_up], ignore_index=True)
 
 
+def _hex_strings(rng: np.random.Generator, count: int, digits: int) -> list[str]:
+    """`count` random hex strings of `digits` digits."""
+    text = rng.bytes(count * digits // 2).hex()
+    return [text[start:start + digits] for start in range(0, len(text), digits)]
+
+
 def _sample_rows(dataset_id: int, table: pd.DataFrame, rng: np.random.Generator) -> list[dict]:
     now = utcnow()
-    hashes = rng.integers(0, 2**63, size=(len(table), 4), dtype=np.int64)
-    phashes = rng.integers(0, 2**63, size=len(table), dtype=np.int64)
-    stats = rng.uniform(0.1, 0.9, size=(len(table), 4))
+    hashes, phashes = _hex_strings(rng, len(table), 64), _hex_strings(rng, len(table), 16)
+    stats = rng.uniform(0.1, 0.9, size=(len(table), 4)).tolist()
     return [
         {"dataset_id": dataset_id, "path": path, "label": label, "file_size": 3000, "mtime_ns": 1,
-         "content_hash": "".join(f"{int(part):016x}" for part in hashes[i]), "phash": f"{int(phashes[i]):016x}",
-         "width": 96, "height": 96, "mode": "RGB", "readable": True, "missing": False,
-         "brightness": stats[i, 0], "contrast": stats[i, 1], "sharpness": 100 * stats[i, 2], "entropy": 8 * stats[i, 3],
-         "colorfulness": stats[i, 0], "listing_id": f"B{i:08d}", "price": float(price), "title": title,
-         "first_seen_at": now, "scanned_at": now}
-        for i, (path, label, price, title) in enumerate(zip(table["path"], table["label"], table["price"], table["title"]))
+         "content_hash": content_hash, "phash": phash, "width": 96, "height": 96, "mode": "RGB", "readable": True,
+         "missing": False, "brightness": brightness, "contrast": contrast, "sharpness": 100 * sharpness,
+         "entropy": 8 * entropy, "colorfulness": brightness, "listing_id": f"B{i:08d}", "price": price,
+         "title": title, "first_seen_at": now, "scanned_at": now}
+        for i, (path, label, price, title, content_hash, phash, (brightness, contrast, sharpness, entropy))
+        in enumerate(zip(table["path"].tolist(), table["label"].tolist(), table["price"].tolist(),
+                         table["title"].tolist(), hashes, phashes, stats))
     ]
 
 
