@@ -342,11 +342,14 @@ def _timed_run(work: Callable[[], Any]) -> tuple[float, float, Any]:
 
 def stage_mislabel_sample(config: dict) -> dict:
     """The mislabel check (core.audit.run_audit, as the audit job calls it) on `config["sample"]` readable
-    samples chosen at random, after the `config["skip"]` chosen before (so their embeddings are not cached
-    yet); then again, embeddings cached, which times the out-of-fold fits and cleanlab alone."""
+    samples chosen at random, after the `config["skip"]` chosen before; then again, embeddings cached, which
+    times the out-of-fold fits and cleanlab alone. The embedding cache is emptied after."""
+    from sqlalchemy import delete
+
     from core.audit import flags_table, run_audit
     from core.checks.base import AuditContext
     from db.embeddings import DbEmbeddingStore
+    from db.models import Embedding
     from db.queries import dataset_classes
     from jobs.audit import audit_samples
 
@@ -363,6 +366,8 @@ def stage_mislabel_sample(config: dict) -> dict:
     if "mislabel" in run.errors:
         raise SystemExit(f"error: the mislabel check failed: {run.errors['mislabel']}")
     warm_s, warm_cpu, _ = _timed_run(lambda: run_audit(context, ["mislabel"]))
+    with factory.begin() as session:  # later stages (the full audit) embed cold
+        session.execute(delete(Embedding))
     flags = flags_table(run, chosen)
     summary = run.summary()["mislabel"]
     return {"samples": len(chosen), "cold_s": cold_s, "cold_cpu_s": cold_cpu, "warm_s": warm_s,
