@@ -317,7 +317,11 @@ def read_file_inside(root: str | os.PathLike, relative: str, *, max_bytes: int) 
         stat = os.fstat(descriptor)
         if not S_ISREG(stat.st_mode):
             raise FileRefused("not a regular file (a pipe, socket or device)")
-        data = handle.read(max_bytes + 1) if stat.st_size <= max_bytes else b""
+        # Asking for the file's size, not max_bytes, spares allocating (and freeing) a max_bytes buffer per
+        # file: half the cost of reading a small photo. A file that grew since fstat is read on to the limit.
+        data = handle.read(stat.st_size + 1) if stat.st_size <= max_bytes else b""
+        if len(data) > stat.st_size:
+            data += handle.read(max_bytes + 1 - len(data))
         if stat.st_size > max_bytes or len(data) > max_bytes:  # the second: it grew since fstat
             raise FileRefused(f"file too large to read: more than the {max_bytes / 2**20:,.0f} MiB "
                               f"the scan reads ({max(stat.st_size, len(data)) / 2**20:,.0f} MiB)")

@@ -8,8 +8,8 @@ import pytest
 
 import core.dataset
 from core.dataset import (
-    NOT_IN_CLASS_FOLDER, OUTSIDE_ROOT, UNSUPPORTED_FORMAT, discover, match_listing_paths, normalise_listing_path,
-    parse_price, read_listings, skipped_warnings,
+    NOT_IN_CLASS_FOLDER, OUTSIDE_ROOT, UNSUPPORTED_FORMAT, FileRefused, discover, match_listing_paths,
+    normalise_listing_path, parse_price, read_file_inside, read_listings, skipped_warnings,
 )
 from core.imaging import AVIF_SUPPORTED
 from tests.conftest import make_image
@@ -164,6 +164,16 @@ def test_a_pipe_named_like_an_image_is_reported_not_read(tmp_path):
     os.mkfifo(tmp_path / "shoes" / "pipe.jpg")
     entries = paths_of(discover(tmp_path))
     assert entries["shoes/pipe.jpg"].stat_error == "not a regular file (a pipe, socket or device)"
+
+
+def test_a_file_is_read_for_its_size_whatever_the_limit(tmp_path):
+    """The read asks for the file's size, not for the limit: a limit of a terabyte allocates nothing."""
+    make_image(tmp_path / "shoes" / "a.jpg")
+    data = (tmp_path / "shoes" / "a.jpg").read_bytes()
+    assert read_file_inside(tmp_path, "shoes/a.jpg", max_bytes=2**40) == data
+    assert read_file_inside(tmp_path, "shoes/a.jpg", max_bytes=len(data)) == data
+    with pytest.raises(FileRefused, match="file too large to read"):
+        read_file_inside(tmp_path, "shoes/a.jpg", max_bytes=len(data) - 1)
 
 
 def test_missing_root_raises(tmp_path):
