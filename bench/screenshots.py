@@ -74,7 +74,7 @@ def metrics_cell(page, url: str, out: Path) -> Path:
     cell = page.get_by_text(re.compile(r"validation images of class"))
     cell.wait_for()
     wait_idle(page)
-    for ticked, box in enumerate(first_row_boxes(page)[:CELL_TICKS], start=1):
+    for ticked, box in enumerate(tile_boxes(page)[:CELL_TICKS], start=1):
         box.locator("label").click()
         page.get_by_role("button", name=re.compile(rf"^Relabel {ticked} ticked to ")).wait_for()
         wait_idle(page)
@@ -82,12 +82,11 @@ def metrics_cell(page, url: str, out: Path) -> Path:
     return shoot(page, out, "metrics-cell.png")
 
 
-def first_row_boxes(page) -> list:
-    """The tick boxes of the cell's first row of images, left to right (each of the page's columns holds
-    every sixth image, so the first box of each column)."""
+def tile_boxes(page) -> list:
+    """The tick boxes of the cell's images in reading order (a column per tile, a row of columns per row)."""
     checkbox = page.get_by_test_id("stCheckbox")
     columns = page.get_by_test_id("stMain").get_by_test_id("stColumn").filter(has=checkbox)
-    return [column.get_by_test_id("stCheckbox").first for column in columns.all()]
+    return [column.get_by_test_id("stCheckbox") for column in columns.all()]
 
 
 def has_finished_run(db: Path) -> bool:
