@@ -4,7 +4,7 @@ The database is a SQLite file in tmp_path; where a test folder's conftest
 makes `db_path` run on every backend (tests/db, tests/jobs, tests/cli, via
 `backend_database`), it is also a fresh database on a throwaway PostgreSQL
 server (tests/postgres.py). Tests marked `sqlite_only` (they handle the file
-itself) run on SQLite alone.
+itself) run on SQLite alone, those marked `postgresql_only` on PostgreSQL alone.
 """
 from __future__ import annotations
 
@@ -95,14 +95,21 @@ def backend_database(request, tmp_path) -> Path | str:
     return url
 
 
+#: Markers that keep a test to one backend where `db_path` covers every backend.
+ONE_BACKEND_MARKERS = {"sqlite_only": "sqlite", "postgresql_only": "postgresql"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run tests marked sqlite_only on SQLite alone: drop their other backends' cases."""
-    kept = [item for item in items if not (item.get_closest_marker("sqlite_only")
-                                           and getattr(item, "callspec", None) is not None
-                                           and item.callspec.params.get("db_path", "sqlite") != "sqlite")]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        items[:] = kept
+    """Run tests marked sqlite_only or postgresql_only on that backend alone: drop their other cases."""
+    def other_backend(item) -> bool:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("db_path")
+        return any(item.get_closest_marker(marker) and backend not in (None, only)
+                   for marker, only in ONE_BACKEND_MARKERS.items())
+
+    dropped = [item for item in items if other_backend(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not other_backend(item)]
 
 
 @pytest.fixture
