@@ -29,6 +29,11 @@ BLOCK_CANDIDATES = 4_000_000
 FUSED_BLOCK = 1 << 18
 #: A chunking that needs more flip masks than this would take hours: refused with a clear error.
 MAX_FLIP_MASKS = 2_000_000
+#: Up to this many hashes (and no chunking asked for) every pair is compared, BRUTE_FORCE_ROWS hashes
+#: against the rest at a time (about 10 MB): faster than building the chunk indexes (65 ms against
+#: 99 ms for 4,096 pHashes of similar photos, 5 ms against 37 ms for 1,024).
+BRUTE_FORCE_MAX_HASHES = 4096
+BRUTE_FORCE_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ def near_pairs(hashes: np.ndarray, *, max_distance: int,
     """All pairs (i < j) of `hashes` (uint64, shape (N,)) with Hamming distance <= max_distance.
 
     chunk_widths / chunk_radii override `choose_chunks` (both or neither); they must
-    satisfy sum(widths) == 64 and sum(radii) == max_distance - len(widths) + 1.
+    satisfy sum(widths) == 64 and sum(radii) == max_distance - len(widths) + 1. Without
+    them, up to BRUTE_FORCE_MAX_HASHES hashes are compared pair by pair.
     Identical hashes are pairs at distance 0. Time grows with N times the number
     of flip masks (sum of C(width, <= radius)) plus the number of candidates; memory
     with the size of one chunk's index (about 200 MB for 1,000,000 hashes).
@@ -112,11 +118,14 @@ def near_pairs(hashes: np.ndarray, *, max_distance: int,
         raise ValueError(f"max_distance must be in [0, 64], got {max_distance}")
     if (chunk_widths is None) != (chunk_radii is None):
         raise ValueError("give both chunk_widths and chunk_radii, or neither")
-    if chunk_widths is None:
+    chosen_here = chunk_widths is None
+    if chosen_here:
         chunk_widths, chunk_radii = choose_chunks(len(hashes), max_distance)
     _check_chunks(list(chunk_widths), list(chunk_radii), max_distance)
     if len(hashes) < 2:
         return _empty_pairs()
+    if chosen_here and len(hashes) <= BRUTE_FORCE_MAX_HASHES:
+        return _all_pairs_within(hashes, max_distance)
     found = []
     shift = 0
     for width, radius in zip(chunk_widths, chunk_radii):
@@ -126,6 +135,22 @@ def near_pairs(hashes: np.ndarray, *, max_distance: int,
             found.extend(index.pairs_at_masks(masks))
         shift += width
     return _unique_pairs(hashes, found)
+
+
+def _all_pairs_within(hashes: np.ndarray, max_distance: int) -> NearPairs:
+    """near_pairs by comparing every pair (for few hashes: see BRUTE_FORCE_MAX_HASHES), BRUTE_FORCE_ROWS
+    hashes against all later ones at a time; row-major order keeps the pairs sorted by (i, j)."""
+    found_i, found_j, found_distance = [], [], []
+    for start in range(0, len(hashes) - 1, BRUTE_FORCE_ROWS):
+        rows = hashes[start:start + BRUTE_FORCE_ROWS]
+        distance = popcount64(rows[:, None] ^ hashes[None, start + 1:])
+        row, column = np.nonzero(distance <= max_distance)
+        later = column >= row  # column c is hash start + 1 + c: later than row r when c >= r
+        found_i.append(row[later] + start)
+        found_j.append(column[later] + start + 1)
+        found_distance.append(distance[row[later], column[later]])
+    return NearPairs(np.concatenate(found_i).astype(np.int64), np.concatenate(found_j).astype(np.int64),
+                     np.concatenate(found_distance))
 
 
 def _check_chunks(widths: list[int], radii: list[int], max_distance: int) -> None:
@@ -340,6 +365,16 @@ def _unique_pairs(hashes: np.ndarray, found: list[Found]) -> NearPairs:
     a = np.concatenate([part[0] for part in found])
     b = np.concatenate([part[1] for part in found])
     i, j = np.minimum(a, b), np.maximum(a, b)
-    combined = np.unique(i * np.int64(len(hashes)) + j)
+    combined = sorted_unique(i * np.int64(len(hashes)) + j)
     i, j = combined // len(hashes), combined % len(hashes)
     return NearPairs(i, j, popcount64(hashes[i] ^ hashes[j]))
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values of a 1-D integer array, ascending: np.unique(values), by sorting. numpy 2.4's
+    np.unique counts integers through a hash table, 50x slower than sorting on the millions of pair codes
+    that near-duplicate photos of similar scenes give (3.2 s against 0.07 s for 2.8 million)."""
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]

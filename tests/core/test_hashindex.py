@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import core.hashindex as hashindex
-from core.hashindex import choose_chunks, hex_to_uint64, near_pairs, popcount64
+from core.hashindex import choose_chunks, hex_to_uint64, near_pairs, popcount64, sorted_unique
 
 
 def random_hashes(n: int, *, planted: int, max_flips: int, seed: int = 0) -> np.ndarray:
@@ -30,8 +30,10 @@ def as_set(pairs) -> set[tuple[int, int]]:
     return set(zip(pairs.i.tolist(), pairs.j.tolist()))
 
 
+@pytest.mark.parametrize("search", ["indexed", "pair by pair"])
 @pytest.mark.parametrize("n, max_distance", [(1500, 0), (1500, 1), (1500, 3), (2000, 8), (800, 12), (300, 24)])
-def test_all_pairs_within_the_distance_are_found_and_nothing_else(n, max_distance):
+def test_all_pairs_within_the_distance_are_found_and_nothing_else(n, max_distance, search, monkeypatch):
+    monkeypatch.setattr(hashindex, "BRUTE_FORCE_MAX_HASHES", 0 if search == "indexed" else n)
     hashes = random_hashes(n, planted=n // 5, max_flips=max_distance + 2, seed=max_distance)
     pairs = near_pairs(hashes, max_distance=max_distance)
     expected = brute_force(hashes, max_distance)
@@ -52,6 +54,7 @@ def test_any_valid_chunking_gives_the_same_pairs(widths, radii):
 
 
 def test_identical_hashes_in_big_buckets_are_all_paired(monkeypatch):
+    monkeypatch.setattr(hashindex, "BRUTE_FORCE_MAX_HASHES", 0)
     monkeypatch.setattr(hashindex, "BLOCK_CANDIDATES", 7)  # many small verification blocks
     hashes = np.concatenate([np.full(40, 0xDEADBEEF, dtype=np.uint64), random_hashes(200, planted=20, max_flips=4)])
     pairs = near_pairs(hashes, max_distance=4)
@@ -88,3 +91,18 @@ def test_hex_hashes_and_the_popcount_fallback(monkeypatch):
     expected = popcount64(hashes).tolist()
     monkeypatch.delattr(np, "bitwise_count")
     assert popcount64(hashes).tolist() == expected == [64, 1, 1]
+
+
+def test_few_hashes_are_compared_pair_by_pair_in_blocks_of_rows(monkeypatch):
+    monkeypatch.setattr(hashindex, "BRUTE_FORCE_ROWS", 7)  # rows split mid-way through the planted copies
+    hashes = random_hashes(100, planted=40, max_flips=6, seed=5)
+    pairs = near_pairs(hashes, max_distance=6)
+    assert as_set(pairs) == brute_force(hashes, 6)
+    assert np.array_equal(np.lexsort((pairs.j, pairs.i)), np.arange(len(pairs)))
+    assert pairs.i.dtype == np.int64 and pairs.distance.dtype == np.uint8
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_sorted_unique_is_numpy_unique(size):
+    values = np.random.default_rng(size).integers(0, 50, size=size)
+    assert np.array_equal(sorted_unique(values), np.unique(values))

@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import core.checks.duplicates as duplicates
 from core.audit import run_audit
-from core.checks.duplicates import DuplicateCheck, exact_pairs, group_components
+from core.checks.duplicates import (
+    DuplicateCheck, brightness_bands, exact_pairs, group_components, near_pairs_by_band, pixel_thumbnails,
+    read_thumbnails,
+)
+from core.hashindex import near_pairs
 from tests.core.checks.photos import photo, save
 
 
@@ -92,3 +97,38 @@ def test_group_components_number_groups_by_first_member():
     group = group_components(7, np.array([5, 1, 2]), np.array([6, 2, 4]))
     assert group.tolist() == [0, 1, 1, 0, 1, 2, 2]
     assert group_components(3, np.array([], dtype=int), np.array([], dtype=int)).tolist() == [0, 0, 0]
+
+
+def test_the_search_by_brightness_band_finds_exactly_the_pairs_in_adjacent_bands():
+    rng = np.random.default_rng(4)
+    hashes = rng.integers(0, 2**63, size=600, dtype=np.uint64)
+    hashes[300:] = hashes[:300] ^ np.uint64(0b101)  # 300 planted near pairs
+    brightness = rng.uniform(0.0, 1.0, size=600)
+    brightness[::50] = np.nan
+    bands = brightness_bands(brightness)
+    everything = near_pairs(hashes, max_distance=4)
+    adjacent = (bands[everything.i] >= 0) & (bands[everything.j] >= 0) & (np.abs(bands[everything.i] - bands[everything.j]) <= 1)
+    by_band = near_pairs_by_band(hashes, bands, max_distance=4)
+    assert np.array_equal(by_band.i, everything.i[adjacent]) and np.array_equal(by_band.j, everything.j[adjacent])
+    assert np.array_equal(by_band.distance, everything.distance[adjacent])
+    assert 0 < len(by_band) < len(everything)
+
+
+def test_brightnesses_within_the_tolerance_are_never_two_bands_apart():
+    low = np.linspace(0.0, 0.98, 4901)
+    bands = brightness_bands(np.concatenate([low, low + duplicates.STATS_TOLERANCE]))
+    assert (bands[len(low):] - bands[:len(low)]).max() <= 1
+    assert brightness_bands(np.array([np.nan, 0.5])).tolist() == [-1, 24]
+
+
+def test_thumbnails_read_by_processes_are_the_ones_read_here(reuploads, monkeypatch):
+    paths = sorted(str(path) for path in reuploads.rglob("*.*"))
+    here = pixel_thumbnails(paths)
+    monkeypatch.setattr(duplicates, "THUMBNAIL_CHUNK", 3)
+    monkeypatch.setattr(duplicates, "MIN_FILES_FOR_POOL", 2)
+    monkeypatch.setattr(duplicates, "THUMBNAIL_WORKERS", 2)
+    done = []
+    by_processes = read_thumbnails(paths, done.append)
+    assert done == list(range(3, len(paths), 3)) + [len(paths)]
+    assert [None if t is None else t.tolist() for t in by_processes] == [None if t is None else t.tolist() for t in here]
+    assert sum(t is None for t in here) == 2 and all(t.shape == (32, 32, 3) and t.dtype == np.uint8 for t in here if t is not None)
