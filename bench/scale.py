@@ -179,7 +179,7 @@ def stage_main(name: str, config_file: Path, result_file: Path) -> int:
     """Child process: run one stage and write {"work_s": seconds, **details} to `result_file`. With the
     ray executor a local Ray instance of `workers` CPUs runs first (its start-up is not timed)."""
     config = json.loads(config_file.read_text())
-    if config.get("executor") == "ray" and name in RAY_STAGES:
+    if config.get("executor") == "ray" and name in RAY_STAGES and "mislabel" in config.get("checks", ["mislabel"]):
         start_local_ray(config["workers"])
     started = time.perf_counter()
     details = STAGES[name](config)
@@ -189,7 +189,8 @@ def stage_main(name: str, config_file: Path, result_file: Path) -> int:
 
 # --- the stages (each runs in its own process) --------------------------------------------------
 
-#: The stages whose image work the ray executor takes (the scan's inspection, the photo embeddings).
+#: The stages whose image work the ray executor takes (the scan's inspection, the photo embeddings; an
+#: audit stage only when it runs the mislabel check).
 RAY_STAGES = ("scan", "mislabel_sample", "audit")
 RAY_OBJECT_STORE_BYTES = 1 << 30
 
