@@ -542,8 +542,9 @@ Assumptions of the projection:
   (with, minus without, embedding). GPU machine: {gpu:,.0f} images/s per view (issue 10's target for one
   GPU; not measured here). Ray cluster: CPU workers at this machine's CPU cost per image, on all
   {cluster_cores} cores. The out-of-fold fits and cleanlab run in one process: their CPU time, fixed part
-  plus a part per image from the two subsamples, counts as wall time. Memory likewise: fixed plus per
-  image (every photo's embeddings are held at once); the machine must have it.
+  plus a part per image (from the two subsamples, or from the larger one and a warm full audit when
+  one ran), counts as wall time. Memory likewise: fixed plus per image (every photo's embeddings, and
+  copies of a fold's, are held at once); the machine must have it.
 """
 
 
@@ -638,7 +639,10 @@ def machine_line(config: dict) -> str:
             f"executor {config['executor']}, {config['workers']} workers")
 
 
-def measure_costs(stages: dict[str, StageResult], images: int, workers: int) -> Costs:
+def measure_costs(stages: dict[str, StageResult], images: int, workers: int, *, full_size: bool = False) -> Costs:
+    """Per-image costs from the stages. The mislabel check's fits and memory come from its two subsamples;
+    with `full_size` and a warm full audit measured, from the larger subsample and the full audit (its
+    fits and peak at every photo: what the projection to more listings should grow from)."""
     scan, duplicate = stages["scan"].details, stages["duplicate"].details
     cheap = sum(stages["cheap"].details["seconds"].values())
     audit = stages["audit"].details["seconds"]
@@ -655,6 +659,9 @@ def measure_costs(stages: dict[str, StageResult], images: int, workers: int) -> 
         costs.mislabel_embed_cpu = (large.details["cold_cpu_s"] - large.details["warm_cpu_s"]) / large_n
         costs.mislabel_fit = affine(small_n, small.details["warm_cpu_s"], large_n, large.details["warm_cpu_s"])
         costs.mislabel_memory = affine(small_n, small.peak_rss, large_n, large.peak_rss)
+        if full_size and "prefill" in stages:
+            costs.mislabel_fit = affine(large_n, large.details["warm_cpu_s"], images, audit["mislabel"])
+            costs.mislabel_memory = affine(large_n, large.peak_rss, images, stages["audit"].peak_rss)
     return costs
 
 
@@ -736,10 +743,11 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> dict:
             "review", {**config, "dataset_id": bulk.details["dataset_id"]}, workdir, label="review_bulk").details
     load_after = load_average()
     costs = measure_costs(stages, args.images, args.workers)
+    grown = measure_costs(stages, args.images, args.workers, full_size=True)
     machines = [Machine(f"this machine ({args.workers} cores)", args.workers, None),
                 Machine("16 cores + 1 GPU", 16, args.gpu_images_per_s),
                 Machine(f"Ray cluster, {args.cluster_cores} CPU cores", args.cluster_cores, None)]
-    projected = projection(costs, machines, PROJECTED_LISTINGS)
+    projected = projection(grown, machines, PROJECTED_LISTINGS)
     predicted_audit = projection(costs, machines[:1], args.images)[0]["audit"]
     print()
     print(f"load average at the start: {load_before}; at the end: {load_after}")
@@ -760,7 +768,8 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> dict:
     print("\n".join(targets_met(stages, reviews)))
     return {"config": config, "load_before": load_before, "load_after": load_after,
             "stages": {name: asdict(result) for name, result in stages.items()}, "reviews": reviews,
-            "costs": asdict(costs), "projection": projected, "predicted_audit_s": predicted_audit}
+            "costs": asdict(costs), "costs_full_size": asdict(grown), "projection": projected,
+            "predicted_audit_s": predicted_audit}
 
 
 def positive_int(text: str) -> int:
