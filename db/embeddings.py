@@ -17,6 +17,8 @@ from db.models import Embedding, Sample
 
 #: Rows per IN (...) query and per INSERT batch; well under SQLite's bound-parameter limit.
 BATCH_SIZE = 500
+#: Samples whose vectors `dataset_embeddings` reads at a time (their bytes, 9 KB each for MobileNetV2).
+READ_BATCH_SIZE = 16384
 
 
 def _batches(items: Sequence, size: int = BATCH_SIZE) -> Iterator[Sequence]:
@@ -46,16 +48,18 @@ def load_embeddings(session: Session, content_hashes: Iterable[str], backbone: s
 
 def save_embeddings(session: Session, vectors: dict[str, np.ndarray], backbone: str) -> int:
     """Store vectors (hash -> array of shape (D,)) for `backbone`; existing rows are kept. Returns rows offered."""
-    rows = []
-    for content_hash, vector in vectors.items():
-        array = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
-        rows.append({"content_hash": content_hash, "backbone": backbone, "dim": array.size, "vector": array.tobytes()})
-    for batch in _batches(rows):
-        statement = insert_ignoring_duplicates(session, Embedding).values(list(batch)).on_conflict_do_nothing(
+    for batch in _batches(list(vectors.items())):  # the bytes of one batch at a time
+        rows = [_embedding_row(content_hash, vector, backbone) for content_hash, vector in batch]
+        statement = insert_ignoring_duplicates(session, Embedding).values(rows).on_conflict_do_nothing(
             index_elements=["content_hash", "backbone"]
         )
         session.execute(statement)
-    return len(rows)
+    return len(vectors)
+
+
+def _embedding_row(content_hash: str, vector: np.ndarray, backbone: str) -> dict:
+    array = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    return {"content_hash": content_hash, "backbone": backbone, "dim": array.size, "vector": array.tobytes()}
 
 
 def count_embeddings(session: Session, backbone: str) -> int:
@@ -97,8 +101,15 @@ def dataset_embeddings(session: Session, dataset_id: int) -> tuple[str, np.ndarr
                Sample.content_hash.is_not(None))
         .order_by(Sample.id)
     ).all()
-    vectors = load_embeddings(session, [content_hash for _, content_hash in samples], key)
-    kept = [(sample_id, content_hash) for sample_id, content_hash in samples if content_hash in vectors]
+    dim = session.scalar(select(Embedding.dim).where(Embedding.backbone == key).limit(1))
+    vectors = np.empty((len(samples), dim), np.float32)  # filled a batch at a time: held once
+    kept: list[tuple[int, str]] = []
+    for batch in _batches(samples, READ_BATCH_SIZE):
+        found = load_embeddings(session, [content_hash for _, content_hash in batch], key)
+        for sample_id, content_hash in batch:
+            if content_hash in found:
+                vectors[len(kept)] = found[content_hash]
+                kept.append((sample_id, content_hash))
     ids = np.array([sample_id for sample_id, _ in kept], np.int64)
     hashes = np.array([content_hash for _, content_hash in kept], object)
-    return key, ids, hashes, np.stack([vectors[content_hash] for content_hash in hashes])
+    return key, ids, hashes, vectors[:len(kept)]

@@ -82,6 +82,10 @@ class Member(ABC):
                     exclude: Optional[np.ndarray] = None) -> MemberOutput:
         """Out-of-fold probabilities of every row; rows in `exclude` (bool (N,)) are never trained on."""
 
+    def release(self) -> None:
+        """Forget what was kept between rounds (after the last one): the audit's memory is then the next
+        member's alone. A released member prepares it again when asked."""
+
 
 MEMBERS: dict[str, Callable[[], Member]] = {}
 

@@ -53,6 +53,9 @@ class EmbeddingMember(Member):
             self._details = {"key": embedded.key, "embedded": embedded.computed, "from_cache": embedded.reused}
         return self._vectors
 
+    def release(self) -> None:
+        self._vectors = None
+
     def out_of_fold(self, data: EvidenceInput, folds: AuditFolds, *,
                     exclude: Optional[np.ndarray] = None) -> MemberOutput:
         from core.features import get_backbone

@@ -155,6 +155,27 @@ def test_a_second_embedding_of_the_same_files_computes_nothing(tmp_path, factory
     np.testing.assert_array_equal(second.vectors[0], second.vectors[4])
 
 
+def test_new_vectors_are_cached_a_chunk_at_a_time_so_a_failed_embedding_keeps_the_chunks_before(
+        tmp_path, factory, monkeypatch):
+    import core.features
+
+    monkeypatch.setattr(core.features, "CACHE_CHUNK_IMAGES", 2)
+    paths = [item_photo(tmp_path / f"{i}.png", box=(4 * i, 4, 30 + 4 * i, 40)) for i in range(5)]
+    original = paths[4].read_bytes()
+    paths[4].write_bytes(b"cut off by a full disk")
+    hashes = [f"h{i}" for i in range(5)]
+    store = DbEmbeddingStore(factory)
+    with pytest.raises(UnreadableImageError, match="4.png"):
+        embed_cached(paths, hashes, store=store, backbone="pixels")
+    assert sorted(store.get_many(hashes, cache_key("pixels"))) == hashes[:4]  # two chunks of two
+    paths[4].write_bytes(original)
+    seen = []
+    again = embed_cached(paths, hashes, store=store, backbone="pixels", progress=lambda f, m: seen.append(f))
+    assert (again.computed, again.reused) == (1, 4)
+    np.testing.assert_allclose(again.vectors, embed_images(paths, backbone="pixels"), atol=1e-6)
+    assert seen[-1] == 1.0
+
+
 def test_files_that_no_longer_decode_are_named(tmp_path):
     good = item_photo(tmp_path / "good.png", box=(5, 5, 30, 30))
     bad = make_image(tmp_path / "bad.png")

@@ -67,6 +67,30 @@ def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_cont
         assert second.summary["members"][name]["from_cache"] == len(context.samples)
 
 
+def test_a_member_keeps_its_vectors_between_rounds_and_releases_them_after_the_last(
+        tmp_path, scanned_context, factory):
+    from core.checks.mislabel import audit_folds, audited_samples
+    from core.evidence.base import EvidenceInput
+    from core.evidence.image import PixelsMember
+
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}),
+                              params={"backbone": "pixels", "folds": 2, "rounds": 2},
+                              embeddings=DbEmbeddingStore(factory))
+    two_rounds = MislabelCheck().find_issues(context).summary["members"]["pixels"]
+    assert (two_rounds["embedded"], two_rounds["from_cache"]) == (len(context.samples), 0)  # kept for round 2
+
+    samples, labels = audited_samples(context)
+    options = resolve_options(context.params, {})
+    data = EvidenceInput(samples, labels, context.classes, context.root, options, context.embeddings)
+    folds = audit_folds(context, samples, labels, options)
+    member = PixelsMember()
+    first = member.out_of_fold(data, folds)
+    member.release()
+    again = member.out_of_fold(data, folds)  # read back from the cache, not kept
+    assert again.details["from_cache"] == len(samples)
+    np.testing.assert_array_equal(first.pred_probs, again.pred_probs)
+
+
 def test_missing_weights_give_a_clear_error(tmp_path, scanned_context, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}), params={"folds": 2})
