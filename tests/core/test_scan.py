@@ -84,3 +84,11 @@ def test_exception_from_progress_stops_the_pool(mixed_folder, monkeypatch):
 def test_nothing_to_inspect(monkeypatch):
     monkeypatch.setattr(core.scan, "MIN_FILES_FOR_POOL", 0)
     assert inspect_files("/nonexistent", [], workers=2) == []
+
+
+def test_ray_tasks_get_large_chunks_but_every_cpu_gets_several():
+    from core.scan import CHUNK_SIZE, RAY_MAX_CHUNK_SIZE, ray_chunk_size
+
+    assert ray_chunk_size(100_000, 2) == RAY_MAX_CHUNK_SIZE
+    assert ray_chunk_size(100_000, 128) == 196  # 510 tasks: 4 per CPU
+    assert ray_chunk_size(45, 2) == CHUNK_SIZE
