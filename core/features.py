@@ -663,7 +663,6 @@ def embed_cached(
     return Embeddings(vectors, key, computed=len(todo), reused=len(found))
 
 
-
 def _read_cached(store: Optional[EmbeddingStore], distinct: list[str], key: str, vectors: np.ndarray,
                  rows_of: dict[str, list[int]]) -> set[str]:
     """Copy the cached vectors of `distinct` hashes into their rows of `vectors` (N, D), a chunk at a
