@@ -2,8 +2,8 @@
 
 `build_demo` writes class folders of images, `listings.csv` (what a marketplace export looks like) and
 `truth.csv` (which files are mislabelled, duplicated, mispriced or broken). Two styles draw the photos:
-"photos" (core/demo_photos.py: colour cut-outs on tables, floors and beds) and "fashion" (Fashion-MNIST
-items on a plain background, defined here). Planting and writing are shared by both.
+"photos" (core/demo_photos.py: colour cut-outs on tables, floors and beds), "sketches" (the same listings
+drawn as pencil sketches) and "fashion" (Fashion-MNIST items on a plain background, defined here). Planting and writing are shared by both.
 """
 from __future__ import annotations
 
@@ -279,14 +279,21 @@ def _photos_style(*, classes: str, image_size: Optional[int]) -> DemoStyle:
     return importlib.import_module("core.demo_photos").ListingPhotosStyle(classes=classes)
 
 
+def _sketches_style(*, classes: str, image_size: Optional[int]) -> DemoStyle:
+    if image_size is not None:
+        raise DemoError("image_size applies to the fashion style; the sketches style draws 320-900 px pictures")
+    return importlib.import_module("core.demo_photos").SketchesStyle(classes=classes)
+
+
 def _fashion_style(*, classes: str, image_size: Optional[int]) -> DemoStyle:
     if classes != "broad":
         raise DemoError(f"classes={classes!r} exists only for the photos style; fashion has its 10 classes")
     return FashionStyle(image_size=224 if image_size is None else image_size)
 
 
-#: Style name -> factory(classes=..., image_size=...). The photos style lives in core.demo_photos.
-STYLES: dict[str, Callable[..., DemoStyle]] = {"photos": _photos_style, "fashion": _fashion_style}
+#: Style name -> factory(classes=..., image_size=...). The photos and sketches styles live in core.demo_photos.
+STYLES: dict[str, Callable[..., DemoStyle]] = {"photos": _photos_style, "sketches": _sketches_style,
+                                               "fashion": _fashion_style}
 
 
 def make_style(name: str, *, classes: str = "broad", image_size: Optional[int] = None) -> DemoStyle:
@@ -654,11 +661,26 @@ def _write_broken(broken: pd.DataFrame, style: DemoStyle, source: Any, root: Pat
         _save(root / row.path, _broken_bytes(row.broken_kind, style.render(source, row)))
 
 
-def _tables(plan: _Plan, style: DemoStyle, *, titles: bool, prices: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+#: Titles written from the category the seller picked (`label_titles`), the folder name in `{label}`.
+LABEL_TITLE_TEMPLATES = ("{label} for sale", "{Label}, good condition", "Selling my {label}", "{Label}",
+                         "{label} - must go", "Used {label}, offers welcome")
+
+
+def label_title(given_label: str, listing_id: str) -> str:
+    """A title that only repeats the folder's class, e.g. "Selling my home garden"; the template is fixed by
+    the listing id, so the same demo gets the same titles."""
+    label = given_label.replace("-", " ")
+    template = LABEL_TITLE_TEMPLATES[zlib.crc32(listing_id.encode()) % len(LABEL_TITLE_TEMPLATES)]
+    return template.format(label=label, Label=label[0].upper() + label[1:])
+
+
+def _tables(plan: _Plan, style: DemoStyle, *, titles: bool, prices: bool,
+            label_titles: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """listings.csv (sorted by listing id) and truth.csv (sorted by path), one row per file each.
 
-    Without `titles` every title is empty; without `prices` every price is empty and nothing counts as
-    a price typo (the photos and labels are the same as with them).
+    Without `titles` every title is empty; with `label_titles` every title only repeats the given folder's
+    class (`label_title`, truth's title_kind "label"); without `prices` every price is empty and nothing
+    counts as a price typo (the photos and labels are the same as with them).
     """
     files = pd.concat([plan.photos, plan.copies, plan.broken], ignore_index=True)
     for column in ("duplicate_of", "duplicate_kind", "broken_kind"):
@@ -670,6 +692,10 @@ def _tables(plan: _Plan, style: DemoStyle, *, titles: bool, prices: bool) -> tup
         files["title"] = ""
         if "title_kind" in files.columns:
             files["title_kind"] = "none"
+    elif label_titles:
+        files["title"] = [label_title(label, listing) for label, listing in zip(files["given_label"], files["listing_id"])]
+        if "title_kind" in files.columns:
+            files["title_kind"] = "label"
     if not prices:
         files[["price", "true_price"]] = np.nan
         files["is_price_typo"] = False
@@ -680,9 +706,10 @@ def _tables(plan: _Plan, style: DemoStyle, *, titles: bool, prices: bool) -> tup
     return listings, truth
 
 
-def _write_tables(plan: _Plan, style: DemoStyle, root: Path, *, titles: bool, prices: bool) -> pd.DataFrame:
+def _write_tables(plan: _Plan, style: DemoStyle, root: Path, *, titles: bool, prices: bool,
+                  label_titles: bool = False) -> pd.DataFrame:
     """Write listings.csv and truth.csv into `root`; returns the truth table."""
-    listings, truth = _tables(plan, style, titles=titles, prices=prices)
+    listings, truth = _tables(plan, style, titles=titles, prices=prices, label_titles=label_titles)
     listings.to_csv(root / "listings.csv", index=False, float_format="%.2f", lineterminator="\n")
     truth.to_csv(root / "truth.csv", index=False, float_format="%.2f", lineterminator="\n")
     return truth
@@ -773,6 +800,7 @@ def build_demo(
     broken_count: int = 6,
     image_size: Optional[int] = None,
     titles: bool = True,
+    label_titles: bool = False,
     prices: bool = True,
     overwrite: bool = False,
     progress: Optional[Progress] = None,
@@ -788,7 +816,9 @@ def build_demo(
     Planted: `noise_rate` x N photos in a plausible wrong class's folder (keeping their true item's
     price and, mostly, title), `duplicate_rate` x N re-uploaded copies (a quarter in another class's
     folder), `price_typo_rate` x N price typos, and `broken_count` unreadable files; N = K x per_class.
-    `titles=False` / `prices=False` leave those columns of listings.csv empty (same photos and labels).
+    `titles=False` / `prices=False` leave those columns of listings.csv empty (same photos and labels);
+    `label_titles=True` makes every title repeat the given folder's class, as sellers write titles from the
+    category they picked ("coat for sale").
     The same options and seed give the same files.
 
     The build happens in a hidden sibling folder renamed into place at the end, so `out_dir` never holds a
@@ -819,7 +849,7 @@ def build_demo(
         _write_copies(plan.copies, staging)
         _write_broken(plan.broken, demo_style, source, staging)
         progress(0.97, "writing listings.csv and truth.csv")
-        truth = _write_tables(plan, demo_style, staging, titles=titles, prices=prices)
+        truth = _write_tables(plan, demo_style, staging, titles=titles, prices=prices, label_titles=label_titles)
         _move_into_place(staging, out_dir, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -277,6 +277,20 @@ def mislabel_evidence_tables(summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]
     return members, classes
 
 
+def noise_heading(summary: dict) -> str:
+    """The line above the noise table: the estimated share of wrong labels with its interval, and the flags
+    (a review budget when the evidence is weak)."""
+    rate, interval = summary.get("estimated_noise_rate"), summary.get("estimated_interval")
+    if rate is None:
+        return "**Label noise**"
+    heading = f"**Label noise**: an estimated {rate:.1%} of labels are wrong"
+    if interval:
+        heading += f" ({interval[0]:,}-{interval[1]:,} listings, 95% interval)"
+    if summary.get("weak_evidence"):
+        return heading + f"; the evidence is weak: review the first {summary.get('review_budget', 0):,} flags"
+    return heading + f"; {summary.get('flagged', 0):,} flagged"
+
+
 def render_mislabel_evidence(job_id: int) -> None:
     """What the mislabel check weighed (members and their weights) and its estimated noise per class."""
     with session_factory()() as session:
@@ -285,10 +299,7 @@ def render_mislabel_evidence(job_id: int) -> None:
     if not summary or not summary.get("members"):
         return
     members, classes = mislabel_evidence_tables(summary)
-    rate = summary.get("estimated_noise_rate")
-    heading = f"**Label noise**: cleanlab estimates {rate:.1%} of labels are wrong" if rate is not None else \
-        "**Label noise**"
-    st.markdown(heading + f" ({summary.get('flagged', 0):,} flagged)")
+    st.markdown(noise_heading(summary))
     noise_column, members_column = st.columns([3, 2])
     with noise_column:
         st.dataframe(classes, hide_index=True, key="audit_noise_table",

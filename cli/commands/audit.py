@@ -74,11 +74,17 @@ def format_summary(job_id: int, root: str, result: dict, classes: pd.DataFrame) 
     return "\n".join(lines)
 
 
+def interval_text(summary: dict) -> str:
+    """", 95% interval 51-142" from a mislabel summary's estimated_interval; "" without one."""
+    interval = summary.get("estimated_interval")
+    return f", 95% interval {interval[0]}-{interval[1]}" if interval else ""
+
+
 def _details(name: str, summary: dict) -> str:
     if name == "mislabel" and summary.get("members"):
         weights = ", ".join(f"{member} {values['weight']:.2f}" for member, values in summary["members"].items())
         return (f"   estimated noise {summary['estimated_noise_rate']:.1%} "
-                f"({summary['estimated_issues']} listings); evidence weights: {weights}")
+                f"({summary['estimated_issues']} listings{interval_text(summary)}); evidence weights: {weights}")
     if name == "duplicate":
         return f"   {summary['groups']} groups, {summary['label_conflict_groups']} with conflicting labels"
     if name == "price":

@@ -1,6 +1,7 @@
 """`listing-audit demo`: build the demo dataset, listing photos with planted problems and an answer key.
 
-Two styles: "photos" (default: colour items on tables, floors and beds) and "fashion" (Fashion-MNIST).
+Three styles: "photos" (default: colour items on tables, floors and beds), "sketches" (the same listings as
+pencil drawings) and "fashion" (Fashion-MNIST).
 Prints what was planted; truth.csv in the dataset is the answer key.
 """
 from __future__ import annotations
@@ -24,9 +25,10 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--style", choices=sorted(STYLES), default=DEFAULT_STYLE,
                         help="photos: colour items on tables, floors and beds, 320-900 px (default); "
+                             "sketches: the same listings drawn as pencil sketches; "
                              "fashion: Fashion-MNIST items on a plain background, 224 px")
     parser.add_argument("--classes", choices=("broad", "fine"), default="broad",
-                        help="photos style: 9 broad classes (default) or 24 fine ones, a harder dataset")
+                        help="photos and sketches styles: 9 broad classes (default) or 24 fine ones, a harder dataset")
     parser.add_argument("--per-class", type=int, default=None,
                         help="listing photos per class (default: about 5,000 photos in all)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed builds the same files")
@@ -34,6 +36,9 @@ def register(subparsers) -> None:
                         help="share of photos put in a wrong class's folder (default: 0.10 photos, 0.08 fashion)")
     parser.add_argument("--no-titles", action="store_true",
                         help="leave every title in listings.csv empty (same photos and labels)")
+    parser.add_argument("--label-titles", action="store_true",
+                        help="every title only repeats the folder's class (\"coat for sale\"), as sellers write "
+                             "titles from the category they picked")
     parser.add_argument("--no-prices", action="store_true",
                         help="leave every price in listings.csv empty (same photos and labels)")
     parser.add_argument("--source", type=Path, default=None,
@@ -47,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = build_demo(
             args.out, style=args.style, classes=args.classes, source_dir=args.source, per_class=args.per_class,
-            seed=args.seed, noise_rate=args.noise_rate, titles=not args.no_titles, prices=not args.no_prices,
+            seed=args.seed, noise_rate=args.noise_rate, titles=not args.no_titles,
+            label_titles=args.label_titles, prices=not args.no_prices,
             overwrite=args.overwrite, progress=ProgressBar("demo"),
         )
     except DemoError as error:

@@ -20,8 +20,10 @@ Where the photo evidence comes from is pluggable (option `source`):
   `run_dir`, the run's folder.
 Title and price members join every source. A title is written by the seller who chose the label, so
 it may count against a label but never for it (core.evidence.combine.accuse_only). cleanlab then
-scores with RANKING_METHOD and flags as many as its own estimate of the number of issues, made from
-the evidence independent of the label (`flag_issues`; measured in docs/mislabel.md).
+scores with RANKING_METHOD and flags as many as the evidence independent of the label can back:
+cleanlab's own estimate where the noise rate read among the surest listings agrees, else that
+calibrated count (core.evidence.count); when the evidence is weak the flags are a ranking with a
+review budget and a warning says so (`flag_issues`; measured in docs/mislabel.md).
 Options come from the check's keyword arguments, else from `context.params`, else the defaults of
 `MislabelOptions`. Every sample is judged under its current label (corrections respected); deleted
 samples are not in the context and unreadable ones cannot be embedded.
@@ -37,12 +39,13 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from cleanlab.count import compute_confident_joint, num_label_issues
+from cleanlab.count import compute_confident_joint
 from cleanlab.rank import get_label_quality_scores
 
 from core.checks.base import AuditContext, Check, CheckResult, register
 from core.evidence.base import MEMBER_MODULES, EvidenceInput, Member, MemberOutput, get_member
 from core.evidence.combine import Combination, combine
+from core.evidence.count import IssueCount, count_label_issues
 from core.evidence.folds import AuditFolds, duplicate_groups, make_folds
 from core.oof import DEFAULT_FOLDS
 
@@ -171,11 +174,14 @@ class MislabelCheck(Check):
         warnings = [small_classes_warning(labels, small, classes, min_class_size)] if small[labels].any() else []
         issues = np.zeros(len(labels), bool)
         scores = np.ones(len(labels))
-        estimated, noise_per_class = 0, {}
+        count, noise_per_class = None, {}
         if assessed.sum() and len(np.unique(labels[assessed])) >= 2:
-            issues[assessed], scores[assessed], estimated = flag_issues(
+            issues[assessed], scores[assessed], count = flag_issues(
                 labels[assessed], pred_probs[assessed], count_probs[assessed])
             noise_per_class = estimated_noise_per_class(labels[assessed], count_probs[assessed], classes)
+            if count.weak:
+                warnings.append(weak_evidence_warning(count))
+        estimated = count.estimated if count is not None else 0
         table = evidence_table(samples.index, labels, pred_probs, issues, scores, assessed, classes)
         table["evidence"] = [dict(row, members=votes) for row, votes in
                              zip(table["evidence"], member_votes(evidence, labels, classes))]
@@ -189,6 +195,10 @@ class MislabelCheck(Check):
             "per_class": {name: int(flagged_per_class.get(name, 0)) for name in classes},
             "estimated_issues": estimated,
             "estimated_noise_rate": round(estimated / max(int(assessed.sum()), 1), 4),
+            "estimated_interval": [count.low, count.high] if count is not None else None,
+            "count": count.as_dict() if count is not None else None,
+            "weak_evidence": bool(count is not None and count.weak),
+            "review_budget": estimated,
             "estimated_noise_per_class": noise_per_class,
             "fold_accuracy": _rounded(float((pred_probs[assessed].argmax(1) == labels[assessed]).mean())
                                       if assessed.any() else float("nan")),
@@ -241,15 +251,24 @@ def judgeable(labels: np.ndarray) -> bool:
     return len(labels) > 0 and (np.bincount(labels) >= 2).sum() >= 2
 
 
-def flag_issues(labels: np.ndarray, pred_probs: np.ndarray, count_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def flag_issues(labels: np.ndarray, pred_probs: np.ndarray,
+                count_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, IssueCount]:
     """cleanlab's `low_self_confidence` rule: the n samples with the lowest self-confidence in `pred_probs`
-    (N, K) are issues, n = cleanlab's estimate of the number of label issues under `count_probs` (N, K).
-    Returns (issues bool (N,), scores in [0, 1] (N,) lower = worse, n)."""
+    (N, K) are issues, n = the number of label issues under `count_probs` (N, K) that the evidence can
+    back (core.evidence.count: cleanlab's count where the calibrated interval holds it).
+    Returns (issues bool (N,), scores in [0, 1] (N,) lower = worse, the count)."""
     scores = get_label_quality_scores(labels, pred_probs, method=RANKING_METHOD)
-    estimated = int(num_label_issues(labels, count_probs))
+    count = count_label_issues(labels, count_probs)
     issues = np.zeros(len(labels), bool)
-    issues[np.argsort(scores, kind="stable")[:estimated]] = True
-    return issues, scores, estimated
+    issues[np.argsort(scores, kind="stable")[:count.estimated]] = True
+    return issues, scores, count
+
+
+def weak_evidence_warning(count: IssueCount) -> str:
+    """The one line a reviewer reads when the evidence cannot back a count: what to do, and why."""
+    return (f"The evidence here is weak: review the first {count.estimated} flags, a ranking rather than a count "
+            f"(label errors estimated at {count.low}-{count.high}); {'; '.join(count.reasons)}. More listings "
+            f"per class, or fine-tuning the photo network on them (`--mislabel-source finetune`), make it stronger")
 
 
 def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -169,7 +170,7 @@ def test_fine_classes(tmp_path):
 
 def test_bad_options_and_missing_stamps_say_what_to_do(tmp_path):
     with pytest.raises(DemoError, match="unknown demo style"):
-        build_demo(tmp_path / "a", style="sketches")
+        build_demo(tmp_path / "a", style="watercolours")
     with pytest.raises(DemoError, match="image_size"):
         build_demo(tmp_path / "b", image_size=64)
     with pytest.raises(DemoError, match="photos style"):
@@ -191,3 +192,19 @@ def test_cli_builds_photos_by_default_and_fine_without_titles_or_prices(tmp_path
     assert (listings.title == "").all() and (listings.price == "").all()
     assert main(["demo", "--out", str(tmp_path / "x"), "--source", str(tmp_path / "empty")]) == 2
     assert "apt-get install tuxpaint-stamps-default" in capsys.readouterr().err
+
+
+def test_sketches_are_grey_pencil_drawings_of_the_same_listings_and_label_titles_repeat_the_folder(tmp_path):
+    photos = build_demo(tmp_path / "photos", per_class=2, seed=4, broken_count=0, duplicate_rate=0.0)
+    sketches = build_demo(tmp_path / "sketches", style="sketches", per_class=2, seed=4, broken_count=0,
+                          duplicate_rate=0.0, label_titles=True)
+    truth_photos, truth_sketches = read_csv(photos.path / "truth.csv"), read_csv(sketches.path / "truth.csv")
+    assert list(truth_photos.path) == list(truth_sketches.path) and list(truth_photos.item) == list(truth_sketches.item)
+    with Image.open(sketches.path / truth_sketches.path[0]) as picture:
+        pixels = np.asarray(picture.convert("RGB"), dtype=int)
+    assert np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max() <= 12  # grey, up to JPEG's colour noise
+    assert np.median(pixels) > 200  # mostly paper
+    listings = read_csv(sketches.path / "listings.csv").set_index("path")
+    for path, given in zip(truth_sketches.path, truth_sketches.given_label):
+        assert given.replace("-", " ") in listings.loc[path, "title"].lower()
+    assert set(truth_sketches.title_kind) == {"label"}

@@ -259,7 +259,8 @@ def test_with_a_gpu_the_form_recommends_fine_tuned_networks(shop, monkeypatch):
 
 def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(factory, shop):
     job_id = audit(factory, shop[0], ["broken", "price"])
-    summary = {"flagged": 3, "estimated_noise_rate": 0.125, "per_class": {"cheap": 1, "dear": 2},
+    summary = {"flagged": 3, "estimated_noise_rate": 0.125, "estimated_interval": [1, 6],
+               "per_class": {"cheap": 1, "dear": 2},
                "estimated_noise_per_class": {"cheap": 0.05, "dear": 0.2},
                "members": {"photo": {"weight": 1.3, "accuracy": 0.8, "rows": 10},
                            "title": {"weight": 0.6, "accuracy": 0.7, "rows": 8}},
@@ -270,11 +271,20 @@ def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(fact
         result["checks"]["mislabel"] = {"flags": 3, "seconds": 1.0, **summary}
         job.result_json = json.dumps(result)
     app = open_section(shop)
-    assert any("cleanlab estimates 12.5% of labels are wrong (3 flagged)" in m.value for m in app.markdown)
+    assert any("an estimated 12.5% of labels are wrong (1-6 listings, 95% interval); 3 flagged" in m.value
+               for m in app.markdown)
     noise, members = table(app, "estimated noise").value, table(app, "evidence").value
     assert list(noise["class"]) == ["dear", "cheap"] and list(noise["flagged"]) == [2, 1]
     assert list(members["evidence"]) == ["photo", "title"] and list(members["weight"]) == [1.3, 0.6]
     assert any("price (price evidence turned off)" in c.value for c in app.caption)
+
+
+def test_weak_evidence_shows_a_review_budget_instead_of_a_count():
+    from ui.audit_panel import noise_heading
+
+    heading = noise_heading({"estimated_noise_rate": 0.09, "estimated_interval": [51, 142], "flagged": 86,
+                             "weak_evidence": True, "review_budget": 86})
+    assert heading.endswith("the evidence is weak: review the first 86 flags") and "51-142" in heading
 
 
 def test_a_failed_check_is_shown_beside_the_flags_the_others_kept(factory, shop, tmp_path):

@@ -1,0 +1,132 @@
+"""How precise the mislabel queue is, read from the reviewer's own decisions.
+
+Every decision on a mislabel flag is a trusted label and a sample of the queue's precision: a relabel or
+a delete confirms the flag, a keep refutes it. Decisions follow the queue's order, so the flags decided
+first are the surest, and neither their share nor the audit's own probabilities (far too sure in the tail:
+0.95-0.99 against a true 0.74-0.84 on seven datasets) say how the rest will go. So the chance that a
+listing's label is wrong is modelled as P = sigmoid(a + b * logit(1 - score)) over every judged listing,
+anchored by the audit's count: a is set so that the P sum to the estimated number of label errors
+(core.evidence.count), and the slope b, how sharply the errors gather at the head of the queue, is fitted
+to the decisions by maximum likelihood with a log-normal prior around 1. The real errors expected among the
+open flags are the sum of their P; the interval is a bootstrap over the decisions and the count's interval.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+#: Width of the log-normal prior on the slope b (log b ~ N(0, PRIOR_WIDTH^2)), and the slopes tried.
+PRIOR_WIDTH = 0.5
+SLOPES = np.exp(np.linspace(np.log(0.2), np.log(4.0), 21))
+#: Decisions the "last N" share is read from.
+RECENT_DECISIONS = 40
+#: Bootstrap resamples of the decisions.
+BOOTSTRAP_ROUNDS = 40
+#: Probabilities are clipped to [EDGE, 1 - EDGE] before the logit.
+EDGE = 1e-3
+
+
+@dataclass(frozen=True)
+class QueuePrecision:
+    """decided / confirmed: decisions on the queue's flags and those that confirmed them; recent /
+    recent_confirmed: the same for the last RECENT_DECISIONS; open: flags not decided yet; expected_open:
+    real errors expected among them, with its 95% interval [expected_low, expected_high]; precision: the
+    whole queue's estimated precision (confirmed plus expected, over all flags), with [low, high]."""
+
+    decided: int
+    confirmed: int
+    recent: int
+    recent_confirmed: int
+    open: int
+    expected_open: float
+    expected_low: float
+    expected_high: float
+    precision: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        """e.g. "31 of your last 40 decisions confirmed the flag: about 150 (120-180) more real errors expected
+        among the 400 open flags; the queue's precision is about 0.62 (0.55-0.70)"."""
+        last = "your last " if self.recent < self.decided else "your "
+        return (f"{self.recent_confirmed} of {last}{self.recent} decisions confirmed the flag: about "
+                f"{self.expected_open:,.0f} ({self.expected_low:,.0f}-{self.expected_high:,.0f}) more real errors "
+                f"expected among the {self.open:,} open flags; the queue's precision is about {self.precision:.2f} "
+                f"({self.low:.2f}-{self.high:.2f})")
+
+
+def error_logits(scores: np.ndarray) -> np.ndarray:
+    """logit(1 - score): the audit's log-odds that a flagged label is wrong; scores in [0, 1] (N,)."""
+    wrong = np.clip(1.0 - np.asarray(scores, dtype=float), EDGE, 1.0 - EDGE)
+    return np.log(wrong / (1.0 - wrong))
+
+
+def anchored_intercept(logits: np.ndarray, slope: float, total: float) -> float:
+    """The a with sum(sigmoid(a + slope * logits)) == total (0 < total < len(logits)), by bisection."""
+    low, high = -60.0, 60.0
+    for _ in range(48):
+        middle = (low + high) / 2
+        if _sigmoid(middle + slope * logits).sum() < total:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def wrong_probabilities(all_logits: np.ndarray, total: float, decided_logits: np.ndarray,
+                        confirmed: np.ndarray) -> tuple[float, float]:
+    """(a, b) of the anchored model: for each slope in SLOPES the intercept that makes the listings'
+    (all_logits (N,)) probabilities sum to `total`, the slope the one that makes the decisions
+    (`confirmed` bool (n,) at decided_logits (n,)) likeliest under the prior."""
+    total = float(np.clip(total, 0.5, len(all_logits) - 0.5))
+    y = confirmed.astype(float)
+    best = (-np.inf, 0.0, 1.0)
+    for slope in SLOPES:
+        intercept = anchored_intercept(all_logits, slope, total)
+        p = np.clip(_sigmoid(intercept + slope * decided_logits), 1e-9, 1 - 1e-9)
+        score = float((y * np.log(p) + (1 - y) * np.log(1 - p)).sum()) - 0.5 * (np.log(slope) / PRIOR_WIDTH) ** 2
+        if score > best[0]:
+            best = (score, intercept, slope)
+    return best[1], best[2]
+
+
+def estimate_queue_precision(all_scores: np.ndarray, estimated_errors: float, decided_scores: np.ndarray,
+                             confirmed: np.ndarray, open_scores: np.ndarray, *,
+                             errors_interval: tuple[float, float] | None = None, seed: int = 0) -> QueuePrecision:
+    """The mislabel queue's precision. all_scores (N,): the scores of every judged listing, flagged or not;
+    estimated_errors: the audit's count of label errors among them (errors_interval: its 95% interval);
+    decided_scores (n,) and confirmed (bool (n,), in the order the decisions were made): the flags decided;
+    open_scores (m,): the flags still open. Needs at least one decision; see the module docstring."""
+    decided_scores, confirmed = np.asarray(decided_scores, dtype=float), np.asarray(confirmed, dtype=bool)
+    if len(decided_scores) == 0 or len(decided_scores) != len(confirmed):
+        raise ValueError("needs as many confirmations as decided scores, and at least one")
+    all_logits, decided_logits, open_logits = error_logits(all_scores), error_logits(decided_scores), \
+        error_logits(open_scores)
+
+    def expected(rows: np.ndarray, total: float) -> float:
+        a, b = wrong_probabilities(all_logits, total, decided_logits[rows], confirmed[rows])
+        return float(_sigmoid(a + b * open_logits).sum())
+
+    n = len(confirmed)
+    point = expected(np.arange(n), estimated_errors)
+    rng = np.random.default_rng(seed)
+    spread = (errors_interval[1] - errors_interval[0]) / (2 * 1.96) if errors_interval else 0.0
+    resampled = [expected(rng.integers(0, n, n), estimated_errors + spread * rng.standard_normal())
+                 for _ in range(BOOTSTRAP_ROUNDS)] if len(open_logits) else [0.0]
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    total = n + len(open_logits)
+    recent = confirmed[-RECENT_DECISIONS:]
+    return QueuePrecision(
+        decided=n, confirmed=int(confirmed.sum()), recent=len(recent), recent_confirmed=int(recent.sum()),
+        open=len(open_logits), expected_open=point, expected_low=float(min(low, point)),
+        expected_high=float(max(high, point)), precision=(confirmed.sum() + point) / total,
+        low=(confirmed.sum() + min(low, point)) / total, high=(confirmed.sum() + max(high, point)) / total)
