@@ -9,8 +9,8 @@ Scans the dataset into a fresh temporary database, runs an audit job on it
 truth.csv: precision, recall and F1 of mislabels, price typos and broken files;
 duplicates as pairs (a re-upload counts as found when it and its original land in
 one group; precision over every pair of files that share a group), also per kind
-of re-upload; the AUROC of the mislabel score; the mislabel check's evidence
-members (weight, out-of-fold accuracy against the given labels, seconds); quality
+of re-upload; the AUROC of the mislabel score; the mislabel check's count with its
+interval and whether it called the evidence weak; its evidence members (weight, out-of-fold accuracy against the given labels, seconds); quality
 flags (the demo plants none). Reports wall time per check and peak memory
 (resource.getrusage of this process and of the scan's worker processes).
 Several --dataset options audit each in turn (each in its own fresh database).
@@ -117,6 +117,7 @@ def run(dataset: Path, *, db: Path, checks, folds, backbone, workers) -> dict:
         "dataset": str(dataset), "files": scan["images"], "params": {"checks": list(outcome.run.results), "folds": folds, "backbone": backbone},
         "scores": score(outcome, truth),
         "mislabel_members": outcome.summary["checks"].get("mislabel", {}).get("members", {}),
+        "mislabel_count": outcome.summary["checks"].get("mislabel", {}).get("count"),
         "seconds": {"scan": round(scan_s, 1), "audit": round(audit_s, 1),
                     **{name: round(value, 1) for name, value in outcome.run.seconds.items()}},
         "peak_memory_mb": peak_memory_mb(),
@@ -138,6 +139,10 @@ def format_report(report: dict) -> str:
         other = f"AUROC {values['auroc']:.4f}" if "auroc" in values else ""
         lines.append(f"| {kind} | {values['flagged']} | {values['true']} | {values['precision']:.3f} | "
                      f"{values['recall']:.3f} | {values['f1']:.3f} | {other} |")
+    count = report.get("mislabel_count")
+    if count:
+        lines.append(f"mislabel count: {count['estimated']} (95% interval {count['low']}-{count['high']}; cleanlab's "
+                     f"{count['cleanlab']}); weak evidence: {'; '.join(count['reasons']) or 'no'}")
     members = report.get("mislabel_members") or {}
     if members:
         lines += ["| mislabel evidence | weight | out-of-fold accuracy | listings | seconds |", "|---|---|---|---|---|"]

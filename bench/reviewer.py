@@ -2,7 +2,8 @@
 
 For each demo dataset (with truth.csv): the mislabel check's evidence as shipped (bench/mislabel.py's
 context: the benchmark database caches embeddings), its count of label issues (core.evidence.count)
-against the truth, with cleanlab's own count beside it, and the flags' precision, recall and F1. Then a
+against the truth, with cleanlab's own count beside it, and the flags' precision, recall and F1, beside
+a naive baseline (the photo member alone with cleanlab's find_label_issues defaults). Then a
 careful reviewer works the flags in the app's order (least self-confident first), deciding each by
 truth.csv, and after every 25 decisions the queue's estimated precision (core.evidence.precision) is
 printed beside the true one.
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from cleanlab.filter import find_label_issues
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,6 +46,12 @@ def study(root: Path, db: Path, *, decisions: int) -> list[str]:
              f"flagged {count.estimated} ({count.low}-{count.high}, {count.estimated / max(truth.sum(), 1):.2f}x); "
              f"weak: {'; '.join(count.reasons) or 'no'}; P {precision:.3f} R {recall:.3f} "
              f"F1 {2 * precision * recall / max(precision + recall, 1e-12):.3f}"]
+    naive = find_label_issues(labels, next(o for o in evidence.outputs if o.name == "photo").pred_probs)
+    naive_hits = int((naive & truth).sum())
+    naive_p, naive_r = naive_hits / max(naive.sum(), 1), naive_hits / max(truth.sum(), 1)
+    lines.append(f"  naive baseline (the photo member alone, cleanlab's find_label_issues defaults): flagged "
+                 f"{int(naive.sum())}, P {naive_p:.3f} R {naive_r:.3f} "
+                 f"F1 {2 * naive_p * naive_r / max(naive_p + naive_r, 1e-12):.3f}")
     queue = np.flatnonzero(issues)[np.argsort(scores[issues], kind="stable")]
     for done in range(STEP, min(decisions, len(queue) - 1) + 1, STEP):
         decided, still_open = queue[:done], queue[done:]

@@ -260,6 +260,38 @@ def queue_summary(session: Session, job_id: int) -> pd.DataFrame:
     return frame[["kind", "items", "open", "decided"]]
 
 
+#: Decisions that confirm a mislabel flag (the label was wrong) and that refute it.
+CONFIRMING_ACTIONS = ("relabel", "delete")
+REFUTING_ACTIONS = ("keep",)
+
+
+def mislabel_decisions(session: Session, job_id: int) -> pd.DataFrame:
+    """The job's mislabel flags, one row each: score; decided (a decision in effect made since the audit
+    job was created, or on a listing of a decided duplicate group's, as the queue counts it); confirmed
+    (that decision was a relabel or a delete) and refuted (a keep); decided_at (UTC) and correction_id,
+    its latest decision's. Flags decided otherwise (a price fix) are neither confirmed nor refuted."""
+    job_created = select(Job.created_at).where(Job.id == job_id).scalar_subquery()
+    latest = (
+        select(Correction.sample_id, func.max(Correction.id).label("correction_id"))
+        .where(Correction.created_at >= job_created, in_effect())
+        .group_by(Correction.sample_id).subquery()
+    )
+    rows = session.execute(
+        select(Flag.id, Flag.score, Correction.action, Correction.created_at, Correction.id,
+               _decided_condition(job_id).label("decided"))
+        .select_from(Flag)
+        .outerjoin(latest, latest.c.sample_id == Flag.sample_id)
+        .outerjoin(Correction, Correction.id == latest.c.correction_id)
+        .where(Flag.job_id == job_id, Flag.kind == "mislabel")
+        .order_by(Flag.score, Flag.id)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["flag_id", "score", "action", "decided_at", "correction_id", "decided"])
+    frame["decided"] = frame["decided"].astype(bool)
+    frame["confirmed"] = frame["decided"] & frame["action"].isin(CONFIRMING_ACTIONS)
+    frame["refuted"] = frame["decided"] & frame["action"].isin(REFUTING_ACTIONS)
+    return frame.drop(columns="action")
+
+
 # --- evidence -----------------------------------------------------------------------------------
 
 

@@ -17,13 +17,16 @@ import streamlit as st
 
 from core.checks.base import sure_text
 from core.checks.price import decimal_slip_fix
+from core.evidence.precision import QueuePrecision, queue_precision
 from core.neighbours import nearest, unit_rows
 from db.embeddings import dataset_embeddings
 from db.queries import dataset_classes
 from db.review import (
     REVIEW_STATES, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
-    duplicate_members, queue_count, queue_page, queue_rank, queue_summary, sample_view,
+    duplicate_members, mislabel_decisions, queue_count, queue_page, queue_rank, queue_summary, sample_view,
 )
+from db.models import Job
+from jobs.runner import job_result
 from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
@@ -68,6 +71,21 @@ def load_summary(database: str, job_id: int, version: tuple) -> pd.DataFrame:
     """Per kind of flag: items, open, decided."""
     with factory_for(database)() as session:
         return queue_summary(session, job_id)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def load_mislabel_summary(database: str, job_id: int) -> dict:
+    """The audit's mislabel check summary (count, interval, weak evidence); {} without the check."""
+    with factory_for(database)() as session:
+        return ((job_result(session.get(Job, job_id)) or {}).get("checks") or {}).get("mislabel") or {}
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=16, show_spinner=False)
+def load_queue_precision(database: str, job_id: int, version: tuple) -> Optional[QueuePrecision]:
+    """The mislabel queue's precision from the decisions so far; None before there are enough."""
+    with factory_for(database)() as session:
+        flags = mislabel_decisions(session, job_id)
+    return queue_precision(load_mislabel_summary(database, job_id), flags)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
@@ -439,6 +457,22 @@ def render_grid_view(dataset: DatasetRef, context: ReviewContext, database: str,
 # --- page -----------------------------------------------------------------------------------------
 
 
+def render_mislabel_trust(database: str, job_id: int, version: tuple) -> None:
+    """One line when the mislabel evidence is weak (the flags are a ranking with a budget), and one on the
+    queue's precision as the reviewer's decisions show it."""
+    summary = load_mislabel_summary(database, job_id)
+    if summary.get("weak_evidence"):
+        low, high = summary.get("estimated_interval") or (0, 0)
+        st.warning(f"Mislabels: the evidence here is weak, so the flags are a ranking: review the first "
+                   f"{summary.get('review_budget', 0):,} (label errors estimated at {low:,}-{high:,}) and watch "
+                   f"how often your decisions confirm them.", icon=":material/warning:")
+    precision = load_queue_precision(database, job_id, version)
+    if precision is not None:
+        st.caption(plain("Mislabels: " + precision.sentence()), help=(
+            "From your decisions on mislabel flags (relabel or delete confirms a flag, keep refutes it), "
+            "weighed by each flag's score and anchored by the audit's count of label errors."))
+
+
 def main() -> None:
     dataset = open_page("Review")
     reviewer = reviewer_name()
@@ -461,6 +495,7 @@ def main() -> None:
     render_notice()
     st.caption(" · ".join(f"{row.kind}: {row.open} open of {row.items}" for row in summary.itertuples())
                + f" — audit job {job_id}")
+    render_mislabel_trust(database, job_id, version)
     total = load_count(database, job_id, version, queue)
     open_mislabels = load_count(database, job_id, version, replace(queue, kinds=("mislabel",), state="open"))
     locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731

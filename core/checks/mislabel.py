@@ -199,6 +199,7 @@ class MislabelCheck(Check):
             "count": count.as_dict() if count is not None else None,
             "weak_evidence": bool(count is not None and count.weak),
             "review_budget": estimated,
+            "score_quantiles": score_quantiles(scores[assessed]),
             "estimated_noise_per_class": noise_per_class,
             "fold_accuracy": _rounded(float((pred_probs[assessed].argmax(1) == labels[assessed]).mean())
                                       if assessed.any() else float("nan")),
@@ -262,6 +263,18 @@ def flag_issues(labels: np.ndarray, pred_probs: np.ndarray,
     issues = np.zeros(len(labels), bool)
     issues[np.argsort(scores, kind="stable")[:count.estimated]] = True
     return issues, scores, count
+
+
+#: Quantiles of the judged listings' scores kept in the summary, for the queue's precision (core.evidence.precision).
+SCORE_QUANTILES = 201
+
+
+def score_quantiles(scores: np.ndarray) -> list[float]:
+    """SCORE_QUANTILES evenly spaced quantiles of the judged listings' scores (N,), rounded to 1e-6: enough
+    to stand for every listing in the precision estimate's anchor without storing N scores. Empty for none."""
+    if len(scores) == 0:
+        return []
+    return [round(float(value), 6) for value in np.quantile(scores, np.linspace(0, 1, SCORE_QUANTILES))]
 
 
 def weak_evidence_warning(count: IssueCount) -> str:

@@ -13,9 +13,10 @@ open flags are the sum of their P; the interval is a bootstrap over the decision
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
+import pandas as pd
 
 #: Width of the log-normal prior on the slope b (log b ~ N(0, PRIOR_WIDTH^2)), and the slopes tried.
 PRIOR_WIDTH = 0.5
@@ -130,3 +131,26 @@ def estimate_queue_precision(all_scores: np.ndarray, estimated_errors: float, de
         open=len(open_logits), expected_open=point, expected_low=float(min(low, point)),
         expected_high=float(max(high, point)), precision=(confirmed.sum() + point) / total,
         low=(confirmed.sum() + min(low, point)) / total, high=(confirmed.sum() + max(high, point)) / total)
+
+
+#: Decisions on mislabel flags before the queue's precision is shown.
+MIN_DECISIONS = 5
+
+
+def queue_precision(summary: dict[str, Any], flags: pd.DataFrame) -> Optional[QueuePrecision]:
+    """The precision of an audit's mislabel queue from the check's summary (assessed, estimated_issues,
+    estimated_interval, score_quantiles: core.checks.mislabel) and its flags (one row each: score; decided,
+    confirmed, refuted: bool; decided_at, the order the decisions were made in). The quantiles stand for
+    every judged listing, so the count and its interval are scaled to them. None before MIN_DECISIONS
+    decisions that confirm or refute a flag, or without what the summary needs (an older audit)."""
+    quantiles = np.asarray(summary.get("score_quantiles") or [], dtype=float)
+    judged, estimated = summary.get("assessed") or 0, summary.get("estimated_issues")
+    answered = flags[flags["confirmed"] | flags["refuted"]].sort_values("decided_at", kind="stable")
+    if len(answered) < MIN_DECISIONS or len(quantiles) < 2 or not judged or estimated is None:
+        return None
+    scale = len(quantiles) / judged
+    interval = summary.get("estimated_interval")
+    return estimate_queue_precision(
+        quantiles, estimated * scale, answered["score"].to_numpy(), answered["confirmed"].to_numpy(),
+        flags.loc[~flags["decided"], "score"].to_numpy(),
+        errors_interval=(interval[0] * scale, interval[1] * scale) if interval else None)

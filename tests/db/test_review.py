@@ -18,7 +18,7 @@ from db.models import Correction, Sample
 from db.review import (
     HistoryFilter, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
     duplicate_members, export_frame, history_count, history_frame, history_reviewers, latest_audit_job,
-    queue_count, queue_page, queue_rank, queue_summary,
+    mislabel_decisions, queue_count, queue_page, queue_rank, queue_summary,
 )
 from tests.review_data import CLASSES, add_audit_job, add_flags, build_review_data
 
@@ -352,3 +352,19 @@ def test_two_processes_deciding_on_the_same_samples_lose_nothing(factory, data, 
         chain = [row for row in log if row.sample_id == sample_id]
         assert [row.previous_id for row in chain] == [0] + [row.id for row in chain[:-1]]
     assert len(made) + sum(r["conflicts"] for r in results) == 2 * 15 * len(sample_ids)
+
+
+def test_mislabel_decisions_say_which_flags_a_decision_confirmed_or_refuted(factory, data):
+    _decide(factory, data, "bag/bag-0.png", "relabel", new_label="phone", reviewer="ann")
+    _decide(factory, data, "shoe/shoe-1.png", "keep", reviewer="ann")
+    _decide(factory, data, "phone/phone-3.png", "delete", reviewer="ann")
+    with factory.begin() as session:  # the delete is undone: that flag is open again
+        undo_last_action(session, data.dataset_id, "ann", classes=CLASSES)
+    with factory() as session:
+        frame = mislabel_decisions(session, data.job_id).set_index("flag_id")
+    bag, shoe, phone = (data.flag_ids[p] for p in ("bag/bag-0.png", "shoe/shoe-1.png", "phone/phone-3.png"))
+    assert list(frame.index) == [bag, shoe, phone]  # worst first
+    assert frame.loc[bag, ["decided", "confirmed", "refuted"]].tolist() == [True, True, False]
+    assert frame.loc[shoe, ["decided", "confirmed", "refuted"]].tolist() == [True, False, True]
+    assert frame.loc[phone, ["decided", "confirmed", "refuted"]].tolist() == [False, False, False]
+    assert frame.loc[bag, "decided_at"] <= frame.loc[shoe, "decided_at"]

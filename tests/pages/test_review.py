@@ -371,3 +371,32 @@ def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, d
     app.button(key="undo").click().run()
     with factory() as session:
         assert [c.new_price for c in session.scalars(select(Correction).order_by(Correction.id))] == [320.0, None]
+
+
+def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_page(factory, data):
+    """A newer audit whose mislabel evidence was weak, with a flag on every readable listing; six decisions."""
+    import json
+
+    from db.models import Job
+    from tests.review_data import add_audit_job, add_flags
+
+    paths = sorted(p for p in data.sample_ids if not p.startswith("shoe/broken"))
+    flags = {path: ("mislabel", 0.01 * (i + 1), "phone" if path.startswith("bag") else "bag", None, "odd", {})
+             for i, path in enumerate(paths)}
+    summary = {"flags": len(flags), "seconds": 1.0, "assessed": len(paths), "estimated_issues": 6,
+               "estimated_interval": [3, 9], "weak_evidence": True, "review_budget": 6,
+               "score_quantiles": [round(0.01 * (i + 1), 6) for i in range(len(paths))]}
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
+        session.get(Job, job_id).result_json = json.dumps({"checks": {"mislabel": summary}})
+        add_flags(session, job_id, data.sample_ids, flags)
+    for path, action in zip(paths[:6], ["relabel", "relabel", "keep", "relabel", "delete", "keep"]):
+        with factory.begin() as session:
+            sample = session.get(Sample, data.sample_ids[path])
+            options = {"new_label": "shoe" if not path.startswith("shoe") else "bag"} if action == "relabel" else {}
+            decide(session, sample, action, classes=CLASSES, reviewer="ann", **options)
+    app = open_review()
+    [warning] = [w.value for w in app.warning if "Mislabels" in w.value]
+    assert "the evidence here is weak" in warning and "review the first 6" in warning and "3-9" in warning
+    [line] = [c.value for c in app.caption if c.value.startswith("Mislabels:")]
+    assert "4 of your 6 decisions confirmed the flag" in line and "among the" in line and "open flags" in line
