@@ -43,6 +43,9 @@ def test_finds_planted_mislabels_and_not_clean_samples(tmp_path, scanned_context
     evidence = flagged.iloc[0]["evidence"]
     assert {"given_label", "suggested_label", "suggested_probability", "top3"} <= set(evidence)
     assert result.summary["flagged"] == 2
+    low, high = result.summary["estimated_interval"]
+    assert low <= result.summary["estimated_issues"] == result.summary["review_budget"] <= high
+    assert result.summary["count"]["cleanlab"] >= 0 and len(result.summary["score_quantiles"]) == 201
 
 
 def test_respects_corrections_by_auditing_current_labels(tmp_path, scanned_context):

@@ -97,3 +97,21 @@ def test_a_title_written_with_a_wrong_label_cannot_vouch_for_it():
     assert np.median(guarded.pred_probs[wrong, labels[wrong]]) < 0.2
     assert np.all(guarded.pred_probs[rows, labels] <= trusting[rows, labels] + 1e-9)
     assert guarded.independent_pred_probs is not None and guarded.count_probs is guarded.independent_pred_probs
+
+
+def test_a_title_that_copies_the_labels_neither_vouches_nor_changes_the_count():
+    """Sellers who write titles from the category they picked ("coat for sale"): the title agrees with every
+    label, wrong ones included. It earns a large weight, yet the ranking and the count are the photo's."""
+    rng = np.random.default_rng(6)
+    k, true = 4, np.repeat(np.arange(4), 80)
+    labels = true.copy()
+    wrong = rng.choice(len(labels), size=32, replace=False)
+    labels[wrong] = (true[wrong] + 1) % k
+    photo = informative_member(true, k, 2.0, rng, "photo")
+    copy = MemberOutput("title", np.eye(k)[labels] * 0.96 + 0.01, np.ones(len(labels), bool))
+    folds = make_folds(labels, np.arange(len(labels)), n_classes=k, folds=5, seed=0)
+    alone = combine([photo], labels, folds)
+    guarded = combine([photo, copy], labels, folds, written_with_label=["title"])
+    assert guarded.weights["title"] > guarded.weights["photo"]  # it explains the given labels best ...
+    assert np.allclose(guarded.pred_probs, alone.pred_probs)  # ... and still changes no row's evidence
+    assert np.allclose(guarded.count_probs, alone.pred_probs)
