@@ -24,7 +24,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from db.corrections import LOG_COLUMNS, Decision, decide_many, in_effect, log_statement
+from db.corrections import LOG_COLUMNS, Decision, decide_many, in_effect, log_statement, sample_state
 from db.models import Correction, Dataset, Flag, Job, Sample
 from db.queries import samples_frame
 
@@ -318,6 +318,36 @@ def duplicate_members(session: Session, job_id: int, flag_id: int) -> pd.DataFra
     members["flag_id"] = [member_flags.get(sid, (None, None))[0] for sid in members["sample_id"]]
     members["score"] = [member_flags.get(sid, (None, None))[1] for sid in members["sample_id"]]
     return members
+
+
+#: Decisions that carry from a listing to its copies: what the photo is, not what one listing says (a price).
+CARRIED_ACTIONS = ("relabel", "delete", "keep")
+
+
+def open_copies(session: Session, job_id: int, sample_id: int) -> list[tuple[int, Optional[int]]]:
+    """The other listings of `sample_id`'s duplicate group in audit job `job_id` that a decision on it carries
+    to: under the same current label, not deleted, with no decision in effect since the audit. Returns
+    (sample id, its mislabel flag id in the job or None) pairs, by sample id; empty outside a group."""
+    groups = select(Flag.group_id).where(Flag.job_id == job_id, Flag.kind == "duplicate",
+                                         Flag.sample_id == sample_id, Flag.group_id.is_not(None))
+    members = session.scalars(
+        select(Flag.sample_id).where(Flag.job_id == job_id, Flag.kind == "duplicate", Flag.group_id.in_(groups),
+                                     Flag.sample_id != sample_id, ~Flag.sample_id.in_(_decided_sample_ids(job_id)))
+        .distinct().order_by(Flag.sample_id)
+    ).all()
+    if not members:
+        return []
+    label = sample_state(session, session.get(Sample, sample_id)).label
+    mislabel_flags = dict(session.execute(
+        select(Flag.sample_id, Flag.id).where(Flag.job_id == job_id, Flag.kind == "mislabel",
+                                              Flag.sample_id.in_(members))
+    ).all())
+    copies = []
+    for member in members:
+        state = sample_state(session, session.get(Sample, member))
+        if state.label == label and not state.deleted:
+            copies.append((member, mislabel_flags.get(member)))
+    return copies
 
 
 def _evidence_member_ids(session: Session, flag: Flag) -> set[int]:

@@ -241,7 +241,8 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
     deleted = bool(item["deleted"])
     is_group = item["kind"] == "duplicate"
     on_sample = dict(context=context, sample_id=int(item["sample_id"]), flag_id=int(item["flag_id"]),
-                     expected_last_id=int(item["last_correction_id"]))
+                     expected_last_id=int(item["last_correction_id"]),
+                     carry_job_id=None if is_group else context.job_id)
     suggestion = item["suggested_label"] or None
     with st.container(horizontal=True):
         st.button(
@@ -491,7 +492,7 @@ def main() -> None:
                                         format_func=VIEW_LABELS.__getitem__)
     queue = render_filters(classes, summary)
     context = ReviewContext(dataset_id=dataset.id, root=dataset.root, reviewer=reviewer, classes=tuple(classes),
-                            state_filter=queue.state)
+                            state_filter=queue.state, job_id=job_id)
     render_notice()
     st.caption(" · ".join(f"{row.kind}: {row.open} open of {row.items}" for row in summary.itertuples())
                + f" — audit job {job_id}")

@@ -19,9 +19,10 @@ import pandas as pd
 import streamlit as st
 
 from core.imaging import read_file_facts
-from db.corrections import Decision, DecisionConflict, DecisionError, decide, decide_many, undo_last_action
+from db.corrections import Decision, DecisionConflict, DecisionError, decide_many, undo_last_action
 from db.engine import DatabaseAccessError, write_transaction
 from db.models import Correction, Sample
+from db.review import CARRIED_ACTIONS, open_copies
 from ui.common import session_factory
 from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE, large_image, thumbnail, unreadable_placeholder
@@ -60,6 +61,7 @@ class ReviewContext:
     reviewer: str
     classes: tuple[str, ...]
     state_filter: str  # open | decided | all: after a decision the queue moves on only when the item stays in it
+    job_id: Optional[int] = None  # the audit whose queue this is (Review); its duplicate groups carry decisions
 
 
 # --- notices ------------------------------------------------------------------------------------
@@ -97,35 +99,40 @@ def _describe(label: str, deleted: bool) -> str:
 
 def decide_on_sample(
     context: ReviewContext, *, sample_id: int, action: str, expected_last_id: int,
-    flag_id: Optional[int] = None, new_label: Optional[str] = None,
+    flag_id: Optional[int] = None, new_label: Optional[str] = None, carry_job_id: Optional[int] = None,
 ) -> None:
     """Callback of the single-sample buttons. new_label None for relabel reads the class list widget;
-    a price decision reads the price box."""
+    a price decision reads the price box. carry_job_id: the audit job whose duplicate groups a relabel,
+    delete or keep carries to (the sample's open copies under the same label get the same decision, in
+    the same action, so one undo takes them all back)."""
     if action == "relabel" and new_label is None:
         new_label = st.session_state.get(RELABEL_CLASS_KEY)
     new_price = st.session_state.get(PRICE_KEY) if action == "price" else None
 
-    def record(session) -> tuple[str, str, str]:
+    def record(session) -> tuple[str, str, str, int]:
+        copies = open_copies(session, carry_job_id, sample_id) if carry_job_id and action in CARRIED_ACTIONS else []
+        first, *_ = decide_many(session, [
+            Decision(sample_id, action, new_label=new_label, new_price=new_price, expected_last_id=expected_last_id,
+                     flag_id=flag_id),
+            *(Decision(copy_id, action, new_label=new_label, flag_id=copy_flag) for copy_id, copy_flag in copies),
+        ], classes=list(context.classes), reviewer=context.reviewer)
         sample = session.get(Sample, sample_id)
-        correction = decide(
-            session, sample, action, classes=list(context.classes), new_label=new_label, new_price=new_price,
-            reviewer=context.reviewer, expected_last_id=expected_last_id, flag_id=flag_id,
-        )
         if action == "price":
-            return (sample.path, _price_text(correction.old_price, sample.price),
-                    _price_text(correction.new_price, sample.price))
-        return (sample.path, _describe(correction.old_label, correction.was_deleted),
-                _describe(correction.new_label, correction.deleted))
+            return (sample.path, _price_text(first.old_price, sample.price),
+                    _price_text(first.new_price, sample.price), 0)
+        return (sample.path, _describe(first.old_label, first.was_deleted), _describe(first.new_label, first.deleted),
+                len(copies))
 
     try:
-        path, before, after = write_transaction(session_factory(), record)
+        path, before, after, carried = write_transaction(session_factory(), record)
     except DecisionConflict as error:
         notify("warning", f"Not saved: {error}")
         return
     except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Not saved: {error}")
         return
-    notify("success", f"{action.capitalize()}: {path} — {before} → {after}")
+    copies = f" (and its {carried} cop{'y' if carried == 1 else 'ies'} in the duplicate group)" if carried else ""
+    notify("success", f"{action.capitalize()}: {path} — {before} → {after}{copies}")
     _advance_after_decision(context)
 
 

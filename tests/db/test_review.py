@@ -18,7 +18,7 @@ from db.models import Correction, Sample
 from db.review import (
     HistoryFilter, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
     duplicate_members, export_frame, history_count, history_frame, history_reviewers, latest_audit_job,
-    mislabel_decisions, queue_count, queue_page, queue_rank, queue_summary,
+    mislabel_decisions, open_copies, queue_count, queue_page, queue_rank, queue_summary,
 )
 from tests.review_data import CLASSES, add_audit_job, add_flags, build_review_data
 
@@ -368,3 +368,19 @@ def test_mislabel_decisions_say_which_flags_a_decision_confirmed_or_refuted(fact
     assert frame.loc[shoe, ["decided", "confirmed", "refuted"]].tolist() == [True, False, True]
     assert frame.loc[phone, ["decided", "confirmed", "refuted"]].tolist() == [False, False, False]
     assert frame.loc[bag, "decided_at"] <= frame.loc[shoe, "decided_at"]
+
+
+def test_open_copies_are_the_groups_other_listings_under_the_same_label_and_undecided(factory, data):
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id)
+        group = {path: ("duplicate", 0.3, None, 4, "near duplicate", {})
+                 for path in ("bag/bag-0.png", "bag/bag-1.png", "bag/bag-2.png", "phone/phone-1.png")}
+        add_flags(session, job_id, data.sample_ids, group)
+        mislabel = add_flags(session, job_id, data.sample_ids,
+                             {"bag/bag-1.png": ("mislabel", 0.1, "phone", None, "odd", {})})
+    _decide(factory, data, "bag/bag-2.png", "keep", reviewer="ann")  # decided since the audit: not carried to
+    ids = data.sample_ids
+    with factory() as session:
+        copies = open_copies(session, job_id, ids["bag/bag-0.png"])
+        assert copies == [(ids["bag/bag-1.png"], mislabel["bag/bag-1.png"])]  # phone-1 is under another label
+        assert open_copies(session, job_id, ids["shoe/shoe-1.png"]) == []  # in no group

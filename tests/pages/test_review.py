@@ -400,3 +400,23 @@ def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_pag
     assert "the evidence here is weak" in warning and "review the first 6" in warning and "3-9" in warning
     [line] = [c.value for c in app.caption if c.value.startswith("Mislabels:")]
     assert "4 of your 6 decisions confirmed the flag" in line and "among the" in line and "open flags" in line
+
+
+def test_a_decision_on_one_copy_carries_to_its_duplicate_group_and_one_undo_takes_both_back(factory, data):
+    from tests.review_data import add_audit_job, add_flags
+
+    flags = {"bag/bag-1.png": ("mislabel", 0.05, "phone", None, "looks like a phone", {}),
+             "bag/bag-2.png": ("duplicate", 0.3, None, 7, "exact duplicate", {})}
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
+        add_flags(session, job_id, data.sample_ids, flags)
+        add_flags(session, job_id, data.sample_ids, {"bag/bag-1.png": ("duplicate", 0.3, None, 7, "exact duplicate", {})})
+    app = open_review(kinds=("mislabel",))
+    assert heading(app).startswith("1 of 1 · mislabel")
+    app.button(key="accept_suggestion").click().run()
+    assert not app.exception
+    assert [(path, action, label) for path, action, label, *_ in log(factory)] == [
+        ("bag/bag-1.png", "relabel", "phone"), ("bag/bag-2.png", "relabel", "phone")]
+    assert "and its 1 copy in the duplicate group" in app.success[0].value
+    app.button(key="undo").click().run()
+    assert [action for _, action, *_ in log(factory)][-2:] == ["undo", "undo"]
