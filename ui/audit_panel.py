@@ -109,13 +109,14 @@ def _photo_source_label(source: str) -> str:
 
 def render_photo_source() -> None:
     """Where the mislabel check's photo evidence comes from; epochs and image size of fine-tuning."""
+    gpu = gpu_available()
     source = st.radio("Photo evidence", PHOTO_SOURCES, key="audit_photo_source", horizontal=True,
-                      format_func=_photo_source_label,
+                      index=PHOTO_SOURCES.index("finetune") if gpu else 0, format_func=_photo_source_label,
                       help="Mislabel check: classify the photos' embeddings from a frozen pretrained network, or "
                            "fine-tune one network per fold on the dataset's labels (it learns this dataset's "
                            "classes; many times slower without a GPU).")
-    if gpu_available():
-        st.caption("A GPU is available: fine-tuned networks are recommended here (minutes on a GPU, many times "
+    if gpu:
+        st.caption("A GPU is available: fine-tuned networks are the default here (minutes on a GPU, many times "
                    "longer on a CPU).")
     if source == "finetune":
         epochs_column, size_column = st.columns(2)

@@ -158,10 +158,10 @@ def weak_evidence_reasons(estimated: int, low: int, high: int, rows: int, *,
     when it can. runaway_count: cleanlab's count where it ran past `high`."""
     reasons = []
     if runaway_count is not None:
-        reasons.append(f"cleanlab counts {runaway_count} listings whose evidence points elsewhere, but where the "
-                       f"evidence is surest only about {estimated} look wrong: it misreads many listings itself")
+        reasons.append(f"cleanlab counts {runaway_count} listings whose evidence points elsewhere, but only about "
+                       f"{estimated} look wrong where the evidence is surest: it misreads many listings itself")
     if high - low > MAX_RELATIVE_WIDTH * max(estimated, 1):
-        reasons.append(f"the estimate is uncertain ({low}-{high})")
+        reasons.append("the interval is wide")
     if estimated > MAX_PLAUSIBLE_NOISE * rows:
         reasons.append(f"{estimated / rows:.0%} of the listings would be mislabelled, more than is plausible")
     return reasons

@@ -254,7 +254,8 @@ def test_with_a_gpu_the_form_recommends_fine_tuned_networks(shop, monkeypatch):
 
     monkeypatch.setattr(ui.audit_panel, "gpu_available", lambda: True)  # the hardware, not our code
     app = open_section(shop)
-    assert any("A GPU is available: fine-tuned networks are recommended" in c.value for c in app.caption)
+    assert any("A GPU is available: fine-tuned networks are the default" in c.value for c in app.caption)
+    assert app.radio(key="audit_photo_source").value == "finetune"
 
 
 def test_estimated_noise_per_class_and_evidence_weights_of_the_latest_audit(factory, shop):
