@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -62,6 +63,17 @@ def _texture_in_mode(rgb: Image.Image, mode: str) -> Image.Image:
     if mode == "P":
         return rgb.quantize(16)
     return rgb.convert(mode)
+
+
+@pytest.fixture(autouse=True)
+def restore_main_module():
+    """Put back the interpreter's __main__ after each test. Streamlit's script runner (AppTest) installs the
+    script it ran as sys.modules["__main__"] and leaves it there; a later test that starts processes with
+    "spawn" would then run that script (app.py) in every child, which is slow and, with eight children
+    opening the default database at once, sometimes fails before the test's own code runs."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
