@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("embeddings", "finetune", "run")
 #: cleanlab's issue filter and ranking method, chosen by measurement on several datasets (docs/mislabel.md):
-#: flag cleanlab's estimate of the number of issues, the least self-confident first (`flag_issues`).
+#: flag as many as the evidence can back (core.evidence.count), the least self-confident first (`flag_issues`).
 FILTER_BY = "low_self_confidence"
 RANKING_METHOD = "self_confidence"
 #: The members of the embeddings source that look at the photo; the finetune and run sources replace them.
