@@ -14,6 +14,9 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "step", "none")
 BALANCING = ("sampler", "loss", "none")
 DEVICES = ("auto", "cpu", "cuda")
+#: Which listings a run validates on: the dataset's evaluation split (db.evaluation, shared by every run, so
+#: runs compare on the same images) or a split of the run's own, drawn with its seed.
+SPLITS = ("dataset", "run")
 
 
 @dataclass
@@ -37,7 +40,8 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0  # train only the head for this many first epochs
     patience: int = 3  # epochs without validation-loss improvement before stopping; 0 never stops early
     min_delta: float = 0.0  # smallest validation-loss decrease that counts as an improvement
-    val_fraction: float = 0.2
+    split: str = "dataset"  # dataset (the dataset's evaluation split) | run (drawn with seed and val_fraction)
+    val_fraction: float = 0.2  # split="run" only
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
@@ -66,7 +70,8 @@ class TrainConfig:
         if self.backbone not in BACKBONE_NAMES:
             raise ValueError(f"unknown backbone {self.backbone!r}; backbones are: {', '.join(BACKBONE_NAMES)}")
         for name, value, valid in (("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
-                                   ("balance", self.balance, BALANCING), ("device", self.device, DEVICES)):
+                                   ("balance", self.balance, BALANCING), ("device", self.device, DEVICES),
+                                   ("split", self.split, SPLITS)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(valid)}")
         positive = {"image_size": self.image_size, "epochs": self.epochs, "batch_size": self.batch_size,

@@ -262,14 +262,19 @@ def keep_groups_together(is_val: np.ndarray, sample_ids: np.ndarray, groups: np.
 def select_samples(samples: pd.DataFrame, classes: Sequence[str], *, val_fraction: float, seed: int) -> RunSamples:
     """The run's samples and split from a dataset's current state (db.queries.samples_frame columns).
 
-    The split is drawn over all present samples stratified by folder class, so
-    relabelling or deleting a sample never moves other samples across it; copies of one photo
-    (exact, or near by pHash: core.evidence.folds.duplicate_groups) then go to the side of the
-    copy with the lowest id, so a re-upload never validates its own original. Deleted,
-    unreadable and unlabelled samples are left out. Labels are the current ones.
+    With an `evaluation` column (bool: the dataset's evaluation split, db.evaluation) validation is
+    exactly the listings it marks, so every such run scores on the same images. Without one the split
+    is drawn over all present samples stratified by folder class with `seed`, so relabelling or
+    deleting a sample never moves other samples across it; copies of one photo (exact, or near by
+    pHash: core.evidence.folds.duplicate_groups) then go to the side of the copy with the lowest id,
+    so a re-upload never validates its own original. Deleted, unreadable and unlabelled samples are
+    left out. Labels are the current ones.
     """
-    is_val = stratified_split(samples["id"], samples["label"], val_fraction=val_fraction, seed=seed)
-    is_val = keep_groups_together(is_val, samples["id"].to_numpy(dtype=np.int64), duplicate_groups(samples))
+    if "evaluation" in samples:
+        is_val = samples["evaluation"].fillna(False).to_numpy(dtype=bool)
+    else:
+        is_val = stratified_split(samples["id"], samples["label"], val_fraction=val_fraction, seed=seed)
+        is_val = keep_groups_together(is_val, samples["id"].to_numpy(dtype=np.int64), duplicate_groups(samples))
     keep = usable_samples(samples, classes).to_numpy()
     chosen = samples[keep]
     lookup = {name: index for index, name in enumerate(classes)}

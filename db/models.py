@@ -189,6 +189,18 @@ class Flag(Base):
     evidence_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
+class EvaluationSide(Base):
+    """A listing's side of its dataset's evaluation split (core.eval_split), stored once and never changed:
+    every training run of the dataset is scored on the same listings (revision 0005)."""
+
+    __tablename__ = "evaluation_split"
+
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    evaluation: Mapped[bool] = mapped_column(Boolean)  # True: evaluation; False: training
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Embedding(Base):
     """Cached image embedding per content hash and backbone (float32 bytes)."""
 

@@ -57,6 +57,20 @@ def run_result(job: Job) -> dict[str, Any]:
     return _loads(job.result_json)
 
 
+def run_predictions(job: Job) -> pd.Series:
+    """A finished run's validation predictions: predicted class name per sample id (empty before it succeeded)."""
+    result = run_result(job)
+    validation, classes = result.get("validation") or {}, result.get("classes") or []
+    return pd.Series([classes[k] for k in validation.get("pred", [])], index=validation.get("sample_ids", []),
+                     dtype=object, name="predicted")
+
+
+def replaced_run(job: Job) -> Optional[int]:
+    """The run this one was started to replace ("retrain with the same settings"), or None."""
+    replaces = _loads(job.params_json).get("replaces")
+    return int(replaces) if replaces else None
+
+
 def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
     """The evaluation of a finished run (core.metrics.classification_report), or None."""
     job = get_run(session, run_id)

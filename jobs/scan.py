@@ -20,6 +20,7 @@ from core.dataset import FileEntry, discover, match_listing_paths, read_listings
 from core.executors import resolve_executor
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
+from db.evaluation import ensure_evaluation_split
 from db.models import Dataset, Job, Sample, utcnow
 from db.queries import (
     apply_listings, get_or_create_dataset, known_files, listing_values, mark_missing, store_dataset_scan,
@@ -194,11 +195,12 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
         _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
         missing = mark_missing(session, dataset_id, {e.path for e in files.files})
         apply_listings(session, dataset_id, listings_table)
+        joined_split = ensure_evaluation_split(session, dataset_id)
         summary = summarise(session, dataset, files.classes, set(listings_table["path"]), listings.problems)
         summary.update(
             **_file_changes(files.files, known), missing=missing, listings_file=listings.present,
             skipped={reason: len(paths) for reason, paths in files.skipped.items()},
-            warnings=skipped_warnings(files.skipped), seconds=round(time.perf_counter() - started, 3),
+            warnings=skipped_warnings(files.skipped), evaluation_split_added=joined_split, seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)
     report(1.0, f"scanned {summary['images']} image{'' if summary['images'] == 1 else 's'}")

@@ -1,6 +1,8 @@
 """The "train" job: wait for the machine's training slot, train on the dataset's current labels, record the run.
 
-Params: {"config": TrainConfig as a dict, "resume": bool}. One training run at a
+Params: {"config": TrainConfig as a dict, "resume": bool, "replaces": run id or absent (a retrain with the
+same settings after a review round)}. With config.split "dataset" (the default) the run validates on
+the dataset's evaluation split (db.evaluation), extended here to listings scanned since. One training run at a
 time per machine: a second run stays queued (its worker polling) until the first
 ends. Epochs go to `train_epochs` as they finish; the result holds the metrics,
 the split and a snapshot of the dataset's review state. A run's files go to its
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.train_config import TrainConfig
 from db.engine import data_dir as engine_data_dir, database_stem, describe_database
 from db.models import Dataset, Job
+from db.evaluation import ensure_evaluation_split, evaluation_sides
 from db.queries import dataset_classes, samples_frame
 from db.runs import claim_train_slot, database_identity, dataset_snapshot, record_epoch, running_train_job
 from jobs.runner import JobCancelled, JobReporter, job_params, reap_dead_jobs, utcnow
@@ -121,6 +124,9 @@ def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobRepo
         root = dataset.root
         classes = dataset_classes(session, dataset_id)
         samples = samples_frame(session, dataset_id)
+        if config.split == "dataset":
+            ensure_evaluation_split(session, dataset_id)
+            samples["evaluation"] = samples["id"].map(evaluation_sides(session, dataset_id))
         # A resumed run trains on the samples it started with, so it keeps the snapshot taken then.
         snapshot = params.get("snapshot") if resume else None
         if snapshot is None:
@@ -135,4 +141,5 @@ def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobRepo
             record(EpochLog(**entry))
     result["run_id"] = job_id
     result["snapshot"] = snapshot
+    result["split_source"] = "dataset" if config.split == "dataset" else f"run (seed {config.seed})"
     return result

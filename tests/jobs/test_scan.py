@@ -22,7 +22,7 @@ from tests.conftest import make_image
 SUMMARY_KEYS = {
     "dataset_id", "root", "images", "classes", "empty_classes", "unreadable", "unmatched_listings",
     "images_without_listing", "listings_problems", "new", "updated", "unchanged", "missing", "listings_file",
-    "skipped", "warnings", "seconds",
+    "skipped", "warnings", "evaluation_split_added", "seconds",
 }
 
 
@@ -152,8 +152,10 @@ def test_warm_rescan_skips_unchanged_files(factory, tmp_path):
     assert (second["new"], second["updated"], second["unchanged"], second["missing"]) == (0, 0, 5, 0)
     after = sample_rows(factory, first["dataset_id"])
     assert {p: s.scanned_at for p, s in after.items()} == {p: s.scanned_at for p, s in before.items()}
-    assert {k: v for k, v in second.items() if k not in ("new", "unchanged", "seconds")} == \
-        {k: v for k, v in first.items() if k not in ("new", "unchanged", "seconds")}
+    assert (first["evaluation_split_added"], second["evaluation_split_added"]) == (5, 0)
+    changing = ("new", "unchanged", "seconds", "evaluation_split_added")
+    assert {k: v for k, v in second.items() if k not in changing} == \
+        {k: v for k, v in first.items() if k not in changing}
 
 
 def test_rescan_keeps_identity_and_corrections(factory, tmp_path):

@@ -20,6 +20,7 @@ from db.queries import dataset_classes, samples_frame
 from db.runs import (latest_out_of_fold_run, requeue_run, run_config, run_epochs, run_phases, run_result,
                      runs_frame)
 from jobs.runner import job_result, reap_dead_jobs, request_cancel, run_job, spawn_job, utcnow
+from db.evaluation import evaluation_sides
 from jobs.train import run_dir
 from tests.training_data import CLASSES, IMAGES_PER_CLASS, create_train_job, one_torch_thread, scanned_dataset
 
@@ -240,3 +241,18 @@ def test_only_failed_or_cancelled_runs_can_be_resumed(factory, dataset):
     with factory.begin() as session:
         with pytest.raises(ValueError, match="only failed or cancelled"):
             requeue_run(session, job_id)
+
+
+def test_runs_with_different_seeds_validate_on_the_datasets_evaluation_split(factory, dataset, one_torch_thread):
+    with factory() as session:
+        sides = evaluation_sides(session, dataset)
+    evaluation = set(sides.index[sides])
+    results = []
+    for config in ({"seed": 0}, {"seed": 7}, {"seed": 7, "split": "run"}):
+        job = run_job(factory, create_train_job(factory, dataset, **config))
+        assert job.status == "succeeded", job.error
+        results.append(job_result(job))
+    readable = evaluation & set(results[0]["split"]["train"] + results[0]["split"]["val"])  # not the broken file
+    assert set(results[0]["split"]["val"]) == set(results[1]["split"]["val"]) == readable
+    assert [r["split_source"] for r in results] == ["dataset", "dataset", "run (seed 7)"]
+    assert set(results[2]["split"]["val"]) != readable
