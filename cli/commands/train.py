@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
-from core.train_config import BACKBONE_NAMES, DEVICES, TrainConfig
+from core.train_config import BACKBONE_NAMES, DEVICES, SPLITS, TrainConfig
 from db.queries import get_dataset
 from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_phases, run_result, runs_frame
 from jobs.runner import create_job, reap_dead_jobs, run_job
@@ -21,7 +21,7 @@ CONFIG_OPTIONS = {
     "backbone": "backbone", "epochs": "epochs", "image_size": "image_size", "batch_size": "batch_size", "lr": "lr",
     "optimizer": "optimizer", "scheduler": "scheduler", "balance": "balance", "freeze_epochs": "freeze_backbone_epochs",
     "patience": "patience", "val_fraction": "val_fraction", "folds": "folds", "device": "device", "seed": "seed",
-    "cpu_threads": "cpu_threads",
+    "cpu_threads": "cpu_threads", "split": "split",
 }
 
 
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     train = subparsers.add_parser(
         "train", help="train a classifier on the dataset's current labels and print its metrics",
         description="Fine-tune an ImageNet backbone on the dataset's current labels (corrections applied, deleted "
-                    "and broken images left out) and evaluate it on a stratified validation split.",
+                    "and broken images left out) and evaluate it on the dataset's evaluation split, the same "
+                    "listings for every run (or, with --split run, on a split of its own).",
     )
     train.add_argument("dataset_dir", help="a dataset folder already scanned into the database")
     add_db_option(train)
@@ -49,7 +50,10 @@ def register(subparsers) -> None:
                        help="train only the new head for the first N epochs")
     train.add_argument("--patience", type=int, default=DEFAULTS.patience,
                        help="stop after this many epochs without validation-loss improvement (0: never)")
-    train.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction)
+    train.add_argument("--split", choices=SPLITS, default=DEFAULTS.split,
+                       help="validate on the dataset's evaluation split, shared by every run (dataset), or on a "
+                            "split drawn with --seed and --val-fraction (run)")
+    train.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction, help="--split run only")
     train.add_argument("--folds", type=int, default=DEFAULTS.folds,
                        help="also train K models for out-of-fold probabilities of every sample (0: off)")
     train.add_argument("--no-augment", action="store_true", help="no crop, flip or colour jitter")
