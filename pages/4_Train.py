@@ -1,5 +1,6 @@
 """Train: start a training run on the dataset's current labels, watch its loss and accuracy live, cancel or resume it,
-and see where a finished run's time went.
+and see where a finished run's time went. After a review round, retrain with the same settings and see the new run
+compared with the one it replaces, on the same images against the same labels.
 
 The run is a job in its own worker process (`jobs.runner.spawn_job`), never in the
 Streamlit server: closing the browser does not stop it, and its state and curves
@@ -12,12 +13,15 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, SPLITS, TrainConfig
 from core.train_estimate import EarlierRun, describe_seconds, estimate_seconds
 from db.models import Job
-from db.runs import TRAIN_KIND, requeue_run, run_epochs, run_phases, runs_frame
+from db.evaluation import split_summary
+from db.runs import (TRAIN_KIND, dataset_snapshot, get_run, replaced_run, requeue_run, run_config, run_epochs,
+                     run_phases, runs_frame)
 from jobs.runner import ACTIVE, create_job, job_params, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
+from ui.run_comparison import comparison_for, render_comparison_headline
 from ui.train_charts import curves_figure
 
 RUN_KEY = "train_run_id"
@@ -25,25 +29,41 @@ FEEDBACK_KEY = "train_feedback"
 CURVES_REFRESH_S = 2.0
 DEFAULTS = TrainConfig()
 IMAGE_SIZES = (32, 64, 96, 128, 160, 192, 224, 256, 320)
+SPLIT_CHOICES = {"dataset": "the dataset's evaluation split", "run": "a split of this run's own"}
 #: widget key -> TrainConfig field
 FORM_FIELDS = {
     "train_backbone": "backbone", "train_pretrained": "pretrained", "train_epochs": "epochs",
     "train_image_size": "image_size", "train_batch_size": "batch_size", "train_lr": "lr",
     "train_optimizer": "optimizer", "train_scheduler": "scheduler", "train_balance": "balance",
     "train_augment": "augment", "train_freeze_epochs": "freeze_backbone_epochs", "train_patience": "patience",
-    "train_val_fraction": "val_fraction", "train_folds": "folds", "train_device": "device", "train_seed": "seed",
+    "train_split": "split", "train_val_fraction": "val_fraction", "train_folds": "folds", "train_device": "device", "train_seed": "seed",
 }
 
 
 # --- starting and resuming runs ---------------------------------------------------------------------
 
 
-def start_run(dataset_id: int, config: TrainConfig) -> int:
-    """Queue a run and start its worker; returns the run id. It waits in the queue while another run trains."""
+def start_run(dataset_id: int, config: TrainConfig, *, replaces: Optional[int] = None) -> int:
+    """Queue a run and start its worker; returns the run id. It waits in the queue while another run trains.
+    replaces: the run this one retrains with the same settings, compared with it when it ends."""
+    params = {"config": config.to_dict(), **({"replaces": replaces} if replaces else {})}
     with session_factory().begin() as session:
-        run_id = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()}).id
+        run_id = create_job(session, dataset_id, TRAIN_KIND, params).id
     spawn_job(db_path(), run_id)
     return run_id
+
+
+def same_settings(config: dict) -> TrainConfig:
+    """A finished run's config for a new run: its own folder, everything else as it was."""
+    return TrainConfig.from_dict({**config, "out_dir": None})
+
+
+def _retrain_clicked(dataset_id: int, run_id: int) -> None:
+    with session_factory()() as session:
+        config = same_settings(run_config(get_run(session, run_id)))
+    new_id = start_run(dataset_id, config, replaces=run_id)
+    st.session_state[RUN_KEY] = new_id
+    st.session_state[FEEDBACK_KEY] = ("success", f"Run {new_id} started with the settings of run {run_id}.")
 
 
 def resume_run(run_id: int) -> None:
@@ -110,7 +130,11 @@ def render_form(dataset: DatasetRef) -> None:
                                 key="train_freeze_epochs", persist_state="session", help=_field_help("freeze_backbone_epochs"))
             middle.number_input("Early-stopping patience", 0, 100, DEFAULTS.patience, key="train_patience", persist_state="session",
                                 help=_field_help("patience"))
-            right.number_input("Validation share", 0.05, 0.5, DEFAULTS.val_fraction, step=0.05,
+            right.selectbox("Validate on", SPLITS, key="train_split", persist_state="session",
+                            format_func=SPLIT_CHOICES.get,
+                            help="the dataset's evaluation split is shared by every run, so runs compare on the "
+                                 "same images; a split of the run's own is drawn with its seed and share")
+            right.number_input("Validation share (own split)", 0.05, 0.5, DEFAULTS.val_fraction, step=0.05,
                                key="train_val_fraction", persist_state="session")
             right.number_input("Out-of-fold folds", 0, 10, DEFAULTS.folds, key="train_folds", persist_state="session",
                                help=_field_help("folds"))
@@ -178,9 +202,64 @@ def render_phases(run_id: int) -> None:
     })
 
 
-def render_run(run_id: int) -> None:
-    """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled; where the
-    time went when it succeeded."""
+def render_split(dataset_id: int) -> None:
+    """The dataset's evaluation split in one line."""
+    with session_factory()() as session:
+        split = split_summary(session, dataset_id)
+    assigned = split["evaluation"] + split["training"]
+    if not assigned:
+        st.caption("Evaluation split: drawn when the first run starts.")
+        return
+    joining = f" {split['unassigned']:,} listings scanned since join it when the next run starts." \
+        if split["unassigned"] else ""
+    st.caption(f"Evaluation split: {split['evaluation']:,} of {assigned:,} listings "
+               f"({split['evaluation'] / assigned:.0%}), drawn once from the files' contents, by folder class and "
+               "with copies of a photo together. Every run validates on it, so runs compare on the same images; "
+               f"decisions never move a listing across it.{joining}")
+
+
+def retrain_candidate(runs: pd.DataFrame, decisions_now: int) -> Optional[tuple[int, int]]:
+    """(run id, decisions since it trained) of the newest succeeded run, when decisions were made since it
+    trained and no run started since (a newer run, even one still training, is the retrain)."""
+    if runs.empty or runs["status"].iloc[0] != "succeeded":
+        return None
+    newest = runs.iloc[0]
+    since = decisions_now - int(newest.corrections or 0)
+    return (int(newest.id), since) if since > 0 else None
+
+
+def render_retrain(dataset_id: int, runs: pd.DataFrame) -> None:
+    """After a review round: retrain with the settings of the newest run, to compare with it."""
+    with session_factory()() as session:
+        decisions_now = dataset_snapshot(session, dataset_id)["corrections"]
+    candidate = retrain_candidate(runs, decisions_now)
+    if candidate is None:
+        return
+    run_id, since = candidate
+    text, button = st.columns([3, 1], vertical_alignment="center")
+    text.info(f"{since:,} review decision{'s' if since != 1 else ''} since run {run_id} trained. Retrain with its "
+              "settings to see what they changed, on the same images against the same labels.")
+    button.button("Retrain with the same settings", key="train_retrain", type="primary", width="stretch",
+                  on_click=_retrain_clicked, args=(dataset_id, run_id))
+
+
+def render_replaced_comparison(dataset_id: int, run_id: int) -> None:
+    """A retrain compared with the run it replaces (today's labels); the details are on Metrics."""
+    with session_factory()() as session:
+        replaces = replaced_run(get_run(session, run_id))
+    if replaces is None:
+        return
+    comparison = comparison_for(str(db_path()), dataset_id, replaces, run_id, "current")
+    if comparison is None:
+        return
+    st.markdown(f"**Compared with run {replaces}, which it replaces**")
+    render_comparison_headline(comparison, replaces, run_id, "current")
+    st.caption(f"Per class, and against verified labels only: the Metrics page (baseline run {replaces}).")
+
+
+def render_run(dataset_id: int, run_id: int) -> None:
+    """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled; the comparison
+    with the run it replaces and where the time went when it succeeded."""
     status = job_status_panel(run_id, title=f"Run {run_id}")
     if status is None:
         return
@@ -191,6 +270,7 @@ def render_run(run_id: int) -> None:
     if status in ("failed", "cancelled"):
         st.button("Resume from the last checkpoint", key="train_resume", on_click=_resume_clicked, args=(run_id,))
     if status == "succeeded":
+        render_replaced_comparison(dataset_id, run_id)
         render_phases(run_id)
 
 
@@ -232,18 +312,20 @@ def main() -> None:
         return
     st.caption("Fine-tunes a classifier on the current labels: corrections applied, deleted and unreadable images "
                "left out. Runs train one at a time; a new run waits in the queue while another trains.")
-    render_form(dataset)
-    show_feedback()
     with session_factory().begin() as session:
         reap_dead_jobs(session)
         runs = runs_frame(session, dataset.id)
+    render_retrain(dataset.id, runs)
+    render_form(dataset)
+    show_feedback()
     render_estimate(runs)
+    render_split(dataset.id)
     if runs.empty:
         st.info("No training run yet.")
         return
     st.subheader("Runs")
     run_id = choose_run(runs)
-    render_run(run_id)
+    render_run(dataset.id, run_id)
     render_runs_table(runs)
 
 

@@ -1,5 +1,6 @@
 """Metrics: how good a training run's model is per class, which validation images it gets wrong, and what changed
-between two runs (for example before and after a cleaning round).
+between two runs (for example before and after a cleaning round), compared on common ground: the images both
+scored, against one set of labels, each change with its interval (ui.run_comparison).
 
 Everything shown is read from the run's stored result (evaluated once, when the run
 ended) and its epoch log; a finished run never changes, so its data is cached. The images
@@ -20,23 +21,23 @@ from core.metrics import PER_CLASS_METRICS, cell_members, compare_reports, repor
 from db.corrections import Decision
 from db.queries import dataset_classes
 from db.review import sample_view
-from db.runs import get_run, run_config, run_epochs, run_result, runs_frame
+from db.runs import get_run, replaced_run, run_config, run_epochs, run_result, runs_frame
 from jobs.runner import reap_dead_jobs
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
+from ui.run_comparison import (
+    comparison_column_config, comparison_for, label_choice, render_comparison_headline, styled_comparison,
+)
 from ui.thumbnails import thumbnail
 from ui.train_charts import confusion_figure, curves_figure
 from ui.text import plain
 
-RUN_KEY, COMPARE_KEY = "metrics_run", "metrics_compare"
+RUN_KEY, COMPARE_KEY, LABELS_KEY = "metrics_run", "metrics_compare", "metrics_labels"
 TRUE_KEY, PRED_KEY, CHART_KEY, APPLIED_CELL_KEY = "cell_true", "cell_pred", "confusion_chart", "cell_applied"
 TICK_KEY_PREFIX = "cell_tick_"
 CELL_IMAGES = 36
 GRID_COLUMNS = 6
 NO_COMPARISON = 0
-#: Comparison table: column widths in pixels, small enough for the whole table to fit a laptop screen.
-CLASS_COLUMN_PX, SIDES_COLUMN_PX, DELTA_COLUMN_PX = 150, 120, 90
-METRIC_LABELS = {"precision": "precision", "recall": "recall", "f1": "F1"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RunView:
     config: dict[str, Any]
     result: dict[str, Any]
     epochs: pd.DataFrame
+    replaces: Optional[int]  # the run it retrained with the same settings (Train's "retrain"), if any
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -54,13 +56,13 @@ class RunView:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _run_parts(database: str, run_id: int) -> Optional[tuple[dict, dict, pd.DataFrame]]:
-    """(config, result, epochs) of a succeeded run: it never changes, so it is cached (as plain, picklable values)."""
+def _run_parts(database: str, run_id: int) -> Optional[tuple[dict, dict, pd.DataFrame, Optional[int]]]:
+    """(config, result, epochs, replaced run) of a succeeded run: it never changes, so it is cached (as plain, picklable values)."""
     with factory_for(database)() as session:
         job = get_run(session, run_id)
         if job is None or job.status != "succeeded":
             return None
-        return run_config(job), run_result(job), run_epochs(session, run_id)
+        return run_config(job), run_result(job), run_epochs(session, run_id), replaced_run(job)
 
 
 def load_run(database: str, run_id: int) -> Optional[RunView]:
@@ -95,6 +97,11 @@ def render_headline(run: RunView) -> None:
     columns[2].metric("Weighted F1", f"{metrics['weighted_avg']['f1']:.3f}")
     columns[3].metric("Validation images", metrics["n"])
     columns[4].metric("Corrections applied", run.result.get("snapshot", {}).get("corrections", 0))
+    split = run.result.get("split_source", "run")
+    st.caption(f"This run as it scored itself: its {metrics['n']:,} validation images "
+               + ("(the dataset's evaluation split, shared by every run)" if split == "dataset" else
+                  "(a split of its own, drawn before runs shared one)" if split == "run" else f"(a split of its own, {split})")
+               + ", against the labels current when it trained. To compare runs, see below.")
 
 
 def render_report(run: RunView) -> None:
@@ -276,12 +283,6 @@ def render_details(run: RunView) -> None:
 # --- comparison ---------------------------------------------------------------------------------------
 
 
-def _delta_colour(value: float) -> str:
-    if pd.isna(value) or abs(value) < 1e-9:
-        return ""
-    return "background-color: rgba(46, 160, 67, 0.25)" if value > 0 else "background-color: rgba(218, 54, 51, 0.25)"
-
-
 def _sides(before: float, after: float, pattern: str) -> str:
     """Both runs' values as "0.812 → 0.853"; a side a run lacks (a class it did not have) shows as "-"."""
     def text(value) -> str:
@@ -290,34 +291,26 @@ def _sides(before: float, after: float, pattern: str) -> str:
     return "" if pd.isna(before) and pd.isna(after) else f"{text(before)} → {text(after)}"
 
 
-def comparison_table(before: RunView, after: RunView):
-    """compare_reports as a styled table narrow enough to show whole: per metric "before → after" and its
-    change (green where it improved, red where it got worse), then the support before → after."""
+def own_split_table(before: RunView, after: RunView) -> pd.DataFrame:
+    """compare_reports of the runs' own reports (each on its own validation images and the labels it trained
+    with): per metric "before → after" and the change, then the images before → after."""
     report = compare_reports(before.metrics, after.metrics)
     table = pd.DataFrame(index=report.index)
     for metric in PER_CLASS_METRICS:
         table[metric] = [_sides(b, a, "{:.3f}") for b, a in zip(report[f"{metric}_before"], report[f"{metric}_after"])]
-        table[f"{metric}_delta"] = report[f"{metric}_delta"]
+        table[f"{metric}_delta"] = report[f"{metric}_delta"].round(3)
     table["support"] = [_sides(b, a, "{:.0f}") for b, a in zip(report["support_before"], report["support_after"])]
-    deltas = [f"{metric}_delta" for metric in PER_CLASS_METRICS]
-    return (table.reset_index().style.map(_delta_colour, subset=deltas)
-            .format("{:+.3f}", subset=deltas, na_rep=""))
+    return table.reset_index()
 
 
-def comparison_column_config() -> dict:
-    """Headers and pixel widths of comparison_table's columns (all of them fit in about 900 px)."""
-    config = {"class": st.column_config.TextColumn("class", width=CLASS_COLUMN_PX)}
-    for metric, label in METRIC_LABELS.items():
-        config[metric] = st.column_config.TextColumn(label, width=SIDES_COLUMN_PX,
-                                                     help=f"{label}: baseline → this run")
-        config[f"{metric}_delta"] = st.column_config.NumberColumn(
-            f"Δ {label}", width=DELTA_COLUMN_PX, help=f"Change of {label} from the baseline to this run")
-    config["support"] = st.column_config.TextColumn("images", width=DELTA_COLUMN_PX,
-                                                    help="Validation images of the class: baseline → this run")
-    return config
+def render_own_splits(before: RunView, after: RunView) -> None:
+    with st.expander("Each run as it scored itself (its own validation images, the labels it trained with)"):
+        st.caption("Not a like-for-like comparison: decisions made between the runs change what each counts as "
+                   "right, and runs with different splits score different images. Use the table above.")
+        st.dataframe(own_split_table(before, after), hide_index=True, height="content", key="own_split_table")
 
 
-def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
+def render_comparison(dataset: DatasetRef, runs: pd.DataFrame, run: RunView) -> None:
     st.subheader("Compare with another run")
     others = [run_id for run_id in runs["id"].tolist() if run_id != run.id]
     if not others:
@@ -325,23 +318,25 @@ def render_comparison(runs: pd.DataFrame, run: RunView) -> None:
         return
     options = [NO_COMPARISON] + others
     older = [run_id for run_id in others if run_id < run.id]
-    if st.session_state.get(COMPARE_KEY) not in options:
-        st.session_state[COMPARE_KEY] = older[0] if older else NO_COMPARISON
+    if st.session_state.get(COMPARE_KEY) not in options:  # the run it replaces, else the one before it
+        st.session_state[COMPARE_KEY] = run.replaces if run.replaces in others else \
+            older[0] if older else NO_COMPARISON
     other_id = st.selectbox("Baseline run", options, key=COMPARE_KEY, format_func=lambda i: run_label(runs, i))
     if other_id == NO_COMPARISON:
         return
-    before = load_run(str(db_path()), other_id)
-    columns = st.columns(3)
-    for column, (label, key) in zip(columns, (("Accuracy", None), ("Macro F1", "macro_avg"), ("Weighted F1", "weighted_avg"))):
-        value = lambda metrics: metrics["accuracy"] if key is None else metrics[key]["f1"]
-        column.metric(f"{label} (run {run.id} vs {other_id})", f"{value(run.metrics):.3f}",
-                      delta=f"{value(run.metrics) - value(before.metrics):+.3f}")
-    st.dataframe(comparison_table(before, run), hide_index=True, height="content", key="comparison_table",
-                 column_config=comparison_column_config())
-    shared = len(set(before.result["split"]["val"]) & set(run.result["split"]["val"]))
-    st.caption(f"Validation images in both runs: {shared}. The split is drawn by folder class with the run's seed, "
-               "so runs with the same seed share it; each run scores against the labels current when it trained, so "
-               "corrections made in between change what counts as right.")
+    labels = label_choice(LABELS_KEY)
+    comparison = comparison_for(str(db_path()), dataset.id, other_id, run.id, labels)
+    if comparison is None:
+        st.warning(f"Run {other_id} can no longer be compared: it is not a finished run of this dataset.")
+        return
+    render_comparison_headline(comparison, other_id, run.id, labels)
+    if comparison.images:
+        st.dataframe(styled_comparison(comparison), hide_index=True, height="content", key="comparison_table",
+                     column_config=comparison_column_config())
+    elif labels == "verified":
+        st.info("No listing that both runs scored has been relabelled or kept yet: review some flags, or "
+                "compare against today's labels.")
+    render_own_splits(load_run(str(db_path()), other_id), run)
 
 
 def main() -> None:
@@ -361,7 +356,7 @@ def main() -> None:
     render_headline(run)
     render_report(run)
     render_confusion(dataset, run, reviewer=reviewer)
-    render_comparison(runs, run)
+    render_comparison(dataset, runs, run)
     render_curves(run)
     render_details(run)
 

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.metrics import cell_members
 from db.corrections import decide
 from db.engine import make_engine, make_session_factory
+from db.evaluation import compare_runs
 from db.models import Correction, Job, Sample
 from db.review import sample_view
 from db.queries import dataset_classes
@@ -37,11 +38,12 @@ def two_runs(tmp_path_factory):
     torch.set_num_threads(1)
     try:
         dataset = scanned_dataset(factory, folder / "data")
-        first = run_job(factory, create_train_job(factory, dataset, val_fraction=0.5))
+        first = run_job(factory, create_train_job(factory, dataset, split="run", val_fraction=0.5))
         with factory.begin() as session:
             sample = session.scalars(select(Sample).where(Sample.path == "bag/bag-0.jpg")).one()
             decide(session, sample, "relabel", classes=dataset_classes(session, dataset), new_label="dress")
-        second = run_job(factory, create_train_job(factory, dataset, seed=0, val_fraction=0.5))
+        second = run_job(factory, create_train_job(factory, dataset, seed=0, split="run",
+                                                   val_fraction=0.5))
     finally:
         torch.set_num_threads(threads)
         engine.dispose()
@@ -129,21 +131,37 @@ def test_the_images_of_a_cell_line_up_in_rows(two_runs, own_database, monkeypatc
     assert [len(column.get("image")) for column in page.columns if len(column.get("image"))] == [1] * images
 
 
-def test_two_runs_are_compared_per_class(app, two_runs):
-    _, first, second = two_runs
+def test_two_runs_are_compared_on_the_same_images_against_todays_labels(app, two_runs):
+    database, first, second = two_runs
     assert app.selectbox(key="metrics_compare").value == first["run_id"]  # the older run by default
+    assert app.radio(key="metrics_labels").value == "current"
+    with make_session_factory(make_engine(database))() as session:
+        expected = compare_runs(session, first["run_id"], second["run_id"])
+    ground = next(c.value for c in app.caption if c.value.startswith(f"Run {first['run_id']} → run"))
+    assert f"on the {expected.images} validation images both runs scored, against today's labels" in ground
     comparison = app.dataframe[1].value
-    assert comparison["class"].tolist() == [*CLASSES, "accuracy", "macro avg", "weighted avg"]
-    expected = second["metrics"]["f1"][0] - first["metrics"]["f1"][0]
-    assert comparison["f1_delta"].iloc[0] == pytest.approx(expected)
-    assert comparison["f1"].iloc[0] == f"{first['metrics']['f1'][0]:.3f} → {second['metrics']['f1'][0]:.3f}"
+    assert comparison["class"].tolist() == [*CLASSES, "macro avg"]
+    row = expected.changes.set_index(["row", "metric"]).loc[(CLASSES[0], "f1")]
+    assert comparison["f1"].iloc[0] == f"{row.before:.3f} → {row.after:.3f}"
+    assert comparison["f1_change"].iloc[0] == f"{row.change:+.3f} ({row.low:+.3f} to {row.high:+.3f})"
     # every column has a width, and together they fit beside the sidebar of a 1440 px wide window
     config = json.loads(app.dataframe[1].proto.columns)
     widths = {name: column.get("width") for name, column in config.items() if name != "_index"}
-    assert set(widths) == set(comparison.columns) and sum(widths.values()) <= 900
-    label = f"Accuracy (run {second['run_id']} vs {first['run_id']})"
-    delta = second["metrics"]["accuracy"] - first["metrics"]["accuracy"]
-    assert next(m for m in app.metric if m.label == label).delta == f"{delta:+.3f}"
+    assert set(widths) == set(comparison.columns) and sum(widths.values()) <= 1100
+    accuracy = expected.overall("accuracy")
+    label = f"Accuracy, run {second['run_id']} (vs {first['run_id']}, same images)"
+    assert next(m for m in app.metric if m.label == label).delta == \
+        f"{accuracy.change:+.3f} ({accuracy.low:+.3f} to {accuracy.high:+.3f})"
+    own = app.dataframe[2].value  # the expander with each run as it scored itself
+    assert own["f1_delta"].iloc[0] == pytest.approx(second["metrics"]["f1"][0] - first["metrics"]["f1"][0], abs=1e-3)
+
+
+def test_verified_labels_count_only_what_a_reviewer_decided(app, two_runs):
+    app.radio(key="metrics_labels").set_value("verified").run()
+    assert not app.exception
+    ground = next(c.value for c in app.caption if "verified labels only" in c.value)
+    assert "on the 0 validation images" in ground  # the one relabelled listing is not a validation image of both
+    assert any("No listing that both runs scored has been relabelled or kept" in i.value for i in app.info)
 
 
 def test_choosing_an_older_run_and_no_comparison(app, two_runs):

@@ -10,9 +10,12 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from db.models import Job
-from db.runs import run_config, run_result
-from jobs.runner import request_cancel, utcnow
+from db.corrections import decide
+from db.evaluation import split_summary
+from db.models import Job, Sample
+from db.queries import dataset_classes
+from db.runs import replaced_run, run_config, run_result
+from jobs.runner import request_cancel, run_job, utcnow
 from tests.training_data import create_train_job, scanned_dataset
 
 TIMEOUT_S = 60
@@ -104,3 +107,40 @@ def test_a_cancelled_run_can_be_resumed(factory, dataset):
         assert job.status in ("queued", "running") and job.pid is not None
         request_cancel(session, job_id)  # the test needs the page's action, not a second training
     wait_for_worker(factory, job_id)
+
+
+def test_after_a_review_round_the_page_retrains_with_the_same_settings_and_compares_with_the_run_replaced(
+        factory, dataset):
+    first = create_train_job(factory, dataset, seed=4)
+    assert run_job(factory, first).status == "succeeded"
+    page = open_page()
+    assert "train_retrain" not in [b.key for b in page.button]  # no decision since the run
+    split = next(c.value for c in page.caption if c.value.startswith("Evaluation split: "))
+    with factory() as session:
+        summary = split_summary(session, dataset)
+    assert f"{summary['evaluation']} of {summary['evaluation'] + summary['training']} listings" in split
+    with factory.begin() as session:
+        sample = session.scalars(select(Sample).where(Sample.path == "bag/bag-1.jpg")).one()
+        decide(session, sample, "relabel", classes=dataset_classes(session, dataset), new_label="dress")
+
+    page = open_page()
+    assert any(f"1 review decision since run {first} trained" in i.value for i in page.info)
+    page.button(key="train_retrain").click().run()
+    assert not page.exception, page.exception
+    with factory() as session:
+        second = session.scalars(select(Job.id).where(Job.kind == "train", Job.id != first)).one()
+    retrained = wait_for_worker(factory, second)
+    assert retrained.status == "succeeded", retrained.error
+    with factory() as session:
+        configs = [run_config(session.get(Job, run_id)) for run_id in (first, second)]
+        assert replaced_run(session.get(Job, second)) == first
+    assert configs[1]["out_dir"] != configs[0]["out_dir"]
+    assert {k: v for k, v in configs[1].items() if k != "out_dir"} == {k: v for k, v in configs[0].items()
+                                                                       if k != "out_dir"}
+
+    page = open_page()
+    assert page.selectbox(key="train_run_id").value == second
+    assert "train_retrain" not in [b.key for b in page.button]
+    assert any(m.value == f"**Compared with run {first}, which it replaces**" for m in page.markdown)
+    assert any(c.value.startswith(f"Run {first} → run {second} on the ") for c in page.caption)
+    assert any(m.label.startswith(f"Accuracy, run {second} (vs {first}") for m in page.metric)
