@@ -9,10 +9,12 @@ Usage: python bench/cleaning.py --dataset DEMO_DIR [--db PATH] [--epochs 3] [--i
    (core.acceptance): relabel every mislabel flag to its suggested label, keep one member of each
    duplicate group (one not flagged as a mislabel where there is one) and delete the others,
    delete broken files. One action (db.review.apply_plan).
-3. Train the "after" run with the same configuration and seed.
-4. Score both runs' validation predictions against their own labels (what the Metrics page shows)
-   and against truth.csv on the validation images the two runs share, and the decisions
-   themselves against the answer key.
+3. Train the "after" run with the same configuration and seed (both validate on the dataset's
+   evaluation split, db.evaluation).
+4. Compare the two runs as the Metrics page does (db.evaluation.compare_runs: the images both
+   scored, against today's labels and against verified labels, paired bootstrap intervals), as
+   each run scored itself (its own labels), and against truth.csv on the same common images
+   (core.compare.compare_predictions); and the decisions themselves against the answer key.
 """
 from __future__ import annotations
 
@@ -21,18 +23,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance  # noqa: E402
-from core.metrics import classification_report  # noqa: E402
+from core.compare import compare_predictions  # noqa: E402
 from core.train_config import TrainConfig  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
 from db.queries import dataset_classes, samples_frame  # noqa: E402
 from db.review import QueueFilter, apply_plan, open_flag_rows  # noqa: E402
-from db.runs import get_run, run_result  # noqa: E402
+from db.evaluation import compare_runs  # noqa: E402
+from db.runs import get_run, run_predictions, run_result  # noqa: E402
 from jobs.audit import audit_job, audit_params  # noqa: E402
 from jobs.runner import create_job, run_job  # noqa: E402
 from jobs.scan import scan_dataset  # noqa: E402
@@ -65,20 +67,42 @@ def decision_quality(plan: pd.DataFrame, truth: pd.DataFrame) -> dict:
             "deletions_of_broken_or_duplicated_files": int(deletions["path"].isin(planted).sum())}
 
 
-def scored(result: dict, classes: list[str], paths: pd.Series, truth: pd.DataFrame, shared: set[int]) -> dict:
-    """Accuracy and macro F1 of a run's validation predictions against its own labels, and against the
-    true labels on the `shared` validation sample ids."""
-    validation = result["validation"]
-    ids = np.asarray(validation["sample_ids"])
-    pred = np.asarray(validation["pred"])
-    own = result["metrics"]
-    keep = np.isin(ids, list(shared))
-    index = {name: k for k, name in enumerate(classes)}
-    true = np.array([index[truth.at[paths[int(i)], "true_label"]] for i in ids[keep]])
-    against_truth = classification_report(true, pred[keep], classes)
-    return {"images": len(ids), "own_accuracy": own["accuracy"], "own_macro_f1": own["macro_avg"]["f1"],
-            "shared_images": int(keep.sum()), "true_accuracy": against_truth["accuracy"],
-            "true_macro_f1": against_truth["macro_avg"]["f1"], "seconds": result["seconds"]}
+def change_row(comparison, metric: str) -> dict:
+    row = comparison.overall(metric)
+    return {"images": comparison.images, "before": row.before, "after": row.after, "change": row.change,
+            "low": row.low, "high": row.high}
+
+
+def comparisons(factory, before_id: int, after_id: int, truth: pd.DataFrame, paths: pd.Series) -> pd.DataFrame:
+    """The change in accuracy and macro F1 from `before_id` to `after_id`: as each run scored itself, as the
+    Metrics page compares them (today's labels, verified labels), and against truth.csv on the images the
+    page compares."""
+    with factory() as session:
+        runs = {run_id: get_run(session, run_id) for run_id in (before_id, after_id)}
+        page = {labels: compare_runs(session, before_id, after_id, labels=labels) for labels in ("current", "verified")}
+    predictions = {run_id: run_predictions(job) for run_id, job in runs.items()}
+    own = {run_id: run_result(job)["metrics"] for run_id, job in runs.items()}
+    common = predictions[before_id].index.intersection(predictions[after_id].index)
+    true = pd.Series(truth.loc[paths.loc[common], "true_label"].to_numpy(), index=common)
+    against_truth = compare_predictions(predictions[before_id], predictions[after_id], true)
+    rows = {}
+    for metric, name in (("accuracy", "accuracy"), ("macro_f1", "macro F1")):
+        a, b = own[before_id], own[after_id]
+        value = (lambda m: m["accuracy"]) if metric == "accuracy" else (lambda m: m["macro_avg"]["f1"])
+        rows[(name, "each run on its own labels (old page)")] = {
+            "images": f"{a['n']} / {b['n']}", "before": value(a), "after": value(b), "change": value(b) - value(a),
+            "low": float("nan"), "high": float("nan")}
+        rows[(name, "page: today's labels")] = change_row(page["current"], metric)
+        rows[(name, "page: verified labels")] = change_row(page["verified"], metric)
+        rows[(name, "truth.csv, same images")] = change_row(against_truth, metric)
+    table = pd.DataFrame(rows).T
+    for metric in ("accuracy", "macro F1"):
+        truth_row, page_row = table.loc[(metric, "truth.csv, same images")], table.loc[(metric, "page: today's labels")]
+        print(f"{metric}: page change {page_row.change:+.3f} {'inside' if truth_row.low <= page_row.change <= truth_row.high else 'OUTSIDE'} "
+              f"the truth change's interval [{truth_row.low:+.3f}, {truth_row.high:+.3f}]; truth change "
+              f"{truth_row.change:+.3f} {'inside' if page_row.low <= truth_row.change <= page_row.high else 'OUTSIDE'} "
+              f"the page's interval [{page_row.low:+.3f}, {page_row.high:+.3f}]")
+    return table
 
 
 def main() -> None:
@@ -115,16 +139,16 @@ def main() -> None:
     print(f"audit {audit_s:.0f} s: {len(flags)} flags to accept, {len(plan)} decisions", flush=True)
 
     after = train(factory, dataset_id, config)
+    print(f"after: run {after['run_id']}, validation accuracy {after['metrics']['accuracy']:.3f} "
+          f"in {after['seconds']:.0f} s", flush=True)
     truth = pd.read_csv(root / "truth.csv").set_index("path")
     with factory() as session:
         paths = samples_frame(session, dataset_id, include_missing=True).set_index("id")["path"]
-    shared = set(before["validation"]["sample_ids"]) & set(after["validation"]["sample_ids"])
-    rows = {"before (folder labels)": scored(before, classes, paths, truth, shared),
-            "after (audit accepted)": scored(after, classes, paths, truth, shared)}
     print(f"\ndecisions against the answer key: {decision_quality(plan, truth)}")
     print(f"training: {config.to_dict()}")
-    print(pd.DataFrame(rows).T.round(3).to_string())
-
+    table = comparisons(factory, before["run_id"], after["run_id"], truth, paths)
+    with pd.option_context("display.width", 160):
+        print(table.astype({c: float for c in ("before", "after", "change", "low", "high")}).round(3).to_string())
 
 if __name__ == "__main__":
     main()
