@@ -6,8 +6,9 @@ The review queue is the flags of a dataset's latest succeeded audit job, worst
 A flag is *decided* when its sample has a decision in effect (not an undo, and
 not undone since) made after the flag's audit job was created; decisions taken
 from the Review page also carry the flag's id, and they are necessarily that
-recent. For a duplicate group, a decision in effect on any of its members decides
-the group. Undoing the decision therefore re-opens the flag; a correction made
+recent. For a duplicate group, a delete, keep or restore in effect on any of its
+members, or any decision taken on the group's own flag, decides the group; a
+relabel or price fix made from another flag of a member leaves it open. Undoing the decision therefore re-opens the flag; a correction made
 before the audit does not close the audit's new flags.
 
 Every function takes the caller's session first; the queue functions run a
@@ -29,6 +30,8 @@ from db.models import Correction, Dataset, Flag, Job, Sample
 from db.queries import samples_frame
 
 REVIEW_STATES = ("open", "decided", "all")
+#: Decisions on any member that decide a duplicate group (whatever flag they were taken on).
+GROUP_DECIDING_ACTIONS = ("delete", "keep", "restore")
 #: Columns of queue_page: the flag, its sample's file and current state, and whether it is decided.
 QUEUE_COLUMNS = [
     "flag_id", "kind", "score", "given_label", "suggested_label", "group_id", "reason", "evidence",
@@ -88,10 +91,22 @@ def _decided_sample_ids(job_id: int):
     return select(Correction.sample_id).where(Correction.created_at >= job_created, in_effect())
 
 
+def _group_deciding_sample_ids(job_id: int):
+    """Samples whose decision since the audit decides their duplicate group: a delete, keep or restore, or
+    one taken on the group's flag. A relabel or price fix taken on another flag of the same listing (a
+    mislabel accepted) leaves the group open: whether the copies should stay is still undecided."""
+    job_created = select(Job.created_at).where(Job.id == job_id).scalar_subquery()
+    duplicate_flags = select(Flag.id).where(Flag.job_id == job_id, Flag.kind == "duplicate")
+    return select(Correction.sample_id).where(
+        Correction.created_at >= job_created, in_effect(),
+        or_(Correction.action.in_(GROUP_DECIDING_ACTIONS), Correction.flag_id.in_(duplicate_flags)),
+    )
+
+
 def _decided_condition(job_id: int):
     decided_samples = _decided_sample_ids(job_id)
     decided_groups = select(Flag.group_id).where(
-        Flag.job_id == job_id, Flag.kind == "duplicate", Flag.sample_id.in_(decided_samples)
+        Flag.job_id == job_id, Flag.kind == "duplicate", Flag.sample_id.in_(_group_deciding_sample_ids(job_id))
     )
     is_group = and_(Flag.kind == "duplicate", Flag.group_id.is_not(None))
     return or_(

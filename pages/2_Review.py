@@ -223,11 +223,12 @@ def preselect_price(item: pd.Series) -> None:
 
 
 def preselect_relabel_class(flag_id: int, suggestion: Optional[str], others: list[str]) -> None:
-    """On arriving at an item, the "Relabel to" list shows its suggestion (else the first other class), so
-    `l` never relabels to the previous item's choice; a choice made on this item is kept."""
+    """On arriving at an item, the "Relabel to" list shows its suggestion, or nothing when it has none, so
+    `l` never relabels to the previous item's choice or to a class nobody chose; a choice made on this item
+    is kept."""
     if st.session_state.get(RELABEL_FOR_KEY) == flag_id and st.session_state.get(RELABEL_CLASS_KEY) in others:
         return
-    st.session_state[RELABEL_CLASS_KEY] = suggestion if suggestion in others else (others[0] if others else None)
+    st.session_state[RELABEL_CLASS_KEY] = suggestion if suggestion in others else None
     st.session_state[RELABEL_FOR_KEY] = flag_id
 
 
@@ -267,16 +268,21 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
     others = [c for c in context.classes if c != item["current_label"]]
     preselect_relabel_class(int(item["flag_id"]), suggestion, others)
     with st.container(horizontal=True, vertical_alignment="bottom"):
-        st.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted, width=220)
+        chosen = st.selectbox("Relabel to", others, key=RELABEL_CLASS_KEY, disabled=is_group or deleted, width=220,
+                              placeholder="Choose a class")
         st.button("Relabel", key="relabel", shortcut=SHORTCUTS["relabel"][0], on_click=decide_on_sample,
                   kwargs=dict(on_sample, action="relabel"),
-                  disabled=not can_decide or is_group or deleted or not others)
+                  disabled=not can_decide or is_group or deleted or chosen is None,
+                  help="Choose a class under Relabel to first: this item has no suggestion" if chosen is None
+                  else f"Relabel to {plain(chosen)}")
         st.button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move, args=(-1, total))
         st.button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total))
     if not is_group:
         preselect_price(item)
         with st.container(horizontal=True, vertical_alignment="bottom"):
-            st.number_input("Price", min_value=0.0, step=1.0, format="%.2f", key=PRICE_KEY, width=160,
+            # No min_value: the browser would silently put back the last valid value, and Fix price would save
+            # it; the decision refuses a negative price in one line instead.
+            st.number_input("Price", step=1.0, format="%.2f", key=PRICE_KEY, width=160,
                             disabled=deleted, help="The listing's right price; Fix price records it as a decision "
                                                    "(export and later audits use it; Undo reverts it)")
             st.button("Fix price", key="fix_price", shortcut=SHORTCUTS["price"][0], on_click=decide_on_sample,

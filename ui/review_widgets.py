@@ -107,6 +107,9 @@ def decide_on_sample(
     the same action, so one undo takes them all back)."""
     if action == "relabel" and new_label is None:
         new_label = st.session_state.get(RELABEL_CLASS_KEY)
+        if new_label is None:
+            notify("warning", "Choose a class under Relabel to first: nothing was relabelled.")
+            return
     new_price = st.session_state.get(PRICE_KEY) if action == "price" else None
 
     def record(session) -> tuple[str, str, str, int]:

@@ -108,6 +108,16 @@ def test_deciding_any_member_of_a_duplicate_group_decides_the_group(factory, dat
     assert _paths(factory, data, QueueFilter(kinds=("duplicate",), state="decided")) == ["bag/bag-1.png"]
 
 
+def test_a_relabel_of_a_member_from_another_flag_leaves_its_duplicate_group_open(factory, data):
+    duplicates = QueueFilter(kinds=("duplicate",), state="open")
+    _decide(factory, data, "bag/bag-2.png", "relabel", new_label="shoe", reviewer="ann")  # a mislabel accepted
+    _decide(factory, data, "bag/bag-1.png", "price", new_price=12.0, reviewer="ann")
+    assert _paths(factory, data, duplicates) == ["bag/bag-1.png"]
+    _decide(factory, data, "bag/bag-2.png", "relabel", new_label="bag", reviewer="ann",
+            flag_id=data.flag_ids["bag/bag-2.png"])  # taken on the group's own flag
+    assert _paths(factory, data, duplicates) == []
+
+
 def test_queue_rank_finds_a_flag_or_says_it_is_not_there(factory, data):
     with factory() as session:
         assert queue_rank(session, data.job_id, QueueFilter(state="all"), data.flag_ids["phone/phone-2.png"]) == 3

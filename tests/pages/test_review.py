@@ -249,6 +249,27 @@ def test_the_relabel_list_starts_at_each_items_suggestion(factory, data):
     assert log(factory)[-1][:3] == ("phone/phone-3.png", "relabel", "shoe")
 
 
+def test_relabel_on_an_item_without_a_suggestion_asks_for_a_class_first(factory, data):
+    app = open_review()
+    assert heading(app).startswith("1 of 6 · broken · shoe/broken.jpg")
+    assert app.selectbox(key="relabel_class").value is None
+    assert app.button(key="relabel").disabled
+    assert "Choose a class under Relabel to first" in app.button(key="relabel").help
+    app.selectbox(key="relabel_class").set_value("bag").run()
+    assert not app.button(key="relabel").disabled
+    app.button(key="relabel").click().run()
+    assert log(factory)[-1][:3] == ("shoe/broken.jpg", "relabel", "bag")
+
+
+def test_a_negative_price_is_refused_in_one_line_and_nothing_is_saved(factory, data):
+    app = open_review(kinds=("price",))
+    app.number_input(key="fix_price_value").set_value(-5.0).run()
+    app.button(key="fix_price").click().run()
+    assert not app.exception, app.exception
+    assert [e.value for e in app.error] == ["Not saved: a price must be a number of 0 or more, not -5.0"]
+    assert log(factory) == []
+
+
 def test_the_listing_title_price_and_id_are_beside_the_photo(data):
     app = open_review(kinds=("mislabel",))
     text = [m.value for m in app.markdown]
