@@ -65,6 +65,22 @@ def run_predictions(job: Job) -> pd.Series:
                      dtype=object, name="predicted")
 
 
+#: Config keys filled in by the worker (folders), left out when asking whether two runs have the same settings.
+FOLDER_KEYS = ("out_dir", "cache_dir")
+
+
+def active_run_like(session: Session, dataset_id: int, config: dict[str, Any]) -> Optional[Job]:
+    """A queued or running training run of the dataset with the same settings as `config` (folders aside),
+    if any: starting it again would only train the same model twice."""
+    wanted = {k: v for k, v in config.items() if k not in FOLDER_KEYS}
+    for job in session.scalars(select(Job).where(Job.dataset_id == dataset_id, Job.kind == TRAIN_KIND,
+                                                 Job.status.in_(("queued", "running"))).order_by(Job.id)):
+        settings = {k: v for k, v in run_config(job).items() if k not in FOLDER_KEYS}
+        if settings == wanted:
+            return job
+    return None
+
+
 def replaced_run(job: Job) -> Optional[int]:
     """The run this one was started to replace ("retrain with the same settings"), or None."""
     replaces = _loads(job.params_json).get("replaces")

@@ -17,7 +17,7 @@ from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SC
 from core.train_estimate import EarlierRun, describe_seconds, estimate_seconds
 from db.models import Job
 from db.evaluation import split_summary
-from db.runs import (TRAIN_KIND, dataset_snapshot, get_run, replaced_run, requeue_run, run_config, run_epochs,
+from db.runs import (TRAIN_KIND, active_run_like, dataset_snapshot, get_run, replaced_run, requeue_run, run_config, run_epochs,
                      run_phases, runs_frame)
 from jobs.runner import ACTIVE, create_job, job_params, reap_dead_jobs, spawn_job
 from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
@@ -43,11 +43,19 @@ FORM_FIELDS = {
 # --- starting and resuming runs ---------------------------------------------------------------------
 
 
+class SameRunActive(ValueError):
+    """A run with the same settings is already queued or training."""
+
+
 def start_run(dataset_id: int, config: TrainConfig, *, replaces: Optional[int] = None) -> int:
     """Queue a run and start its worker; returns the run id. It waits in the queue while another run trains.
-    replaces: the run this one retrains with the same settings, compared with it when it ends."""
+    replaces: the run this one retrains with the same settings, compared with it when it ends.
+    SameRunActive when a run with these settings is already queued or training (a second click)."""
     params = {"config": config.to_dict(), **({"replaces": replaces} if replaces else {})}
     with session_factory().begin() as session:
+        twin = active_run_like(session, dataset_id, params["config"])
+        if twin is not None:
+            raise SameRunActive(f"Run {twin.id} with these settings is already {twin.status}: nothing was started.")
         run_id = create_job(session, dataset_id, TRAIN_KIND, params).id
     spawn_job(db_path(), run_id)
     return run_id
@@ -61,7 +69,11 @@ def same_settings(config: dict) -> TrainConfig:
 def _retrain_clicked(dataset_id: int, run_id: int) -> None:
     with session_factory()() as session:
         config = same_settings(run_config(get_run(session, run_id)))
-    new_id = start_run(dataset_id, config, replaces=run_id)
+    try:
+        new_id = start_run(dataset_id, config, replaces=run_id)
+    except SameRunActive as error:
+        st.session_state[FEEDBACK_KEY] = ("warning", str(error))
+        return
     st.session_state[RUN_KEY] = new_id
     st.session_state[FEEDBACK_KEY] = ("success", f"Run {new_id} started with the settings of run {run_id}.")
 
@@ -82,7 +94,11 @@ def _start_clicked(dataset_id: int) -> None:
     except ValueError as error:
         st.session_state[FEEDBACK_KEY] = ("error", str(error))
         return
-    run_id = start_run(dataset_id, config)
+    try:
+        run_id = start_run(dataset_id, config)
+    except SameRunActive as error:
+        st.session_state[FEEDBACK_KEY] = ("warning", str(error))
+        return
     st.session_state[RUN_KEY] = run_id
     st.session_state[FEEDBACK_KEY] = ("success", f"Run {run_id} started.")
 
@@ -109,7 +125,8 @@ def _field_help(name: str) -> Optional[str]:
 
 
 def render_form(dataset: DatasetRef) -> None:
-    with st.form("train_form"):
+    # Enter in a box does not submit: only the Start button starts a run.
+    with st.form("train_form", enter_to_submit=False):
         first, second, third = st.columns(3)
         first.selectbox("Backbone", BACKBONE_NAMES, index=BACKBONE_NAMES.index(DEFAULTS.backbone),
                         key="train_backbone", persist_state="session")
@@ -303,7 +320,7 @@ def show_feedback() -> None:
     feedback: Optional[tuple[str, str]] = st.session_state.pop(FEEDBACK_KEY, None)
     if feedback:
         kind, text = feedback
-        (st.error if kind == "error" else st.success)(text)
+        {"error": st.error, "warning": st.warning}.get(kind, st.success)(text)
 
 
 def main() -> None:

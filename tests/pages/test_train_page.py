@@ -3,6 +3,7 @@ went, offers resume."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -144,3 +145,21 @@ def test_after_a_review_round_the_page_retrains_with_the_same_settings_and_compa
     assert any(m.value == f"**Compared with run {first}, which it replaces**" for m in page.markdown)
     assert any(c.value.startswith(f"Run {first} → run {second} on the ") for c in page.caption)
     assert any(m.label.startswith(f"Accuracy, run {second} (vs {first}") for m in page.metric)
+
+
+def test_a_second_start_with_the_same_settings_starts_nothing_and_enter_does_not_submit(factory, dataset):
+    page = open_page()
+    form = next(block for block in page.main.children.values() if getattr(block, "type", None) == "form")
+    assert form.proto.form.enter_to_submit is False
+    page.checkbox(key="train_pretrained").uncheck()
+    page.selectbox(key="train_image_size").set_value(32)
+    page.button(key="train_start").click().run()
+    page.button(key="train_start").click().run()
+    assert not page.exception, page.exception
+    with factory.begin() as session:
+        jobs = session.scalars(select(Job.id).where(Job.kind == "train")).all()
+        assert len(jobs) == 1
+        request_cancel(session, jobs[0])
+    assert len(page.warning) == 1 and re.fullmatch(
+        rf"Run {jobs[0]} with these settings is already (queued|running): nothing was started\.", page.warning[0].value)
+    wait_for_worker(factory, jobs[0])
