@@ -150,8 +150,10 @@ def render_metrics(overview: DatasetOverview) -> None:
     columns[1].metric("Classes", len(overview.counts.classes))
     columns[2].metric("Unreadable", f"{overview.unreadable:,}")
     columns[3].metric("With a price", f"{overview.priced:,}")
-    columns[4].metric("Corrections", f"{overview.corrections:,}",
-                      help=f"{overview.relabelled} relabelled and {overview.deleted} deleted images after them")
+    columns[4].metric("Listings changed", f"{overview.changed:,}",
+                      help=f"Listings whose state now differs from the folder: {overview.relabelled:,} relabelled, "
+                           f"{overview.deleted:,} deleted, {overview.price_fixed:,} with a fixed price; "
+                           f"{overview.corrections:,} decisions in the log, undos included")
 
 
 def render_scan_facts(overview: DatasetOverview) -> None:

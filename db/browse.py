@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import pandas as pd
-from sqlalchemy import Select, and_, case, false, func, select
+from sqlalchemy import Select, and_, case, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import Correction, Dataset, Sample
@@ -72,6 +72,8 @@ class DatasetOverview:
     unreadable: int
     deleted: int  # by a correction
     relabelled: int  # current label differs from the folder
+    price_fixed: int  # a reviewer's price stands
+    changed: int  # deleted, relabelled or price fixed: the listings the decisions changed
     missing: int  # recorded by an earlier scan, gone from disk now
     priced: int  # images with a listing price
     corrections: int  # rows in the correction log
@@ -207,15 +209,20 @@ def class_counts(session: Session, dataset_id: int) -> ClassCounts:
 
 
 def _state_totals(session: Session, dataset_id: int) -> dict[str, int]:
-    """images, readable, deleted, relabelled and priced counts of the dataset's present samples, in one pass."""
-    state = _current_state_select(Sample.id, Sample.label, Sample.readable, Sample.price).where(
+    """images, readable, deleted, relabelled, price_fixed, changed (any of the three) and priced counts of the
+    dataset's present samples, in one pass."""
+    state = _current_state_select(Sample.id, Sample.label, Sample.readable, Sample.price,
+                                  Correction.new_price.label("fixed_price")).where(
         Sample.dataset_id == dataset_id, Sample.missing.is_(False)
     ).subquery()
+    changed = or_(state.c.deleted.is_(True), state.c.current_label != state.c.label, state.c.fixed_price.is_not(None))
     totals = session.execute(select(
         func.count().label("images"),
         func.coalesce(func.sum(case((state.c.readable.is_(True), 1), else_=0)), 0).label("readable"),
         func.coalesce(func.sum(case((state.c.deleted.is_(True), 1), else_=0)), 0).label("deleted"),
         func.coalesce(func.sum(case((state.c.current_label != state.c.label, 1), else_=0)), 0).label("relabelled"),
+        func.coalesce(func.sum(case((state.c.fixed_price.is_not(None), 1), else_=0)), 0).label("price_fixed"),
+        func.coalesce(func.sum(case((changed, 1), else_=0)), 0).label("changed"),
         func.count(state.c.price).label("priced"),
     )).one()
     return {name: int(value) for name, value in totals._mapping.items()}

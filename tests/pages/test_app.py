@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.corrections import decide
+from db.corrections import decide, undo_decision
 from db.models import Job, Sample
 from db.queries import dataset_classes, get_or_create_dataset
 from jobs.audit import audit_params
@@ -61,13 +61,31 @@ def test_without_a_dataset_the_page_explains_how_to_start(app_db):
     assert app.button(key="scan_start") and not app.metric
 
 
+def test_listings_changed_counts_listings_not_log_rows_so_undone_decisions_count_nothing(factory, shop):
+    root, dataset_id = shop
+    classes = ["bag", "phone", "shoe"]
+    with factory.begin() as session:
+        samples = {s.path: s for s in session.scalars(select(Sample).where(Sample.dataset_id == dataset_id))}
+        for path in ("bag/bag-0.png", "bag/bag-1.png"):
+            undo_decision(session, decide(session, samples[path], "relabel", classes=classes, new_label="shoe").id,
+                          classes=classes)
+        decide(session, samples["phone/phone-0.png"], "relabel", classes=classes, new_label="bag")
+        decide(session, samples["phone/phone-0.png"], "relabel", classes=classes, new_label="shoe")
+        decide(session, samples["shoe/shoe-0.png"], "price", classes=classes, new_price=3.0)
+    app = run_home()
+    changed = next(m for m in app.metric if m.label == "Listings changed")
+    assert changed.value == "2"
+    assert "1 relabelled, 0 deleted, 1 with a fixed price; 7 decisions in the log" in changed.help
+
+
 def test_summary_shows_counts_unreadable_files_charts_and_listing_problems(factory, shop):
     root, dataset_id = shop
     with factory.begin() as session:
         sample = session.scalars(select(Sample).where(Sample.path == "bag/bag-0.png")).one()
         decide(session, sample, "relabel", classes=dataset_classes(session, dataset_id), new_label="shoe")
     app = run_home()
-    assert metrics(app) == {"Images": "13", "Classes": "3", "Unreadable": "1", "With a price": "12", "Corrections": "1"}
+    assert metrics(app) == {"Images": "13", "Classes": "3", "Unreadable": "1", "With a price": "12",
+                           "Listings changed": "1"}
     unreadable = app.expander[0]
     assert unreadable.label == "Unreadable images (1)"
     assert list(unreadable.dataframe[0].value["path"]) == [BROKEN_PATH]
