@@ -34,9 +34,10 @@ LISTING_COLUMNS = ["path", "listing_id", "price", "title"]
 #: One row per sample: its source path, labels before and after review, what happened to it,
 #: the reviewer of its latest decision, and where it lands in the export ('' when left out).
 MANIFEST_COLUMNS = ["path", "original_label", "final_label", "decision", "reviewer", "output_path"]
-#: decision values: unchanged (never reviewed), kept (reviewed, label unchanged), relabelled,
-#: and the three reasons to leave a sample out.
-INCLUDED_DECISIONS = ("unchanged", "kept", "relabelled")
+#: decision values: unchanged (never reviewed), kept (reviewed, label unchanged), price_fixed (label unchanged,
+#: a reviewer's price; listings.csv has it), relabelled (whatever its price), and the three reasons to leave a
+#: sample out.
+INCLUDED_DECISIONS = ("unchanged", "kept", "price_fixed", "relabelled")
 EXCLUDED_DECISIONS = ("deleted", "broken", "missing")
 #: Device names Windows refuses as file names, with or without an extension.
 _RESERVED_NAMES = frozenset(
@@ -118,6 +119,8 @@ def _decision(row) -> str:
         return "deleted"
     if row.current_label != row.label:
         return "relabelled"
+    if getattr(row, "price_fixed", False):
+        return "price_fixed"
     return "kept" if row.last_action else "unchanged"
 
 
@@ -126,7 +129,7 @@ def plan_export(samples: pd.DataFrame) -> ExportPlan:
 
     samples: one row per sample with columns path, label (folder class),
     current_label, deleted, readable, missing, last_action ('' when never
-    decided on) and reviewer, as db.review.export_frame gives.
+    decided on), reviewer and optionally price_fixed, as db.review.export_frame gives.
     A relabelled image keeps the part of its path below the class folder; when
     that name is taken in the new class, `__from_<old class>` (and a counter if
     needed) is added before the extension. Raises UnsafeClassName for an unsafe
@@ -247,7 +250,9 @@ def format_summary(summary: dict) -> str:
     decisions = summary["decisions"]
     lines = [
         f"{summary['exported']} of {summary['samples']} images exported; "
-        f"{decisions['relabelled']} relabelled, {decisions['deleted']} deleted, "
+        f"{decisions['relabelled']} relabelled, "
+        + (f"{decisions['price_fixed']} with a fixed price, " if decisions["price_fixed"] else "")
+        + f"{decisions['deleted']} deleted, "
         f"{decisions['broken']} broken and {decisions['missing']} missing left out",
     ]
     lines += [f"  {item['from']} -> {item['to']}: {item['count']}" for item in summary["relabelled"]]

@@ -465,6 +465,27 @@ def _replay(session: Session, sample: Sample, entry: dict, classes: list[str]) -
             )
 
 
+def _price_or_listed(price: Optional[float], listed: Optional[float]) -> str:
+    value = price if price is not None and not (isinstance(price, float) and math.isnan(price)) else listed
+    return "no price" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.2f}"
+
+
+def describe_change(row, *, arrow: str = "→") -> str:
+    """What one logged decision changed, for people: "bag → shoe", "bag → bag (deleted)", or for a price
+    "45,450.00 → 45.00" (a side without a reviewer's price shows the listing's own, `listed_price`).
+
+    row: a mapping with LOG_COLUMNS and optionally listed_price (db.review.history_frame's rows)."""
+    listed = row.get("listed_price")
+    state = lambda label, deleted: f"{label} (deleted)" if deleted else label
+    labels = f"{state(row['old_label'], row['was_deleted'])} {arrow} {state(row['new_label'], row['deleted'])}"
+    old, new = (_price_or_listed(row.get(name), listed) for name in ("old_price", "new_price"))
+    if old == new:
+        return labels
+    prices = f"{old} {arrow} {new}"
+    same_state = row["old_label"] == row["new_label"] and bool(row["was_deleted"]) == bool(row["deleted"])
+    return prices if same_state else f"{labels}; price {prices}"
+
+
 def _describe(label: str, deleted: bool) -> str:
     return f"{label!r}{' (deleted)' if deleted else ''}"
 

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session
 
 from db.corrections import LOG_COLUMNS, Decision, decide_many, in_effect, log_statement, sample_state
 from db.models import Correction, Dataset, Flag, Job, Sample
-from db.queries import samples_frame
+from db.queries import latest_corrections_subquery, samples_frame
 
 REVIEW_STATES = ("open", "decided", "all")
+#: history_frame's columns: the log's, and the listing's own price (so a price fix reads "45,450.00 → 45.00").
+HISTORY_COLUMNS = [*LOG_COLUMNS, "listed_price"]
 #: Decisions on any member that decide a duplicate group (whatever flag they were taken on).
 GROUP_DECIDING_ACTIONS = ("delete", "keep", "restore")
 #: Columns of queue_page: the flag, its sample's file and current state, and whether it is decided.
@@ -477,12 +479,13 @@ def history_frame(
     offset: int = 0,
     limit: Optional[int] = None,
 ) -> pd.DataFrame:
-    """Decisions of the dataset with LOG_COLUMNS (created_at in UTC), filtered, paged when `limit` is given."""
-    statement = _history_statement(dataset_id, history).order_by(None)
+    """Decisions of the dataset with HISTORY_COLUMNS (LOG_COLUMNS, then the listing's own price from
+    listings.csv; created_at in UTC), filtered, paged when `limit` is given."""
+    statement = _history_statement(dataset_id, history).order_by(None).add_columns(Sample.price)
     statement = statement.order_by(Correction.id.desc() if newest_first else Correction.id)
     if limit is not None:
         statement = statement.offset(offset).limit(limit)
-    frame = pd.DataFrame(session.execute(statement).all(), columns=LOG_COLUMNS)
+    frame = pd.DataFrame(session.execute(statement).all(), columns=HISTORY_COLUMNS)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     for column in ("was_deleted", "deleted"):
         frame[column] = frame[column].astype(bool)
@@ -503,7 +506,8 @@ def export_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     """Every sample (missing ones too) with its current state and its latest decision, for core.export.
 
     samples_frame's columns plus `last_action` and `reviewer` of the latest
-    correction in effect ('' when the sample was never decided on or its decisions were undone), and
+    correction in effect ('' when the sample was never decided on or its decisions were undone),
+    `price_fixed` (a reviewer's price stands; `price` is then that price), and
     `listing_json`: the listing's extra listings.csv columns as JSON (None without them).
     """
     samples = samples_frame(session, dataset_id, include_missing=True)
@@ -516,6 +520,12 @@ def export_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     latest = {sample_id: (action, reviewer) for sample_id, action, reviewer in last}
     samples["last_action"] = [latest.get(sid, ("", ""))[0] for sid in samples["id"]]
     samples["reviewer"] = [latest.get(sid, ("", ""))[1] for sid in samples["id"]]
+    # A reviewer's price stands when the sample's latest correction (of any kind) carries one.
+    latest_price = dict(session.execute(
+        select(Correction.sample_id, Correction.new_price).join(Sample, Sample.id == Correction.sample_id)
+        .where(Sample.dataset_id == dataset_id, Correction.id.in_(select(latest_corrections_subquery().c.last_id)))
+    ).all())
+    samples["price_fixed"] = [latest_price.get(sid) is not None for sid in samples["id"]]
     extras = dict(session.execute(select(Sample.id, Sample.listing_json).where(Sample.dataset_id == dataset_id)).all())
     samples["listing_json"] = [extras.get(sid) for sid in samples["id"]]
     return samples

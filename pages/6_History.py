@@ -12,7 +12,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from db.corrections import DecisionError, import_corrections_csv, undo_decision, write_corrections_csv
+from db.corrections import DecisionError, describe_change, import_corrections_csv, undo_decision, write_corrections_csv
 from db.queries import dataset_classes
 from db.review import HistoryFilter, data_version, history_count, history_frame, history_reviewers
 from ui.common import db_path, factory_for, open_page, reviewer_name, session_factory
@@ -58,10 +58,6 @@ def _first_page() -> None:
     st.session_state[PAGE_KEY] = 1
 
 
-def _state(label: str, deleted: bool) -> str:
-    return f"{label} (deleted)" if deleted else label
-
-
 def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "id": frame["id"],
@@ -69,8 +65,7 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
         "reviewer": frame["reviewer"],
         "action": frame["action"],
         "path": frame["path"],
-        "change": [f"{_state(o, wd)} → {_state(n, d)}" for o, wd, n, d in
-                   zip(frame["old_label"], frame["was_deleted"], frame["new_label"], frame["deleted"])],
+        "change": [describe_change(row) for row in frame.to_dict("records")],
         "note": frame["note"],
     })
 

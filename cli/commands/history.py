@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from cli.common import add_db_option, add_format_option, open_db, print_csv, print_json, require_dataset
-from db.corrections import LOG_COLUMNS
+from db.corrections import LOG_COLUMNS, describe_change
 from db.review import HistoryFilter, history_frame
 
 
@@ -21,16 +21,12 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _state(label: str, deleted: bool) -> str:
-    return f"{label} (deleted)" if deleted else label
-
-
 def format_text(rows: list[dict]) -> str:
     if not rows:
         return "no decisions yet"
     lines = []
     for row in rows:
-        change = f"{_state(row['old_label'], row['was_deleted'])} -> {_state(row['new_label'], row['deleted'])}"
+        change = describe_change(row, arrow="->")
         note = f"  # {row['note']}" if row["note"] else ""
         lines.append(f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {row['reviewer'] or '-':<12} "
                      f"{row['action']:<8} {row['path']}: {change}{note}")

@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 
 from core.export import (
-    MARKER_NAME, ExportError, UnsafeClassName, check_class_names, plan_export, unsafe_name_reason, write_export,
+    MARKER_NAME, ExportError, UnsafeClassName, check_class_names, format_summary, plan_export, unsafe_name_reason,
+    write_export,
 )
 from tests.conftest import make_image
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    defaults = {"deleted": False, "readable": True, "missing": False, "last_action": "", "reviewer": ""}
+    defaults = {"deleted": False, "readable": True, "missing": False, "last_action": "", "reviewer": "",
+                "price_fixed": False}
     return pd.DataFrame([{**defaults, **row} for row in rows])
 
 
@@ -64,12 +66,25 @@ def test_plan_sends_relabels_to_their_new_class_and_leaves_out_deleted_broken_mi
         "bag/b.png": "deleted", "shoe/broken.jpg": "broken", "phone/gone.png": "missing"}
     assert (manifest.loc[["bag/b.png", "shoe/broken.jpg", "phone/gone.png"], "output_path"] == "").all()
     assert manifest.loc["shoe/d.png", "decision"] == "kept" and manifest.loc["phone/e.png", "decision"] == "unchanged"
-    assert plan.summary["decisions"] == {"unchanged": 2, "kept": 1, "relabelled": 2, "deleted": 1, "broken": 1,
-                                         "missing": 1}
+    assert plan.summary["decisions"] == {"unchanged": 2, "kept": 1, "price_fixed": 0, "relabelled": 2, "deleted": 1,
+                                         "broken": 1, "missing": 1}
     assert plan.summary["relabelled"] == [{"from": "bag", "to": "phone", "count": 1},
                                           {"from": "bag", "to": "shoe", "count": 1}]
     assert plan.summary["classes_after"] == {"phone": 2, "shoe": 3}
     assert plan.summary["renamed_to_avoid_clash"] == 1
+
+
+def test_a_price_fix_is_its_own_decision_and_a_relabel_with_one_stays_a_relabel():
+    plan = plan_export(_frame([
+        {"path": "phone/f.png", "label": "phone", "current_label": "phone", "last_action": "price",
+         "price_fixed": True},
+        {"path": "phone/g.png", "label": "phone", "current_label": "bag", "last_action": "relabel",
+         "price_fixed": True},
+        {"path": "phone/h.png", "label": "phone", "current_label": "phone", "last_action": "keep"},
+    ]))
+    assert plan.manifest["decision"].tolist() == ["price_fixed", "relabelled", "kept"]
+    assert plan.summary["decisions"]["price_fixed"] == 1 and plan.summary["decisions"]["kept"] == 1
+    assert "1 relabelled, 1 with a fixed price, 0 deleted" in format_summary(plan.summary)
 
 
 def test_write_copies_the_planned_layout_and_leaves_the_source_unchanged(tmp_path, source, samples):

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from db.corrections import decide, write_corrections_csv
+from db.corrections import decide, undo_decision, write_corrections_csv
 from db.models import Correction, Sample
+from db.review import export_frame
 from tests.review_data import CLASSES, build_review_data
 
 TIMEOUT_S = 30
@@ -55,6 +56,22 @@ def test_the_log_lists_who_when_what_newest_first(decided):
     assert log.iloc[2]["change"] == "bag → phone" and log.iloc[2]["note"] == "clearly a phone"
     assert log.iloc[1]["change"] == "shoe → shoe (deleted)"
     assert "3 decisions" in app.caption[0].value
+
+
+def test_a_price_fix_and_its_undo_read_as_prices(factory, data):
+    with factory.begin() as session:
+        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 45450.0
+    fix = _decide(factory, data, "phone/phone-2.png", "price", new_price=45.0, reviewer="ann")
+    _decide(factory, data, "phone/phone-2.png", "relabel", new_label="bag", reviewer="ann")
+    with factory() as session:  # the fixed price stands through the later relabel
+        assert export_frame(session, data.dataset_id).set_index("path").loc["phone/phone-2.png", "price_fixed"]
+    with factory.begin() as session:
+        for correction_id in sorted(session.scalars(select(Correction.id).where(Correction.id >= fix)), reverse=True):
+            undo_decision(session, correction_id, classes=CLASSES, reviewer="ann")
+    app = open_history()
+    assert list(table(app)["change"]) == ["45.00 → 45,450.00", "bag → phone", "phone → bag", "45,450.00 → 45.00"]
+    with factory() as session:
+        assert not export_frame(session, data.dataset_id).set_index("path").loc["phone/phone-2.png", "price_fixed"]
 
 
 def test_filters_by_reviewer_class_and_action(decided):
