@@ -5,6 +5,7 @@ them and shows their progress, which lives in the database and so survives a rel
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import pandas as pd
@@ -14,7 +15,7 @@ import streamlit as st
 
 from core.roots import allowed_roots, check_folder_to_scan
 from db.browse import DatasetOverview, dataset_overview, dataset_version
-from db.queries import get_or_create_dataset
+from db.queries import get_or_create_dataset, list_datasets
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
 from ui.audit_panel import render_audit_section
 from ui.common import (
@@ -59,7 +60,10 @@ def _scan_clicked(root: Optional[str] = None, confirmed: bool = False) -> None:
     st.session_state.pop(SCAN_CONFIRM_KEY, None)
     rescan = root is not None and not confirmed
     path = root if root is not None else st.session_state.get(SCAN_PATH_KEY, "")
-    check = check_folder_to_scan(path, None if rescan else allowed_roots(), confirmed=confirmed)
+    with session_factory()() as session:
+        dataset_roots = [Path(dataset.root) for dataset in list_datasets(session)]
+    check = check_folder_to_scan(path, None if rescan else allowed_roots(), confirmed=confirmed,
+                                 dataset_roots=dataset_roots)
     if check.problem:
         st.session_state[SCAN_FEEDBACK_KEY] = ("error", check.problem)
         return

@@ -85,25 +85,59 @@ class ScanCheck:
     confirm: Optional[str] = None
 
 
-def check_folder_to_scan(raw_path: str, roots: Optional[Sequence[Path]], *, confirmed: bool = False) -> ScanCheck:
+def _resolved(raw_path: str) -> tuple[Optional[Path], Optional[str]]:
+    """(the resolved folder, None), or (None, why the text is not a usable path) for a NUL byte or a name
+    longer than the file system allows."""
+    if "\x00" in raw_path:
+        return None, "That path contains a NUL character; type the folder's path as it is on disk."
+    try:
+        return Path(raw_path.strip()).expanduser().resolve(), None
+    except (OSError, RuntimeError) as error:  # ENAMETOOLONG, a symlink loop
+        return None, f"That path cannot be used: {getattr(error, 'strerror', None) or error}."
+
+
+def _enclosing_dataset(folder: Path, dataset_roots: Sequence[Path]) -> Optional[Path]:
+    """The dataset folder (of `dataset_roots`) that strictly contains `folder`, if any."""
+    for root in dataset_roots:
+        if folder != root and is_inside(str(folder), str(root)):
+            return root
+    return None
+
+
+def check_folder_to_scan(raw_path: str, roots: Optional[Sequence[Path]], *, confirmed: bool = False,
+                         dataset_roots: Sequence[Path] = ()) -> ScanCheck:
     """Check a folder typed into the app before scanning it.
 
     roots: the folders it must be below (see allowed_roots), or None for a
     folder that is already a dataset (a rescan). Outside the roots the folder
-    is refused before anything about it is looked up. Unless `confirmed`, a
-    folder below the roots with more than CONFIRM_ABOVE_FILES files asks for
-    confirmation (counting stops at CONFIRM_ABOVE_FILES + 1).
+    is refused before anything about it is looked up, so the form never tells
+    whether a folder outside exists. A path that cannot be one (a NUL byte, a
+    name over the file system's limit) is refused in one line. Unless
+    `confirmed`, a folder below the roots asks for confirmation when it lies
+    inside a dataset already scanned (`dataset_roots`: most likely one of its
+    class folders, one level too deep) or holds more than CONFIRM_ABOVE_FILES
+    files (counting stops at CONFIRM_ABOVE_FILES + 1).
     """
     if not raw_path.strip():
         return ScanCheck(None, problem="Enter the path of a dataset folder.")
-    folder = Path(raw_path.strip()).expanduser().resolve()
+    folder, unusable = _resolved(raw_path)
+    if unusable:
+        return ScanCheck(None, problem=unusable)
     if roots is not None and not is_below(folder, roots):
         shown = ", ".join(str(root) for root in roots)
         return ScanCheck(folder, problem=f"{folder} is outside the folders this app scans ({shown}); "
                                          f"set {ROOTS_ENV} to allow it, or scan it with the listing-audit CLI.")
-    problem = _folder_problem(folder)
+    try:
+        problem = _folder_problem(folder)
+    except OSError as error:
+        problem = f"{folder} cannot be read: {error.strerror or error}."
     if problem or confirmed or roots is None:
         return ScanCheck(folder, problem=problem)
+    enclosing = _enclosing_dataset(folder, [Path(root) for root in dataset_roots])
+    if enclosing is not None:
+        return ScanCheck(folder, confirm=f"{folder} is inside the dataset {enclosing} (one of its class folders?). "
+                                         "Scanning it makes a dataset of its own, with its subfolders as classes. "
+                                         "Scan it anyway?")
     if count_files(folder, stop_after=CONFIRM_ABOVE_FILES + 1) > CONFIRM_ABOVE_FILES:
         return ScanCheck(folder, confirm=f"{folder} holds more than {CONFIRM_ABOVE_FILES:,} files; "
                                          "scanning it takes a long time. Scan it anyway?")

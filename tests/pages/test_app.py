@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide, undo_decision
+from db.queries import list_datasets
 from db.models import Job, Sample
 from db.queries import dataset_classes, get_or_create_dataset
 from jobs.audit import audit_params
@@ -109,6 +110,8 @@ def test_scan_form_refuses_what_is_not_a_dataset_folder(app_db, tmp_path):
         str(tmp_path / "flat" / "a.png"): "is a file, not a folder",
         str(tmp_path / "flat"): "has no subfolders",
         "  ": "Enter the path",
+        str(tmp_path / ("x" * 300) / "data"): "cannot be read: File name too long",
+        f"{tmp_path}/da\x00ta": "That path contains a NUL character",
     }
     app = run_home()
     for path, message in cases.items():
@@ -116,6 +119,19 @@ def test_scan_form_refuses_what_is_not_a_dataset_folder(app_db, tmp_path):
         app.button(key="scan_start").click().run()
         assert not app.exception
         assert [e.value for e in app.error if message in e.value], (path, [e.value for e in app.error])
+
+
+def test_scanning_a_class_folder_of_a_known_dataset_asks_first(factory, shop):
+    root, _ = shop
+    make_image(root / "shoe" / "batch-2" / "s.png")  # a class folder with a subfolder looks like a dataset
+    app = run_home()
+    app.text_input(key="scan_path").input(str(root / "shoe"))
+    app.button(key="scan_start").click().run()
+    assert not app.exception
+    assert [w.value for w in app.warning if "is inside the dataset" in w.value and "Scan it anyway?" in w.value]
+    assert app.button(key="scan_confirm")
+    with factory() as session:
+        assert len(list_datasets(session)) == 1  # nothing scanned until confirmed
 
 
 def test_scan_form_starts_a_worker_process_that_scans_the_folder(factory, app_db, tmp_path):
