@@ -38,6 +38,7 @@ from ui.review_widgets import (
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
 from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE
+from ui.url_state import first_run, set_url, url_choices, url_number
 from ui.warm_up import in_background
 
 PER_PAGE = 20
@@ -53,6 +54,9 @@ VIEW_KEY = "review_view"
 BULK_OPEN_KEY = "review_bulk_open"
 BULK_EXAMPLES, BULK_COLUMNS = 12, 6
 VIEWS = ("single", "grid")
+#: The view in the URL: ?view=grid&state=decided&kind=mislabel&class=toys&sure=0.8&item=<flag id>.
+URL_VIEW, URL_STATE, URL_KIND, URL_CLASS, URL_SURE, URL_ITEM = "view", "state", "kind", "class", "sure", "item"
+PENDING_ITEM_KEY = "review_pending_item"
 VIEW_LABELS = {"single": "One at a time", "grid": "Grid"}
 
 
@@ -177,6 +181,46 @@ def forget_state_of_other_dataset(dataset_id: int) -> None:
         for key in (KIND_KEY, CLASS_KEY, POSITION_KEY, BULK_PLAN_KEY, GRID_OFFSET_KEY, GRID_KIND_KEY):
             st.session_state.pop(key, None)
         st.session_state[DATASET_SEEN_KEY] = dataset_id
+
+
+def restore_view_from_url(classes: list[str], kinds: list[str]) -> None:
+    """On the session's first run of Review (a reload, a bookmark, a link in a new tab): the view, the
+    filters and the item the URL names; values that are not options here are ignored."""
+    if not first_run("review"):
+        return
+    for key, name, options in ((VIEW_KEY, URL_VIEW, VIEWS), (STATE_KEY, URL_STATE, REVIEW_STATES)):
+        chosen = url_choices(name, options)
+        if chosen:
+            st.session_state[key] = chosen[0]
+    for key, name, options in ((KIND_KEY, URL_KIND, kinds), (CLASS_KEY, URL_CLASS, classes)):
+        if url_choices(name, options):
+            st.session_state[key] = url_choices(name, options)
+    sure = url_number(URL_SURE, low=0.0, high=1.0)
+    if sure is not None:
+        st.session_state[SCORE_KEY] = round(sure, 2)
+    item = url_number(URL_ITEM, low=1, high=2 ** 62)
+    if item is not None:
+        st.session_state[PENDING_ITEM_KEY] = int(item)
+
+
+def go_to_pending_item(job_id: int, queue: QueueFilter) -> None:
+    """Show the item the URL named, when it is in the queue under these filters."""
+    flag_id = st.session_state.pop(PENDING_ITEM_KEY, None)
+    if flag_id is not None:
+        rank = locate_in_queue(job_id, queue, flag_id)
+        if rank is not None:
+            st.session_state[POSITION_KEY] = rank
+
+
+def write_view_to_url(view: str, queue: QueueFilter, flag_id: Optional[int]) -> None:
+    """The view, the filters and the item shown, into the URL (defaults left out)."""
+    set_url(URL_VIEW, None if view == VIEWS[0] else view)
+    set_url(URL_STATE, None if queue.state == "open" else queue.state)
+    set_url(URL_KIND, queue.kinds)
+    set_url(URL_CLASS, queue.classes)
+    sure = round(1.0 - queue.score_max, 2)
+    set_url(URL_SURE, f"{sure:g}" if sure > 0 else None)
+    set_url(URL_ITEM, None if flag_id is None else str(flag_id))
 
 
 def render_filters(classes: list[str], summary: pd.DataFrame) -> QueueFilter:
@@ -494,6 +538,7 @@ def main() -> None:
     database = str(db_path())
     classes = load_classes(database, dataset.id, version[2])
     summary = load_summary(database, job_id, version)
+    restore_view_from_url(classes, summary["kind"].tolist())
     view = st.sidebar.segmented_control("View", VIEWS, key=VIEW_KEY, default=VIEWS[0], required=True,
                                         format_func=VIEW_LABELS.__getitem__)
     queue = render_filters(classes, summary)
@@ -507,12 +552,15 @@ def main() -> None:
     open_mislabels = load_count(database, job_id, version, replace(queue, kinds=("mislabel",), state="open"))
     locate = lambda flag_id: locate_in_queue(job_id, queue, flag_id)  # noqa: E731
     if view == "grid":
+        write_view_to_url(view, queue, None)
         render_grid_view(dataset, context, database, version, queue, summary, locate)
         st.caption("Keyboard: `a` accept the ticked · `k` accept the ticked, keep the rest · `u` undo · "
                    "`n`/`p` next/previous page")
         return
     upcoming = None  # the item after the one shown: next, and a decision in the open queue, show it
+    go_to_pending_item(job_id, queue)
     if total == 0:
+        write_view_to_url(view, queue, None)
         st.success("Nothing to review under these filters.")
         render_undo(context, locate)
     else:
@@ -521,6 +569,7 @@ def main() -> None:
         offset = position - position % PER_PAGE
         page = load_page(database, job_id, version, queue, offset)
         item = page.iloc[position - offset]
+        write_view_to_url(view, queue, int(item["flag_id"]))
         queue_column, item_column = st.columns([3, 5])
         with queue_column:
             render_queue_table(page, offset, position)

@@ -20,10 +20,12 @@ from db.models import Job
 from db.queries import get_dataset, list_datasets
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
 from ui.text import plain
+from ui.url_state import set_url, url_number
 
 #: Set by scripts/run.sh: the dataset the app opens on first.
 DEFAULT_DATASET_ENV = "LISTING_AUDIT_DATASET"
 DATASET_KEY = "dataset_id"
+DATASET_PARAM = "dataset"  # the selected dataset's id in the URL
 REVIEWER_KEY = "reviewer"
 REVIEWER_NAME_KEY = "reviewer_name"
 #: The time left of a running job is guessed once it has run this many seconds and done this share.
@@ -154,11 +156,13 @@ def selected_dataset() -> Optional[DatasetRef]:
         return None
     by_id = {d.id: d for d in datasets}
     if st.session_state.get(DATASET_KEY) not in by_id:
-        st.session_state[DATASET_KEY] = _default_dataset_id(datasets)
+        from_url = url_number(DATASET_PARAM, low=1, high=2 ** 62)
+        st.session_state[DATASET_KEY] = int(from_url) if from_url in by_id else _default_dataset_id(datasets)
     chosen = st.sidebar.selectbox(
         "Dataset", options=list(by_id), key=DATASET_KEY, persist_state="session",
         format_func=lambda dataset_id: f"{by_id[dataset_id].name}  ({by_id[dataset_id].root})",
     )
+    set_url(DATASET_PARAM, str(chosen))  # a reload or a link opens the same dataset
     return by_id[chosen]
 
 

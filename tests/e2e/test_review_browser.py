@@ -116,6 +116,24 @@ def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_pa
     heading(page, "2 of 3 · mislabel · shoe/shoe-1.png")
 
 
+def test_a_reload_mid_review_keeps_the_filters_and_the_item(app_server, browser_page):
+    url, _ = app_server
+    page = browser_page
+    open_review_as(page, url, "eve")
+    wait_until_idle(page)
+    choose_kind(page, "mislabel")
+    heading(page, "1 of 3 · mislabel · bag/bag-0.png")
+    press(page, "n")
+    heading(page, "2 of 3 · mislabel · shoe/shoe-1.png")
+    wait_until_idle(page)
+    expect(page).to_have_url(re.compile(r"[?&]item=\d+"))
+    page.reload()
+    heading(page, "2 of 3 · mislabel · shoe/shoe-1.png")
+    expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")
+    press(page, "l")  # no class chosen for it but its suggestion: relabels to the suggestion only
+    heading(page, "2 of 2 · mislabel · phone/phone-3.png")
+
+
 def test_the_reviewer_name_survives_a_reload_and_shows_on_every_page(app_server, browser_page):
     url, _ = app_server
     page = browser_page

@@ -249,6 +249,34 @@ def test_the_relabel_list_starts_at_each_items_suggestion(factory, data):
     assert log(factory)[-1][:3] == ("phone/phone-3.png", "relabel", "shoe")
 
 
+def test_the_url_keeps_the_view_filters_and_item_so_a_reload_or_new_tab_opens_the_same_place(factory, data):
+    app = open_review(kinds=("mislabel",))
+    app.multiselect(key="filter_class").set_value(["shoe", "phone"]).run()
+    app.button(key="next").click().run()
+    assert heading(app).startswith("2 of 2 · mislabel · phone/phone-3.png")
+    params = {name: [value] if isinstance(value, str) else list(value) for name, value in app.query_params.items()}
+    assert params["kind"] == ["mislabel"] and set(params["class"]) == {"shoe", "phone"}
+    assert params["item"] == [str(data.flag_ids["phone/phone-3.png"])] and params["reviewer"] == ["ann"]
+    assert params["dataset"] == [str(data.dataset_id)]
+
+    again = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
+    for name, values in params.items():
+        again.query_params[name] = values
+    again.run()
+    assert not again.exception, again.exception
+    assert heading(again).startswith("2 of 2 · mislabel · phone/phone-3.png")
+    assert again.multiselect(key="filter_kind").value == ["mislabel"]
+    assert again.text_input(key="reviewer").value == "ann"
+
+    decided = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT_S)
+    for name, values in {"state": "decided", "kind": "nonsense", "sure": "7", "item": "x"}.items():
+        decided.query_params[name] = values
+    decided.run()
+    assert not decided.exception, decided.exception
+    assert decided.segmented_control(key="filter_state").value == "decided"
+    assert decided.multiselect(key="filter_kind").value == [] and decided.slider(key="filter_score").value == 0.0
+
+
 def test_relabel_on_an_item_without_a_suggestion_asks_for_a_class_first(factory, data):
     app = open_review()
     assert heading(app).startswith("1 of 6 · broken · shoe/broken.jpg")
