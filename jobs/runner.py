@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from datetime import datetime, timedelta, timezone
@@ -216,6 +217,8 @@ def spawn_job(location: str | os.PathLike, job_id: int, *, log_dir: Optional[Pat
                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
                 env={**os.environ, DB_ENV_VAR: canonical_location(location)},
             )
+        # Wait for it in the background, so that a finished worker does not stay a zombie of this process.
+        threading.Thread(target=process.wait, name=f"wait-job-{job_id}", daemon=True).start()
         with make_session_factory(engine).begin() as session:
             session.execute(
                 update(Job).where(Job.id == job_id, Job.status == "queued", Job.pid.is_(None))

@@ -285,7 +285,12 @@ def render_run(dataset_id: int, run_id: int) -> None:
     else:
         render_curves(run_id)
     if status in ("failed", "cancelled"):
-        st.button("Resume from the last checkpoint", key="train_resume", on_click=_resume_clicked, args=(run_id,))
+        with session_factory()() as session:
+            checkpointed = not run_epochs(session, run_id).empty  # a checkpoint is written as each epoch ends
+        st.button("Resume from the last checkpoint" if checkpointed else "Start it again", key="train_resume",
+                  on_click=_resume_clicked, args=(run_id,),
+                  help=None if checkpointed else "It stopped before its first epoch ended, so there is no "
+                                                 "checkpoint: it trains from the start, with the same settings.")
     if status == "succeeded":
         render_replaced_comparison(dataset_id, run_id)
         render_phases(run_id)

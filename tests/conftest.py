@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -47,6 +48,16 @@ def make_image(
             image = _texture_in_mode(image, mode)
     image.save(path, **save_options)
     return path
+
+
+def wait_gone(pid: int, *, timeout_s: float = 60.0) -> None:
+    """Wait until process `pid` (a worker spawned by jobs.runner.spawn_job, which waits for it) has ended and
+    been reaped; AssertionError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} still exists after {timeout_s:.0f} s")
+        time.sleep(0.05)
 
 
 def _texture(size: tuple[int, int], *, seed: str) -> Image.Image:

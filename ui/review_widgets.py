@@ -329,7 +329,8 @@ def cross_evidence(evidence: dict, *, suggested: str) -> list[str]:
     lines = []
     price = evidence.get("price_check") or {}
     if price.get("supports_suggestion"):
-        lines.append(f"Its price {float(price['price']):,.2f} is an outlier for its class and fits **{plain(suggested)}**.")
+        lines.append(f"Its price {float(price['price']):,.2f} is an outlier for its class and within the usual "
+                     f"range of **{plain(suggested)}**.")
     group = evidence.get("duplicate_group") or {}
     if group.get("majority_label"):
         labels = group.get("labels")
@@ -341,8 +342,8 @@ def cross_evidence(evidence: dict, *, suggested: str) -> list[str]:
 def member_vote_text(vote: dict) -> str:
     """One member's vote as markdown, e.g. "title 'nordvik jacket' → **coat** 91% (words: jacket)"."""
     verdict = f"**{plain(vote['top'])}** {float(vote['probability']):.0%}"
-    if vote.get("member") == "price" and "price" in vote:
-        return f"price {float(vote['price']):,.2f} fits **{plain(vote.get('fits', vote['top']))}**"
+    if vote.get("member") == "price" and "price" in vote:  # the likeliest class by price, as the other members say
+        return f"price {float(vote['price']):,.2f} → {verdict}"
     if "title" in vote:
         words = f" (words: {plain(', '.join(vote['words']))})" if vote.get("words") else ""
         return f"title '{plain(vote['title'])}' → {verdict}{words}"

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
@@ -190,6 +191,10 @@ def test_spawned_worker_runs_a_scan_to_the_end(factory, tmp_path, db_path):
     assert job.status == "succeeded", (tmp_path / "logs" / f"job-{job_id}.log").read_text()
     assert job.pid == pid and job_result(job)["images"] == 1
     assert (tmp_path / "logs" / f"job-{job_id}.log").exists()
+    deadline = time.monotonic() + 30  # the finished worker is waited for, not left a zombie of this process
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
 
 
 def test_a_spawned_worker_killed_before_it_starts_is_reaped(factory, tmp_path, dataset_id, db_path):

@@ -22,6 +22,7 @@ from db.runs import (latest_out_of_fold_run, requeue_run, run_config, run_epochs
 from jobs.runner import job_result, reap_dead_jobs, request_cancel, run_job, spawn_job, utcnow
 from db.evaluation import evaluation_sides
 from jobs.train import run_dir
+from tests.conftest import wait_gone
 from tests.training_data import CLASSES, IMAGES_PER_CLASS, create_train_job, one_torch_thread, scanned_dataset
 
 __all__ = ["one_torch_thread"]  # fixture used by name
@@ -221,7 +222,7 @@ def test_a_killed_worker_is_detected_and_its_run_resumes_from_the_last_checkpoin
         with factory.begin() as session:
             wait_until(lambda: reap_dead_jobs(session) == [job_id], timeout_s=10, what="the dead worker")
     finally:
-        os.waitpid(pid, 0)
+        wait_gone(pid)
     job = job_state(factory, job_id)
     assert job.status == "failed" and "stopped without finishing" in job.error
     done = epochs_recorded(factory, job_id)

@@ -209,7 +209,7 @@ def test_mislabel_shows_what_the_price_and_duplicate_checks_said(factory, data):
         flag.evidence_json = json.dumps(evidence)
     app = open_review(kinds=("mislabel",))
     text = " ".join(m.value for m in app.markdown)
-    assert "Its price 40.00 is an outlier for its class and fits **phone**." in text
+    assert "Its price 40.00 is an outlier for its class and within the usual range of **phone**." in text
     assert "It has duplicates labelled bag, phone, phone; the majority label is **phone**." in text
 
 
@@ -234,7 +234,7 @@ def test_mislabel_shows_each_members_vote_strongest_first(factory, data):
     lines = text.removeprefix("Evidence: ").split("  \n")
     assert lines[0] == "photo: **phone** 82% · weight 1.20"
     assert lines[1].startswith("title 'old \\*nokia\\* \\[phone\\]\\(http\\:") and "(words: nokia, phone)" in lines[1]
-    assert lines[2] == "price 105.00 fits **phone** · weight 0.30"
+    assert lines[2] == "price 105.00 → **phone** 40% · weight 0.30"
 
 
 def test_the_relabel_list_starts_at_each_items_suggestion(factory, data):

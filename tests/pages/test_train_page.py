@@ -2,7 +2,6 @@
 went, offers resume."""
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -15,8 +14,9 @@ from db.corrections import decide
 from db.evaluation import split_summary
 from db.models import Job, Sample
 from db.queries import dataset_classes
-from db.runs import replaced_run, run_config, run_result
+from db.runs import record_epoch, replaced_run, run_config, run_result
 from jobs.runner import request_cancel, run_job, utcnow
+from tests.conftest import wait_gone
 from tests.training_data import create_train_job, scanned_dataset
 
 TIMEOUT_S = 60
@@ -49,7 +49,7 @@ def wait_for_worker(factory, job_id: int) -> Job:
     else:
         raise AssertionError(f"run {job_id} did not finish in {WORKER_TIMEOUT_S} s")
     if job.pid:
-        os.waitpid(job.pid, 0)  # the worker is this process's child (spawned in-process by the page)
+        wait_gone(job.pid)  # the worker is this process's child, waited for by spawn_job
     return job
 
 
@@ -101,6 +101,12 @@ def test_a_cancelled_run_can_be_resumed(factory, dataset):
         session.execute(update(Job).where(Job.id == job_id).values(status="cancelled", finished_at=utcnow()))
     page = open_page()
     assert any("cancelled" in w.value for w in page.warning)
+    assert page.button(key="train_resume").label == "Start it again"  # cancelled before an epoch ended
+    with factory.begin() as session:
+        record_epoch(session, job_id, epoch=0, train_loss=1.0, train_accuracy=0.5, val_loss=1.0,
+                     val_accuracy=0.5, lr=1e-3, seconds=1.0)
+    page.run()
+    assert page.button(key="train_resume").label == "Resume from the last checkpoint"
     page.button(key="train_resume").click().run()
     assert not page.exception, page.exception
     with factory.begin() as session:
