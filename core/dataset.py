@@ -37,6 +37,7 @@ MAX_LISTINGS_BYTES = 256 * 2**20
 OUTSIDE_ROOT = "outside_root"
 NOT_IN_CLASS_FOLDER = "not_in_class_folder"
 UNSUPPORTED_FORMAT = "unsupported_format"
+LINK_TO_CLASS = "link_to_class_folder"
 #: How many example paths a skipped-files warning names.
 SKIPPED_EXAMPLES = 3
 
@@ -187,9 +188,13 @@ class _Walk:
             self.skip(OUTSIDE_ROOT, relative)
 
     def class_folders(self) -> list[str]:
-        """The root's class folder names, sorted; loose images and links leading out are skipped."""
+        """The root's class folder names, sorted; loose images and links leading out are skipped.
+
+        Real folders are taken before links, so a link to a class folder (`a-bags -> bag`) never takes
+        that class's place, whatever the names' order; it is skipped and reported.
+        """
         with os.scandir(self.root) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+            entries = sorted(listing, key=lambda entry: (entry.is_symlink(), entry.name))
         folders = []
         for entry in entries:
             if _is_hidden(entry.name):
@@ -201,10 +206,12 @@ class _Walk:
             if key is None:
                 if _is_image_name(entry.name) or _is_unsupported_image_name(entry.name):
                     self.skip(NOT_IN_CLASS_FOLDER, entry.name)
-            elif key not in self.seen_dirs:  # a link to another class folder is not a class
+            elif key in self.seen_dirs:  # a link to another class folder is not a class
+                self.skip(LINK_TO_CLASS, entry.name)
+            else:
                 self.seen_dirs.add(key)
                 folders.append(entry.name)
-        return folders
+        return sorted(folders)
 
     def class_files(self, folder: str, label: str) -> list[FileEntry]:
         """All image files below one class folder, following links that stay inside the root."""
@@ -288,6 +295,10 @@ def skipped_warnings(skipped: dict[str, list[str]]) -> list[str]:
     if loose:
         lines.append(f"{_count(len(loose), 'image')} {'is' if len(loose) == 1 else 'are'} in the dataset folder "
                      f"itself, not in a class folder, so not scanned: {_some_paths(loose)}")
+    linked = skipped.get(LINK_TO_CLASS, [])
+    if linked:
+        lines.append(f"{_count(len(linked), 'link')} to a class folder already scanned {'was' if len(linked) == 1 else 'were'} "
+                     f"not taken as a class of {'its' if len(linked) == 1 else 'their'} own: {_some_paths(linked)}")
     unsupported = skipped.get(UNSUPPORTED_FORMAT, [])
     if unsupported:
         lines.append(f"{_count(len(unsupported), 'image')} in a format the scan cannot decode "

@@ -86,3 +86,33 @@ def test_an_image_file_larger_than_the_limit_is_not_read(tmp_path, monkeypatch):
     big, small = inspect_files(files.root, files.files, workers=1)
     assert big.error.startswith("file too large to read: more than the 0 MiB the scan reads")
     assert big.content_hash is None and small.error is None
+
+
+def test_a_link_to_a_class_folder_never_takes_its_place_and_every_decision_stays(factory, tmp_path):
+    """Issue: `ln -s bag DATASET/a-bags` after review made the scan keep `a-bags` (sorted first), drop `bag`'s
+    samples as missing and export the deleted image."""
+    from core.export import plan_export
+    from db.corrections import decide
+    from db.queries import dataset_classes
+    from db.review import export_frame
+
+    root = tmp_path / "shop"
+    for label in ("bag", "shoe"):
+        for i in range(3):
+            make_image(root / label / f"{label}{i}.png")
+    dataset_id = scan_dataset(factory, root, workers=1)["dataset_id"]
+    with factory.begin() as session:
+        samples = {s.path: s for s in session.scalars(select(Sample))}
+        classes = dataset_classes(session, dataset_id)
+        decide(session, samples["bag/bag0.png"], "relabel", classes=classes, new_label="shoe")
+        decide(session, samples["bag/bag1.png"], "delete", classes=classes)
+    os.symlink("bag", root / "a-bags")
+    summary = scan_dataset(factory, root, workers=1)
+    assert summary["classes"] == {"bag": 3, "shoe": 3} and summary["missing"] == 0
+    assert summary["skipped"] == {"link_to_class_folder": 1}
+    assert summary["warnings"] == ["1 link to a class folder already scanned was not taken as a class of its own: "
+                                   "a-bags"]
+    with factory() as session:
+        plan = plan_export(export_frame(session, dataset_id))
+    assert (plan.summary["decisions"]["relabelled"], plan.summary["decisions"]["deleted"]) == (1, 1)
+    assert "bag/bag1.png" not in set(plan.included()["path"])
