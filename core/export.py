@@ -11,6 +11,7 @@ lists what it wrote, which is all that a later `overwrite` removes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import pandas as pd
 
 from core.csvsafe import frame_to_csv
 from core.dataset import FileRefused, is_inside
+from core.imaging import open_regular
 
 EXPORT_MODES = ("copy", "symlink", "manifest")
 MANIFEST_NAME = "manifest.csv"
@@ -39,6 +41,9 @@ MANIFEST_COLUMNS = ["path", "original_label", "final_label", "decision", "review
 #: sample out.
 INCLUDED_DECISIONS = ("unchanged", "kept", "price_fixed", "relabelled")
 EXCLUDED_DECISIONS = ("deleted", "broken", "missing")
+#: What writing the files found, replacing the planned decision of a file it could not export: gone
+#: since the scan, its bytes no longer those the scan hashed, or no longer a regular file inside the folder.
+WRITE_FAILURES = ("vanished", "changed", "refused")
 #: Device names Windows refuses as file names, with or without an extension.
 _RESERVED_NAMES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(1, 10)] + [f"lpt{i}" for i in range(1, 10)]
@@ -105,6 +110,7 @@ class ExportPlan:
     manifest: pd.DataFrame
     summary: dict
     listings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    content_hashes: dict[str, str] = field(default_factory=dict)  # source path -> sha256 hex the scan recorded
 
     def included(self) -> pd.DataFrame:
         return self.manifest[self.manifest["output_path"] != ""]
@@ -164,7 +170,25 @@ def plan_export(samples: pd.DataFrame) -> ExportPlan:
         "output_path": outputs,
     })
     listings = listings_table(rows, outputs) if _has_listings(rows) else pd.DataFrame()
-    return ExportPlan(manifest=manifest, summary=_summarise(manifest, renamed), listings=listings)
+    hashes = ({path: digest for path, digest in zip(rows["path"], rows["content_hash"]) if isinstance(digest, str)}
+              if "content_hash" in rows.columns else {})
+    return ExportPlan(manifest=manifest, summary=_summarise(manifest, renamed), listings=listings,
+                      content_hashes=hashes)
+
+
+def after_writing(plan: ExportPlan, failures: dict[str, str]) -> ExportPlan:
+    """`plan` as it was written: each source path in `failures` (path -> one of WRITE_FAILURES) left out,
+    with that decision, from the manifest, the listings and the counts."""
+    if not failures:
+        return plan
+    manifest = plan.manifest.copy()
+    failed = manifest["path"].isin(list(failures))
+    dropped = set(manifest.loc[failed, "output_path"])
+    manifest.loc[failed, "decision"] = manifest.loc[failed, "path"].map(failures)
+    manifest.loc[failed, "output_path"] = ""
+    listings = plan.listings[~plan.listings["path"].isin(dropped)] if len(plan.listings) else plan.listings
+    return ExportPlan(manifest=manifest, summary=_summarise(manifest, plan.summary["renamed_to_avoid_clash"]),
+                      listings=listings.reset_index(drop=True), content_hashes=plan.content_hashes)
 
 
 def _has_listings(rows: pd.DataFrame) -> bool:
@@ -229,7 +253,8 @@ def _summarise(manifest: pd.DataFrame, renamed: int) -> dict:
         "samples": int(len(manifest)),
         "exported": int(len(included)),
         "left_out": int(len(manifest) - len(included)),
-        "decisions": {name: int(decisions.get(name, 0)) for name in INCLUDED_DECISIONS + EXCLUDED_DECISIONS},
+        "decisions": {name: int(decisions.get(name, 0))
+                      for name in INCLUDED_DECISIONS + EXCLUDED_DECISIONS + WRITE_FAILURES},
         "relabelled": [
             {"from": source, "to": target, "count": int(count)}
             for (source, target), count in moved.groupby(["original_label", "final_label"]).size().items()
@@ -256,6 +281,11 @@ def format_summary(summary: dict) -> str:
         f"{decisions['broken']} broken and {decisions['missing']} missing left out",
     ]
     lines += [f"  {item['from']} -> {item['to']}: {item['count']}" for item in summary["relabelled"]]
+    since = [f"{decisions[name]} {text}" for name, text in (
+        ("vanished", "gone from disk"), ("changed", "changed on disk (rescan to see them)"),
+        ("refused", "no longer regular files inside the dataset folder")) if decisions.get(name)]
+    if since:
+        lines.append(f"  not exported, since the scan: {', '.join(since)}")
     if summary["renamed_to_avoid_clash"]:
         lines.append(f"  {summary['renamed_to_avoid_clash']} moved images renamed to avoid a name clash")
     return "\n".join(lines)
@@ -379,45 +409,67 @@ def _move_into_place(staging: Path, target: Path, files: list[str], previous: li
     os.replace(staging / MARKER_NAME, target / MARKER_NAME)
 
 
-def _place(source: Path, destination: Path, mode: str, real_root: str) -> None:
-    """Copy or link `source` to `destination`; FileNotFoundError when the source is gone, FileRefused
-    when, links resolved, it is not a file inside `real_root` (a link swapped in after the scan)."""
-    if not is_inside(os.path.realpath(source), real_root):
+class ContentChanged(Exception):
+    """The source file's bytes are no longer those the scan hashed."""
+
+
+def _place(source: Path, destination: Path, mode: str, real_root: str, expected_hash: Optional[str]) -> None:
+    """Copy or link `source` to `destination` after reading it: FileNotFoundError when the source is gone,
+    FileRefused when, links resolved, it is not a regular file inside `real_root` (a link or a pipe swapped in
+    after the scan), ContentChanged when its sha256 is no longer `expected_hash` (None: not checked)."""
+    real = os.path.realpath(source)
+    if not is_inside(real, real_root):
         raise FileRefused("link leads outside the dataset folder")
-    if not source.is_file():
-        raise FileNotFoundError(source)
+    try:
+        with open_regular(real) as handle:
+            data = handle.read()
+    except IsADirectoryError as error:
+        raise FileRefused("a folder, not a file") from error
+    except OSError as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise FileRefused(str(error)) from error
+    if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
+        raise ContentChanged(str(source))
     if mode == "copy":
-        shutil.copy2(source, destination)
+        destination.write_bytes(data)
+        shutil.copystat(real, destination)
     else:
         destination.symlink_to(source)
 
 
-def _write_staged(plan: ExportPlan, source: Path, staging: Path, mode: str,
-                  report: ProgressCallback) -> tuple[list[str], list[str], list[str]]:
-    """Write the manifest and the images into `staging`; returns (images written, source paths that vanished,
-    source paths that now lead outside the dataset folder and were not exported)."""
-    (staging / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
-    if len(plan.listings):
-        (staging / LISTINGS_NAME).write_text(frame_to_csv(plan.listings), encoding="utf-8")
-    images, failed, refused = [], [], []
+def _write_images(plan: ExportPlan, source: Path, staging: Path, mode: str,
+                  report: ProgressCallback) -> tuple[list[str], dict[str, str]]:
+    """Write the planned images into `staging`; returns (output paths written, source path -> WRITE_FAILURES
+    reason of each one that could not be)."""
+    images: list[str] = []
+    failures: dict[str, str] = {}
     if mode == "manifest":
-        return images, failed, refused
+        return images, failures
     real_root = os.path.realpath(source)
     included = plan.included()
     for number, (path, output) in enumerate(zip(included["path"], included["output_path"]), start=1):
         destination = staging / _check_relative_path(output)
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _place(source / path, destination, mode, real_root)
+            _place(source / path, destination, mode, real_root, plan.content_hashes.get(path))
         except FileNotFoundError:
-            failed.append(path)
+            failures[path] = "vanished"
         except FileRefused:
-            refused.append(path)
+            failures[path] = "refused"
+        except ContentChanged:
+            failures[path] = "changed"
         else:
             images.append(output)
         if number % 200 == 0:
             report(number / len(included), f"{number} of {len(included)} images")
-    return images, failed, refused
+    return images, failures
+
+
+def _write_tables(plan: ExportPlan, staging: Path) -> None:
+    (staging / MANIFEST_NAME).write_text(manifest_csv(plan), encoding="utf-8")
+    if len(plan.listings):
+        (staging / LISTINGS_NAME).write_text(frame_to_csv(plan.listings), encoding="utf-8")
 
 
 def write_export(
@@ -437,9 +489,12 @@ def write_export(
     failure (ExportError) leaves `out` as it was. With overwrite, an earlier
     export in `out` is replaced: only the files its marker lists are removed,
     other files are left alone, and a file the new export would replace that
-    the earlier one did not write is refused. A source file that vanished since
-    the scan is reported under `failed`; one that, links resolved, now lies outside
-    the dataset folder is not read and is reported under `refused_outside`.
+    the earlier one did not write is refused. Every file is read before it is
+    written: one that vanished since the scan is reported under `failed`, one whose
+    bytes are not those the scan hashed under `changed` (not exported: rescan to
+    see what it is now), one that, links resolved, is no longer a regular file
+    inside the dataset folder under `refused_outside`; the manifest, listings.csv
+    and the counts say the same (decisions vanished, changed, refused).
     """
     if mode not in EXPORT_MODES:
         raise ExportError(f"unknown export mode {mode!r}; modes are: {', '.join(EXPORT_MODES)}")
@@ -453,11 +508,15 @@ def write_export(
     staging = None
     try:
         staging = _staging_folder(target)
-        images, failed, refused = _write_staged(plan, source, staging, mode, report)
-        summary = {**plan.summary, "out": str(target), "mode": mode, "files_written": len(images), "failed": failed,
-                   "refused_outside": refused}
+        images, failures = _write_images(plan, source, staging, mode, report)
+        written = after_writing(plan, failures)
+        _write_tables(written, staging)
+        summary = {**written.summary, "out": str(target), "mode": mode, "files_written": len(images),
+                   "failed": sorted(p for p, why in failures.items() if why == "vanished"),
+                   "changed": sorted(p for p, why in failures.items() if why == "changed"),
+                   "refused_outside": sorted(p for p, why in failures.items() if why == "refused")}
         (staging / SUMMARY_NAME).write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        files = [MANIFEST_NAME, SUMMARY_NAME, *([LISTINGS_NAME] if len(plan.listings) else []), *images]
+        files = [MANIFEST_NAME, SUMMARY_NAME, *([LISTINGS_NAME] if len(written.listings) else []), *images]
         _write_marker(staging, files)
         _move_into_place(staging, target, files, previous)
     except OSError as error:

@@ -8,11 +8,14 @@ are decoded whole, within MAX_DECODE_BYTES, and reduced before any conversion.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from stat import S_ISREG
+from typing import BinaryIO, Optional
 
 import numpy as np
 import scipy.fftpack
@@ -141,8 +144,29 @@ def to_rgb(image: Image.Image, *, full_scale: Optional[float] = None) -> Image.I
     return image.convert("RGB")
 
 
+class NotARegularFile(OSError):
+    """A dataset path that is no longer a regular file (a pipe, socket or device swapped in since the scan)."""
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """`path` opened for reading, never blocking: NotARegularFile (an OSError) unless it is a regular file, so
+    a FIFO put where an image was after the scan fails its reader at once instead of hanging it."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotARegularFile(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
 def open_rgb(source, *, max_side: Optional[int] = None) -> Image.Image:
-    """Open an image file or file object as EXIF-upright RGB, at most `max_side` pixels on its longest side."""
+    """Open an image file or file object as EXIF-upright RGB, at most `max_side` pixels on its longest side.
+    A path must be a regular file (open_regular)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open_regular(source) as handle:
+            return open_rgb(handle, max_side=max_side)
     with Image.open(source) as image:
         if max_side is not None:
             image.draft("RGB", (max_side, max_side))
@@ -241,7 +265,7 @@ def read_file_facts(path) -> FileFacts:
     errors for a file that is not an image."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(path) as image:
+        with open_regular(path) as handle, Image.open(handle) as image:
             return FileFacts(image.format or "unknown", image.width, image.height, image.mode, _orientation(image))
 
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import WeightedRandomSampler
 
-from core.imaging import to_rgb
+from core.imaging import open_regular, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ SAMPLERS = ("weighted", "shuffle", "sequential")
 
 def decode_for_training(path: str | os.PathLike, size: int) -> np.ndarray:
     """One image file as EXIF-upright RGB, shorter side resized to `size` and centre-cropped: uint8, shape (size, size, 3)."""
-    with Image.open(path) as image:
+    with open_regular(path) as handle, Image.open(handle) as image:
         image.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still >= size
         rgb = to_rgb(ImageOps.exif_transpose(image))
     square = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 from pathlib import Path, PurePath
 
 import pandas as pd
@@ -144,14 +143,14 @@ def test_shortening_keeps_multibyte_characters_whole_and_names_distinct():
 def test_a_failing_export_leaves_no_partial_folder_behind(tmp_path, source, samples, monkeypatch):
     calls = []
 
-    def copy_then_fail(src, dst, **options):  # the disk fills up on the second image
-        calls.append(src)
+    def write_then_fail(path, data):  # the disk fills up on the second image
+        calls.append(path)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_copy2(src, dst, **options)
+        return real_write_bytes(path, data)
 
-    real_copy2 = shutil.copy2
-    monkeypatch.setattr(shutil, "copy2", copy_then_fail)
+    real_write_bytes = Path.write_bytes
+    monkeypatch.setattr(Path, "write_bytes", write_then_fail)
     with pytest.raises(ExportError, match="No space left on device"):
         write_export(plan_export(samples), source_root=source, out=tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source"]
@@ -162,10 +161,10 @@ def test_a_failing_overwrite_leaves_the_earlier_export_as_it_was(tmp_path, sourc
     write_export(plan_export(samples), source_root=source, out=out)
     before = {name: (out / name).read_bytes() for name in _files(out)}
 
-    def no_space(src, dst, **options):
+    def no_space(path, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(shutil, "copy2", no_space)
+    monkeypatch.setattr(Path, "write_bytes", no_space)
     with pytest.raises(ExportError, match="No space left on device"):
         write_export(plan_export(samples), source_root=source, out=out, overwrite=True)
     assert {name: (out / name).read_bytes() for name in _files(out)} == before

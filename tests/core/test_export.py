@@ -67,7 +67,7 @@ def test_plan_sends_relabels_to_their_new_class_and_leaves_out_deleted_broken_mi
     assert (manifest.loc[["bag/b.png", "shoe/broken.jpg", "phone/gone.png"], "output_path"] == "").all()
     assert manifest.loc["shoe/d.png", "decision"] == "kept" and manifest.loc["phone/e.png", "decision"] == "unchanged"
     assert plan.summary["decisions"] == {"unchanged": 2, "kept": 1, "price_fixed": 0, "relabelled": 2, "deleted": 1,
-                                         "broken": 1, "missing": 1}
+                                         "broken": 1, "missing": 1, "vanished": 0, "changed": 0, "refused": 0}
     assert plan.summary["relabelled"] == [{"from": "bag", "to": "phone", "count": 1},
                                           {"from": "bag", "to": "shoe", "count": 1}]
     assert plan.summary["classes_after"] == {"phone": 2, "shoe": 3}
