@@ -95,6 +95,9 @@ def database_url(location: str | os.PathLike) -> URL:
         url = make_url(text)
     except ArgumentError:
         url = None
+    except ValueError as error:  # a port that is not a number
+        shown = re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", text)
+        raise DatabaseAccessError(f"malformed database URL {shown}: {error}") from error
     if url is not None and url.drivername in SQLITE_DRIVERS and url.database \
             and url.database != ":memory:" and not url.host and not url.query:
         return URL.create("sqlite", database=url.database)
@@ -268,7 +271,34 @@ def _checked_path(url: URL) -> Path:
     return db_path
 
 
+#: Tables that make a SQLite file ours, present since the first release (which had no alembic_version).
+OWN_TABLES = frozenset({"datasets", "samples", "corrections", "jobs"})
+
+
+def _refuse_foreign_sqlite(path: Path) -> None:
+    """DatabaseAccessError, before anything is written, when `path` is a SQLite database that holds tables
+    but not ours (no alembic_version, not the tables of a release before revisions): another program's
+    database, which opening would change (our tables added, its journal switched to WAL). Read-only:
+    the file is opened with mode=ro and no pragma."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error:  # not a database, locked, unreadable: the engine says so in one line when it opens
+        return
+    if tables and VERSION_TABLE.name not in tables and not OWN_TABLES <= tables:
+        raise DatabaseAccessError(
+            f"{path} is another program's SQLite database (tables: {', '.join(sorted(tables)[:5])}"
+            f"{', ...' if len(tables) > 5 else ''}), not listing-audit's; nothing was changed. "
+            "Give a new file or one listing-audit made")
+
+
 def _sqlite_engine(url: URL) -> Engine:
+    _refuse_foreign_sqlite(Path(url.database))
     engine = create_engine(
         f"sqlite:///{_checked_path(url)}",
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},

@@ -160,3 +160,32 @@ def test_the_app_shows_the_same_line_instead_of_a_traceback(tmp_path, monkeypatc
     assert not app.exception, app.exception
     assert [error.value for error in app.error] == [f"{notes} is not a listing-audit database (not SQLite)"]
 
+
+
+@pytest.mark.parametrize("tables", [
+    "CREATE TABLE samples (id INTEGER PRIMARY KEY, reading REAL)",  # a table named like ours, not ours
+    "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)",
+])
+def test_another_programs_sqlite_database_is_refused_in_one_line_and_left_unchanged(capsys, tmp_path, tables):
+    import sqlite3
+
+    path = tmp_path / "theirs.db"
+    connection = sqlite3.connect(path)
+    connection.execute(tables)
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    code, _, err = run_cli(capsys, "history", tmp_path, "--db", path)
+    assert code == 2
+    assert one_error_line(err).startswith(f"{path} is another program's SQLite database (tables: ")
+    assert path.read_bytes() == before and not Path(f"{path}-wal").exists()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    connection.close()
+
+
+def test_a_malformed_postgres_url_is_one_line_without_its_password(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "history", tmp_path, "--db", "postgresql+psycopg://bob:secret@host:abc/x")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith("malformed database URL postgresql+psycopg://bob:***@host:abc/x") and "secret" not in line
