@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,18 @@ def require_dataset(session: Session, dataset_dir: str | Path) -> Dataset:
     if dataset is None:
         raise CliError(f"{dataset_dir} is not in the database; run `listing-audit scan {dataset_dir}` first")
     return dataset
+
+
+#: Characters a terminal acts on rather than shows: C0 and C1 controls (ESC, CR, newline, backspace, ...) and
+#: the bidirectional overrides that reorder what follows them.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value) -> str:
+    """`value` as text that prints as itself: every control character written as its escape (`\x1b`,
+    `\n`), so a file, class or reviewer name or a note cannot clear the screen, fake a line or split a
+    table. Use it on every untrusted string the text output carries."""
+    return _TERMINAL_CONTROLS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), str(value))
 
 
 def print_json(value) -> None:

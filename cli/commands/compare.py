@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import CliError, add_db_option, add_format_option, open_db, print_json
+from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, shown
 from core.compare import OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
 
@@ -41,9 +41,9 @@ def format_text(comparison: RunComparison, run_a: int, run_b: int, labels: str) 
         lines.append(f"{OVERALL_NAMES[row.metric]:<16} {_change(row)}")
     lines += ["", "per class (F1; change and interval):"]
     per_class = table[(table["row"] != OVERALL) & (table["metric"] == "f1")]
-    width = max(len(str(name)) for name in per_class["row"])
+    width = max(len(shown(name)) for name in per_class["row"])
     for row in per_class.itertuples():
-        lines.append(f"{row.row:<{width}}  {row.support:>6} images  {_change(row)}")
+        lines.append(f"{shown(row.row):<{width}}  {row.support:>6} images  {_change(row)}")
     return "\n".join(lines)
 
 

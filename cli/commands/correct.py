@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
+from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset, shown
 from db.corrections import DecisionError, decide
 from db.engine import write_transaction
 from db.models import Dataset, Sample
@@ -135,5 +135,6 @@ def run(args: argparse.Namespace) -> int:
         priced = outcome["old_price"] != outcome["new_price"]
         state = describe_state(outcome["new_label"], outcome["deleted"], outcome["new_price"], priced=priced)
         before = describe_state(outcome["old_label"], outcome["was_deleted"], outcome["old_price"], priced=priced)
-        print(f"{PAST_TENSE[action]} {outcome['path']}: {before} -> {state}  (decision {outcome['id']} by {reviewer or '-'})")
+        print(f"{PAST_TENSE[action]} {shown(outcome['path'])}: {shown(before)} -> {shown(state)}  "
+              f"(decision {outcome['id']} by {shown(reviewer) or '-'})")
     return 0

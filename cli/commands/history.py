@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.common import add_db_option, add_format_option, open_db, print_csv, print_json, require_dataset
+from cli.common import add_db_option, add_format_option, open_db, print_csv, print_json, require_dataset, shown
 from db.corrections import LOG_COLUMNS, describe_change
 from db.review import HistoryFilter, history_frame
 
@@ -26,10 +26,10 @@ def format_text(rows: list[dict]) -> str:
         return "no decisions yet"
     lines = []
     for row in rows:
-        change = describe_change(row, arrow="->")
-        note = f"  # {row['note']}" if row["note"] else ""
-        lines.append(f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {row['reviewer'] or '-':<12} "
-                     f"{row['action']:<8} {row['path']}: {change}{note}")
+        change = shown(describe_change(row, arrow="->"))
+        note = f"  # {shown(row['note'])}" if row["note"] else ""
+        lines.append(f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {shown(row['reviewer']) or '-':<12} "
+                     f"{row['action']:<8} {shown(row['path'])}: {change}{note}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
+from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, shown
 from cli.executor import add_executor_option, chosen_executor
 from db.queries import get_or_create_dataset
 from jobs.runner import create_job, job_result, run_job
@@ -44,7 +44,7 @@ def format_summary(summary: dict) -> str:
     classes = summary["classes"]
     unreadable = summary["unreadable"]
     lines = [
-        f"Scanned {summary['root']} in {summary['seconds']:.1f} s",
+        f"Scanned {shown(summary['root'])} in {summary['seconds']:.1f} s",
         f"  {_count(summary['images'], 'image')} in {_count(len(classes), 'class', 'classes')}: "
         f"{summary['new']:,} new, {summary['updated']:,} changed, {summary['unchanged']:,} unchanged",
     ]
@@ -53,27 +53,27 @@ def format_summary(summary: dict) -> str:
     lines.append("")
     if not classes:
         lines.append("  no class folders: a dataset folder holds one subfolder per class, each with its images")
-    width = max([len("class"), *(len(name) for name in classes)])
+    width = max([len("class"), *(len(shown(name)) for name in classes)])
     lines.append(f"  {'class':<{width}}  {'images':>7}")
     for name, count in classes.items():
         note = "  <- empty folder" if name in summary["empty_classes"] else ""
-        lines.append(f"  {name:<{width}}  {count:>7,}{note}")
+        lines.append(f"  {shown(name):<{width}}  {count:>7,}{note}")
     lines.append("")
     if unreadable:
         lines.append(f"Unreadable: {_count(len(unreadable), 'file')} (kept in the database, flagged as broken)")
-        lines += [f"  {item['path']}: {item['reason']}" for item in unreadable[:MAX_LISTED_UNREADABLE]]
+        lines += [f"  {shown(item['path'])}: {shown(item['reason'])}" for item in unreadable[:MAX_LISTED_UNREADABLE]]
         if len(unreadable) > MAX_LISTED_UNREADABLE:
             lines.append(f"  ... and {len(unreadable) - MAX_LISTED_UNREADABLE:,} more (--format json lists all)")
     else:
         lines.append("Unreadable: none")
     if summary["warnings"]:
         lines.append("Not scanned:")
-        lines += [f"  {warning}" for warning in summary["warnings"]]
+        lines += [f"  {shown(warning)}" for warning in summary["warnings"]]
     if summary["listings_file"]:
         lines.append("listings.csv:")
         lines.append(f"  rows matching no image: {summary['unmatched_listings']:,}")
         lines.append(f"  images without a row: {summary['images_without_listing']:,}")
-        lines += [f"  problem: {problem}" for problem in summary["listings_problems"]]
+        lines += [f"  problem: {shown(problem)}" for problem in summary["listings_problems"]]
     else:
         lines.append("listings.csv: none in the folder, so no prices or titles")
     return "\n".join(lines)
