@@ -41,12 +41,16 @@ def audit_params(*, checks: Optional[list[str]] = None, folds: Optional[int] = N
 
     folds, backbone and executor (where photos are embedded: "local" or "ray") are read by the mislabel
     check from AuditContext.params; None leaves the check's default (for executor, resolved when the job
-    runs: core.executors.resolve_executor). Raises AuditError for an unknown check or executor.
+    runs: core.executors.resolve_executor). Raises AuditError for an unknown check, backbone or executor.
     """
     try:
         names = resolve_checks(checks)
         if executor is not None:
             resolve_executor(executor)
+        if backbone is not None:
+            from core.features import get_backbone  # torchvision: loaded only when a backbone is named
+
+            get_backbone(backbone)
     except ValueError as error:
         raise AuditError(str(error)) from error
     params: dict[str, Any] = {"checks": names}

@@ -75,6 +75,7 @@ def test_flags_of_a_given_job_after_a_later_audit(capsys, shop, db_path):
 @pytest.mark.parametrize("argv, message", [
     (["audit", "{root}", "--checks", "broken,colour"], "unknown check 'colour'; checks are: broken"),
     (["audit", "{root}", "--folds", "1"], "--folds must be at least 2"),
+    (["audit", "{root}", "--backbone", "nonexistent"], "unknown backbone 'nonexistent'; backbones are: "),
     (["flags", "{root}"], "has no finished audit"),
     (["flags", "{root}", "--job", "1"], "job 1 is not an audit of"),
     (["flags", "{root}", "--kind", "colour"], "unknown kind 'colour'"),
