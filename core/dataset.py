@@ -434,7 +434,15 @@ def _row_list(rows, limit: int = 5) -> str:
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else Latin-1 (which accepts any bytes)."""
+    """UTF-16 or UTF-32 when the file starts with their byte-order mark (spreadsheets save "Unicode text" so),
+    else UTF-8 (with or without BOM), else Latin-1 (which accepts any bytes)."""
+    for bom, encoding in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                break
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

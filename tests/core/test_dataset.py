@@ -315,6 +315,16 @@ def test_latin1_encoding_is_read(tmp_path):
     assert listings.table["title"].tolist() == ["Café crème"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_listings_file_saved_as_unicode_text_is_read(tmp_path, encoding):
+    text = "path\tlisting_id\tprice\ttitle\nshoes/a.jpg\t1\t2\tCafé\n"
+    bom = {"utf-16-be": "\ufeff"}.get(encoding, "")  # Python writes the BOM itself for utf-16 and utf-32
+    write_listings(tmp_path, bom + text, encoding=encoding)
+    listings = read_listings(tmp_path)
+    assert listings.problems == []
+    assert listings.table.iloc[0]["title"] == "Café" and listings.table.iloc[0]["price"] == 2.0
+
+
 def test_utf8_with_bom_and_odd_header_case(tmp_path):
     write_listings(tmp_path, "\ufeffPath , Listing_ID,PRICE,Title\nshoes/a.jpg,1,2,x\n")
     listings = read_listings(tmp_path)
