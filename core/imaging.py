@@ -56,7 +56,7 @@ AVIF_SUPPORTED = _pillow_reads("avif")
 _AVIF = {".avif"} if AVIF_SUPPORTED else set()
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", *_AVIF})
 #: Extensions of photo formats the scan cannot decode: reported as skipped, not silently ignored.
-UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".heic", ".heif", ".jxl", ".avif"} - IMAGE_EXTENSIONS)
+UNSUPPORTED_IMAGE_EXTENSIONS = frozenset({".heic", ".heif", ".jxl", ".avif", ".svg", ".svgz"} - IMAGE_EXTENSIONS)
 #: The Pillow formats the scan decodes, whatever a file's extension says (a .png may be a JPEG;
 #: JPEG includes multi-picture MPO files).
 #: Pillow's other plugins (EPS runs Ghostscript, PSD, ICO, TGA, ...) are never tried on dataset files.

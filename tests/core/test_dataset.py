@@ -129,14 +129,15 @@ def test_images_outside_class_folders_and_unsupported_formats_are_listed(tmp_pat
     make_image(tmp_path / "cover.PNG")
     (tmp_path / "shoes" / "iphone.heic").write_bytes(b"\0" * 10)
     (tmp_path / "shoes" / "new\nline.jxl").write_bytes(b"\0" * 10)
+    (tmp_path / "shoes" / "logo.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
     (tmp_path / "notes.txt").write_text("not an image: not listed")
     files = discover(tmp_path)
     assert files.skipped == {NOT_IN_CLASS_FOLDER: ["cover.PNG", "loose.jpg"],
-                             UNSUPPORTED_FORMAT: ["shoes/iphone.heic", "shoes/new\nline.jxl"]}
+                             UNSUPPORTED_FORMAT: ["shoes/iphone.heic", "shoes/logo.svg", "shoes/new\nline.jxl"]}
     assert skipped_warnings(files.skipped) == [
         "2 images are in the dataset folder itself, not in a class folder, so not scanned: cover.PNG, loose.jpg",
-        "2 images in a format the scan cannot decode (HEIC, JXL), so not scanned: shoes/iphone.heic, "
-        "shoes/new\\x0aline.jxl",
+        "3 images in a format the scan cannot decode (HEIC, JXL, SVG), so not scanned: shoes/iphone.heic, "
+        "shoes/logo.svg, shoes/new\\x0aline.jxl",
     ]
 
 
