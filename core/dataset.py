@@ -32,6 +32,9 @@ LISTINGS_FILE = "listings.csv"
 LISTING_COLUMNS = ("listing_id", "price", "title")
 #: A larger listings.csv is not read (its table would not fit in memory comfortably).
 MAX_LISTINGS_BYTES = 256 * 2**20
+#: A listings.csv with more columns than this is not read; a row with a longer cell is ignored.
+MAX_LISTING_COLUMNS = 1_000
+MAX_LISTING_CELL_CHARS = 10_000
 
 #: Why a file or folder was left out of a scan: DatasetFiles.skipped keys.
 OUTSIDE_ROOT = "outside_root"
@@ -471,11 +474,13 @@ def _read_csv_rows(root: Path) -> _CsvRows:
     delimiter = _guess_delimiter(text.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [name.strip().lower() for name in next(reader, [])]
+    if len(header) > MAX_LISTING_COLUMNS:
+        raise FileRefused(f"it has {len(header):,} columns, more than the {MAX_LISTING_COLUMNS:,} read")
     rows, records, too_long = [], [], []
     for row, record in enumerate(reader, start=2):
         if not any(field.strip() for field in record):
             continue
-        if len(record) > len(header):
+        if len(record) > len(header) or any(len(field) > MAX_LISTING_CELL_CHARS for field in record):
             too_long.append(row)
             continue
         rows.append(row)
@@ -535,8 +540,8 @@ def read_listings(root: str | os.PathLike) -> Listings:
         problems.append(f"{LISTINGS_FILE} repeats a column name; the first column of each name is used")
     if csv_rows.too_long:
         problems.append(
-            f"{_rows_have(len(csv_rows.too_long))} more fields than the header, perhaps an unquoted delimiter "
-            f"({_row_list(csv_rows.too_long)}); ignored"
+            f"{_rows_have(len(csv_rows.too_long))} more fields than the header, perhaps an unquoted delimiter, "
+            f"or a cell over {MAX_LISTING_CELL_CHARS:,} characters ({_row_list(csv_rows.too_long)}); ignored"
         )
     missing = [c for c in LISTING_COLUMNS if c not in header]
     if missing:
@@ -569,7 +574,9 @@ def read_listings(root: str | os.PathLike) -> Listings:
         "listing_id": _optional_text(raw, "listing_id"),
         "price": pd.Series(prices, dtype=float),
         "title": _optional_text(raw, "title"),
-        "extra": raw[extra_columns].to_dict("records") if extra_columns else [{}] * len(raw),
+        # Only the values present: a wide header with mostly empty cells costs nothing per row.
+        "extra": ([{name: value for name, value in record.items() if value} for record in
+                   raw[extra_columns].to_dict("records")] if extra_columns else [{}] * len(raw)),
     })
     keep = ~(blank | duplicated)
     return Listings(table[keep.to_numpy()].reset_index(drop=True), problems)

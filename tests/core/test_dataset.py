@@ -351,7 +351,8 @@ def test_rows_with_too_many_fields_are_skipped_not_fatal(tmp_path):
     listings = read_listings(tmp_path)
     assert listings.table["path"].tolist() == ["a/2.jpg", "a/3.jpg"]
     assert listings.problems == [
-        "1 row has more fields than the header, perhaps an unquoted delimiter (row 2); ignored"
+        "1 row has more fields than the header, perhaps an unquoted delimiter, or a cell over 10,000 characters "
+        "(row 2); ignored"
     ]
     assert math.isnan(listings.table.iloc[1]["price"])
 
