@@ -278,7 +278,7 @@ def one_line(text: str) -> str:
     return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
-def _some_paths(paths: list[str]) -> str:
+def some_paths(paths: list[str]) -> str:
     shown = ", ".join(one_line(path) for path in paths[:SKIPPED_EXAMPLES])
     return shown + (f" and {len(paths) - SKIPPED_EXAMPLES:,} more" if len(paths) > SKIPPED_EXAMPLES else "")
 
@@ -293,19 +293,19 @@ def skipped_warnings(skipped: dict[str, list[str]]) -> list[str]:
     outside = skipped.get(OUTSIDE_ROOT, [])
     if outside:
         lines.append(f"{_count(len(outside), 'link')} {'leads' if len(outside) == 1 else 'lead'} outside the "
-                     f"dataset folder and {'was' if len(outside) == 1 else 'were'} not read: {_some_paths(outside)}")
+                     f"dataset folder and {'was' if len(outside) == 1 else 'were'} not read: {some_paths(outside)}")
     loose = skipped.get(NOT_IN_CLASS_FOLDER, [])
     if loose:
         lines.append(f"{_count(len(loose), 'image')} {'is' if len(loose) == 1 else 'are'} in the dataset folder "
-                     f"itself, not in a class folder, so not scanned: {_some_paths(loose)}")
+                     f"itself, not in a class folder, so not scanned: {some_paths(loose)}")
     linked = skipped.get(LINK_TO_CLASS, [])
     if linked:
         lines.append(f"{_count(len(linked), 'link')} to a class folder already scanned {'was' if len(linked) == 1 else 'were'} "
-                     f"not taken as a class of {'its' if len(linked) == 1 else 'their'} own: {_some_paths(linked)}")
+                     f"not taken as a class of {'its' if len(linked) == 1 else 'their'} own: {some_paths(linked)}")
     unsupported = skipped.get(UNSUPPORTED_FORMAT, [])
     if unsupported:
         lines.append(f"{_count(len(unsupported), 'image')} in a format the scan cannot decode "
-                     f"({_formats_of(unsupported)}), so not scanned: {_some_paths(unsupported)}")
+                     f"({_formats_of(unsupported)}), so not scanned: {some_paths(unsupported)}")
     return lines
 
 

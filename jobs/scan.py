@@ -16,12 +16,13 @@ import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings
+from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings, some_paths
 from core.executors import resolve_executor
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
 from db.evaluation import ensure_evaluation_split
-from db.models import Dataset, Job, Sample, utcnow
+from db.corrections import in_effect
+from db.models import Correction, Dataset, Job, Sample, utcnow
 from db.queries import (
     apply_listings, get_or_create_dataset, known_files, listing_values, mark_missing, store_dataset_scan,
 )
@@ -76,6 +77,34 @@ def _store_inspected(session: Session, dataset_id: int, entries: list[FileEntry]
         session.execute(insert(Sample), inserts)
     if updates:
         session.execute(update(Sample), updates)
+
+
+def _decided_files_replaced(session: Session, entries: list[FileEntry], infos: list[ImageInfo],
+                            known: dict[str, tuple[int, int, int]]) -> list[str]:
+    """Paths of re-read files whose bytes changed (a new content hash) although review decisions on them are
+    in effect: the decisions were made on the old picture. Call before the new hashes are stored."""
+    new_hashes = {known[entry.path][0]: (entry.path, info.content_hash) for entry, info in zip(entries, infos)
+                  if entry.path in known and info.content_hash}
+    replaced = []
+    ids = list(new_hashes)
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start:start + 10_000]
+        old = dict(session.execute(select(Sample.id, Sample.content_hash).where(Sample.id.in_(chunk))).all())
+        changed = [i for i in chunk if old.get(i) and old[i] != new_hashes[i][1]]
+        if changed:
+            decided = set(session.scalars(select(Correction.sample_id)
+                                          .where(Correction.sample_id.in_(changed), in_effect()).distinct()))
+            replaced += [new_hashes[i][0] for i in changed if i in decided]
+    return sorted(replaced)
+
+
+def replaced_warning(paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    many = len(paths) != 1
+    return [f"{len(paths):,} file{'s' if many else ''} with review decisions {'were' if many else 'was'} replaced by "
+            f"a different picture since the last scan; {'their' if many else 'its'} decisions still apply, so "
+            f"check {'them' if many else 'it'}: {some_paths(paths)}"]
 
 
 def _file_changes(files: list[FileEntry], known: dict[str, tuple[int, int, int]]) -> dict[str, int]:
@@ -192,6 +221,7 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
     report(INSPECT_SHARE, "saving")
     with factory.begin() as session:
         dataset = session.get(Dataset, dataset_id)
+        replaced = _decided_files_replaced(session, to_inspect, infos, known)
         _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
         missing = mark_missing(session, dataset_id, {e.path for e in files.files})
         apply_listings(session, dataset_id, listings_table)
@@ -200,7 +230,8 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
         summary.update(
             **_file_changes(files.files, known), missing=missing, listings_file=listings.present,
             skipped={reason: len(paths) for reason, paths in files.skipped.items()},
-            warnings=skipped_warnings(files.skipped), evaluation_split_added=joined_split, seconds=round(time.perf_counter() - started, 3),
+            warnings=skipped_warnings(files.skipped) + replaced_warning(replaced),
+            evaluation_split_added=joined_split, seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)
     report(1.0, f"scanned {summary['images']} image{'' if summary['images'] == 1 else 's'}")

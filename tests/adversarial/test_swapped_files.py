@@ -85,3 +85,20 @@ def test_export_writes_only_what_is_still_as_scanned_and_its_manifest_says_why(s
     assert summary["exported"] == summary["files_written"] == 5
     assert (summary["failed"], summary["changed"], summary["refused_outside"]) == (
         ["bag/bag3.png"], ["bag/bag2.png"], ["shoe/shoe1.png"])
+
+
+def test_a_picture_replaced_under_a_decision_is_named_at_the_rescan(factory, shop):
+    from sqlalchemy import select
+
+    from db.corrections import decide
+    from db.models import Sample
+
+    with factory.begin() as session:
+        sample = session.scalars(select(Sample).where(Sample.path == "bag/bag0.png")).one()
+        decide(session, sample, "relabel", classes=["bag", "shoe"], new_label="shoe")
+    make_image(shop / "bag" / "bag0.png", size=(40, 30), color=(1, 2, 3))  # another picture, same name
+    make_image(shop / "bag" / "bag1.png", size=(40, 30), color=(3, 2, 1))  # changed too, but never decided on
+    summary = scan_dataset(factory, shop, workers=1)
+    assert summary["updated"] == 2
+    assert summary["warnings"] == ["1 file with review decisions was replaced by a different picture since the "
+                                   "last scan; its decisions still apply, so check it: bag/bag0.png"]
