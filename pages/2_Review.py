@@ -359,6 +359,10 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     st.caption(f"sure {sure_text(item['score'])} · {state}",
                help="How sure the audit is that this flag is a real problem (1 − its score), on one scale for "
                     "every kind.")
+    # The decision buttons first, right under the heading: above the fold at 1440x900 whatever the evidence holds.
+    if not context.reviewer:
+        st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
+    render_actions(item, context, total=total, locate=locate, members=members)
     if item["kind"] == "duplicate":  # the members side by side take the whole width
         render_evidence(item, dataset, context, database, version, members)
     else:
@@ -374,9 +378,6 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
             st.markdown("  \n".join(listing_lines(item)))
         with evidence_column:
             render_evidence(item, dataset, context, database, version, members)
-    if not context.reviewer:
-        st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
-    render_actions(item, context, total=total, locate=locate, members=members)
 
 
 def jump_to_row(offset: int) -> None:
@@ -386,13 +387,16 @@ def jump_to_row(offset: int) -> None:
         st.session_state[POSITION_KEY] = offset + int(rows[0])
 
 
-def render_queue_table(page: pd.DataFrame, offset: int, position: int) -> None:
-    """This page of the queue; clicking a row shows that item."""
+def render_queue_table(page: pd.DataFrame, offset: int, position: int, *, state_filter: str) -> None:
+    """This page of the queue; clicking a row shows that item. The state column only when the queue mixes
+    open and decided items, so the path has the room."""
     table = pd.DataFrame({
         "#": [f"▶ {offset + i + 1}" if offset + i == position else str(offset + i + 1) for i in range(len(page))],
         "state": np.where(page["decided"], "decided", "open"), "kind": page["kind"],
         "sure": [sure_text(score) for score in page["score"]], "path": page["path"],
     })
+    if state_filter != "all":
+        table = table.drop(columns="state")
     st.dataframe(table, hide_index=True, key=QUEUE_TABLE_KEY, height=min(38 + 35 * len(table), 460),
                  on_select=lambda: jump_to_row(offset), selection_mode="single-row",
                  column_config={"#": st.column_config.TextColumn(width=56),
@@ -572,7 +576,7 @@ def main() -> None:
         write_view_to_url(view, queue, int(item["flag_id"]))
         queue_column, item_column = st.columns([3, 5])
         with queue_column:
-            render_queue_table(page, offset, position)
+            render_queue_table(page, offset, position, state_filter=queue.state)
         with item_column:
             render_item(item, position, total, dataset, context, database, version, locate)
         upcoming = page.iloc[position - offset + 1] if position - offset + 1 < len(page) else None

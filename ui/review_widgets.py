@@ -286,7 +286,7 @@ def show_full_resolution(root: str, row) -> None:
         return
     st.markdown(plain(f"{facts.describe()} · {human_size(int(row['file_size']))}"))
     image, problem = large_image(str(path), int(row["mtime_ns"]), int(row["file_size"]), max_side=ZOOM_SIDE)
-    st.image(image, width="stretch")
+    st.image(image, width="content")  # at its own size (at most ZOOM_SIDE): never blown up past the file's pixels
     if problem:
         st.warning(plain(problem))
 
