@@ -172,6 +172,8 @@ def render_scan_facts(overview: DatasetOverview) -> None:
         st.warning("Class folders with no images: " + plain(", ".join(summary["empty_classes"])))
     for warning in summary.get("warnings", []):
         st.warning(plain(warning))
+    for note in summary.get("decision_notes", []):
+        st.info(plain(note))
     if overview.missing:
         st.info(f"{overview.missing} images recorded by an earlier scan are no longer on disk; they are not shown.")
 

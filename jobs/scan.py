@@ -21,6 +21,7 @@ from core.executors import resolve_executor
 from core.imaging import ImageInfo
 from core.scan import ProgressCallback, inspect_files
 from db.evaluation import ensure_evaluation_split
+from db.moves import carry_moved_decisions
 from db.corrections import in_effect
 from db.models import Correction, Dataset, Job, Sample, utcnow
 from db.queries import (
@@ -105,6 +106,16 @@ def replaced_warning(paths: list[str]) -> list[str]:
     return [f"{len(paths):,} file{'s' if many else ''} with review decisions {'were' if many else 'was'} replaced by "
             f"a different picture since the last scan; {'their' if many else 'its'} decisions still apply, so "
             f"check {'them' if many else 'it'}: {some_paths(paths)}"]
+
+
+def moved_note(moved: list[tuple[str, str]]) -> list[str]:
+    """One line naming the files whose decisions followed them to a new path (db.moves)."""
+    if not moved:
+        return []
+    shown = [f"{before} -> {after}" for before, after in moved]
+    many = len(moved) != 1
+    return [f"decisions on {len(moved):,} file{'s' if many else ''} that moved since the last scan (same content) "
+            f"were carried to {'their' if many else 'its'} new path{'s' if many else ''}: {some_paths(shown)}"]
 
 
 def _file_changes(files: list[FileEntry], known: dict[str, tuple[int, int, int]]) -> dict[str, int]:
@@ -224,13 +235,15 @@ def _scan(factory: sessionmaker[Session], root: str | Path, *, workers: Optional
         replaced = _decided_files_replaced(session, to_inspect, infos, known)
         _store_inspected(session, dataset_id, to_inspect, infos, known, listings_table)
         missing = mark_missing(session, dataset_id, {e.path for e in files.files})
+        moved = carry_moved_decisions(session, dataset_id, [e.path for e in to_inspect if e.path not in known])
         apply_listings(session, dataset_id, listings_table)
         joined_split = ensure_evaluation_split(session, dataset_id)
         summary = summarise(session, dataset, files.classes, set(listings_table["path"]), listings.problems)
         summary.update(
             **_file_changes(files.files, known), missing=missing, listings_file=listings.present,
             skipped={reason: len(paths) for reason, paths in files.skipped.items()},
-            warnings=skipped_warnings(files.skipped) + replaced_warning(replaced),
+            warnings=skipped_warnings(files.skipped), decision_notes=replaced_warning(replaced) + moved_note(moved),
+            carried_decisions=len(moved),
             evaluation_split_added=joined_split, seconds=round(time.perf_counter() - started, 3),
         )
         store_dataset_scan(session, dataset, summary)

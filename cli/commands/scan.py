@@ -69,6 +69,9 @@ def format_summary(summary: dict) -> str:
     if summary["warnings"]:
         lines.append("Not scanned:")
         lines += [f"  {shown(warning)}" for warning in summary["warnings"]]
+    if summary.get("decision_notes"):
+        lines.append("Review decisions:")
+        lines += [f"  {shown(note)}" for note in summary["decision_notes"]]
     if summary["listings_file"]:
         lines.append("listings.csv:")
         lines.append(f"  rows matching no image: {summary['unmatched_listings']:,}")

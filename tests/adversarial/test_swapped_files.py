@@ -100,5 +100,5 @@ def test_a_picture_replaced_under_a_decision_is_named_at_the_rescan(factory, sho
     make_image(shop / "bag" / "bag1.png", size=(40, 30), color=(3, 2, 1))  # changed too, but never decided on
     summary = scan_dataset(factory, shop, workers=1)
     assert summary["updated"] == 2
-    assert summary["warnings"] == ["1 file with review decisions was replaced by a different picture since the "
+    assert summary["decision_notes"] == ["1 file with review decisions was replaced by a different picture since the "
                                    "last scan; its decisions still apply, so check it: bag/bag0.png"]

@@ -22,7 +22,8 @@ from tests.conftest import make_image
 SUMMARY_KEYS = {
     "dataset_id", "root", "images", "classes", "empty_classes", "unreadable", "unmatched_listings",
     "images_without_listing", "listings_problems", "new", "updated", "unchanged", "missing", "listings_file",
-    "skipped", "warnings", "evaluation_split_added", "seconds",
+    "skipped", "warnings", "evaluation_split_added", "carried_decisions", "decision_notes",
+    "seconds",
 }
 
 
