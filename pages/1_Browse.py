@@ -1,6 +1,7 @@
 """Browse: page through a dataset's images by current class, readability, price and deleted state;
 open one to see it large with its metadata and its correction history, and relabel, delete or restore it
-(decisions recorded with the reviewer, as on the Review page: ui.review_widgets).
+(decisions recorded with the reviewer, as on the Review page: ui.review_widgets). The embedding map
+(ui.embedding_map) shows every photo by similarity; a lasso selects a region to act on.
 
 Only the visible page is queried (LIMIT/OFFSET in SQL) and only its thumbnails
 are decoded, each cached per file version, so large datasets page quickly.
@@ -24,6 +25,7 @@ from db.queries import dataset_classes
 from ui.common import (
     DatasetRef, db_path, factory_for, log_scale_stops, open_page, reviewer_name, session_factory,
 )
+from ui.embedding_map import render_embedding_map
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.text import plain
 from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
@@ -291,6 +293,10 @@ def main() -> None:
     if not counts.classes:
         st.info(f"{plain(dataset.name)} has no images yet: scan it on the home page.")
         return
+    with session_factory()() as session:
+        classes = tuple(dataset_classes(session, dataset.id))
+    render_embedding_map(dataset.root, database, dataset.id, version,
+                         ReviewContext(dataset.id, dataset.root, reviewer, classes, state_filter="all"))
     browse = render_filters(counts, bounds)
     page = render_pager(load_count(database, dataset.id, version, browse))
     if st.session_state.get(OPEN_KEY) is not None:

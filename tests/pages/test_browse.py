@@ -233,3 +233,49 @@ def test_the_opened_image_is_deleted_then_restored(factory, shop):
     assert list(app.dataframe[1].value["action"]) == ["delete", "restore"]
     app.button(key="browse_undo").click().run()
     assert metadata(app)["Deleted"] == "yes"  # undo reverts the restore
+
+
+def store_embeddings(factory) -> dict[str, int]:
+    """A cached photo embedding per readable sample, one direction per folder class; returns path -> sample id."""
+    import numpy as np
+
+    from db.embeddings import DbEmbeddingStore
+
+    directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
+    with factory() as session:
+        rows = session.execute(select(Sample.path, Sample.content_hash, Sample.id).where(Sample.readable)).all()
+    rng = np.random.default_rng(0)
+    vectors = {content_hash: np.array(directions[path.split("/")[0]]) + rng.normal(0, 0.05, 3)
+               for path, content_hash, _ in rows}
+    DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")
+    return {path: sample_id for path, _, sample_id in rows}
+
+
+def test_the_embedding_map_draws_every_embedded_photo_and_acts_on_a_selection_as_one_action(factory, shop):
+    ids = store_embeddings(factory)
+    app = run_browse()
+    app.toggle(key="browse_map_show").set_value(True).run()
+    assert not app.exception, app.exception
+    chart = next(element for element in app.get("plotly_chart"))
+    import json
+
+    figure = json.loads(chart.proto.spec)
+    drawn = [path for trace in figure["data"] for path in trace["hovertext"]]
+    assert sorted(drawn) == sorted(ids)
+    assert sorted(trace["name"] for trace in figure["data"]) == ["bag", "phone", "shoe"]
+    assert any(c.value.startswith(f"{len(ids)} listings with a cached embedding") for c in app.caption)
+
+    bags = [sample_id for path, sample_id in ids.items() if path.startswith("bag/")][:2]
+    app.session_state["browse_map_selected"] = bags
+    app.text_input(key="reviewer").set_value("ann").run()
+    assert "**2** listings selected (bag 2)" in [m.value for m in app.markdown]
+    app.selectbox(key="browse_map_relabel").set_value("shoe").run()
+    app.button(key="map_relabel").click().run()
+    assert not app.exception, app.exception
+    with factory() as session:
+        log = session.execute(select(Correction.sample_id, Correction.action, Correction.new_label,
+                                     Correction.batch_id)).all()
+    assert sorted(row[0] for row in log) == sorted(bags) and {row[1:3] for row in log} == {("relabel", "shoe")}
+    assert len({row[3] for row in log}) == 1  # one action
+    app.segmented_control(key="browse_map_colour").set_value("flag").run()
+    assert not app.exception, app.exception
