@@ -73,3 +73,25 @@ def write_flat_png(path: Path, width: int, height: int, rgba: tuple[int, int, in
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data)
                      + _png_chunk(b"IEND", b""))
     return path
+
+
+def reviewed_shop(factory, root: Path, decisions: list[tuple[str, str, dict]]) -> int:
+    """Two classes (bag, shoe) of three images each under `root`, scanned, then `decisions` (path, action,
+    decide's options) recorded; returns the dataset id."""
+    from sqlalchemy import select
+
+    from db.corrections import decide
+    from db.models import Sample
+    from db.queries import dataset_classes
+    from jobs.scan import scan_dataset
+
+    for label in ("bag", "shoe"):
+        for i in range(3):
+            make_image(root / label / f"{label}{i}.png")
+    dataset_id = scan_dataset(factory, root, workers=1)["dataset_id"]
+    with factory.begin() as session:
+        samples = {sample.path: sample for sample in session.scalars(select(Sample))}
+        classes = dataset_classes(session, dataset_id)
+        for path, action, options in decisions:
+            decide(session, samples[path], action, classes=classes, **options)
+    return dataset_id

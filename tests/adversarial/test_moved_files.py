@@ -10,23 +10,17 @@ from db.models import Correction, Sample
 from db.queries import dataset_classes
 from db.review import export_frame
 from jobs.scan import scan_dataset
+from tests.adversarial.scan_inputs import reviewed_shop
 from tests.cli import run_cli
 from tests.conftest import make_image
 
 
 def test_a_renamed_class_folder_keeps_every_decision_and_says_so(factory, tmp_path, capsys, db_path):
     root = tmp_path / "shop"
-    for label in ("bag", "shoe"):
-        for i in range(3):
-            make_image(root / label / f"{label}{i}.png")
-    dataset_id = scan_dataset(factory, root, workers=1)["dataset_id"]
-    with factory.begin() as session:
-        samples = {s.path: s for s in session.scalars(select(Sample))}
-        classes = dataset_classes(session, dataset_id)
-        decide(session, samples["bag/bag0.png"], "relabel", classes=classes, new_label="shoe", reviewer="ann")
-        decide(session, samples["bag/bag1.png"], "delete", classes=classes, reviewer="ann")
-        decide(session, samples["bag/bag2.png"], "keep", classes=classes, reviewer="bob")
-        decide(session, samples["shoe/shoe0.png"], "price", classes=classes, new_price=12.0, reviewer="ann")
+    dataset_id = reviewed_shop(factory, root, [
+        ("bag/bag0.png", "relabel", {"new_label": "shoe", "reviewer": "ann"}),
+        ("bag/bag1.png", "delete", {"reviewer": "ann"}), ("bag/bag2.png", "keep", {"reviewer": "bob"}),
+        ("shoe/shoe0.png", "price", {"new_price": 12.0, "reviewer": "ann"})])
     (root / "bag").rename(root / "bags")
     code, out, _ = run_cli(capsys, "scan", root, "--db", db_path, "--workers", "1")
     assert code == 0

@@ -17,7 +17,7 @@ from core.dataset import discover
 from core.scan import inspect_files
 from db.models import Sample
 from jobs.scan import scan_dataset
-from tests.adversarial.scan_inputs import SECRET_LINE, dataset_with_links_out
+from tests.adversarial.scan_inputs import SECRET_LINE, dataset_with_links_out, reviewed_shop
 from tests.cli import run_cli
 from tests.conftest import make_image
 
@@ -92,20 +92,11 @@ def test_a_link_to_a_class_folder_never_takes_its_place_and_every_decision_stays
     """Issue: `ln -s bag DATASET/a-bags` after review made the scan keep `a-bags` (sorted first), drop `bag`'s
     samples as missing and export the deleted image."""
     from core.export import plan_export
-    from db.corrections import decide
-    from db.queries import dataset_classes
     from db.review import export_frame
 
     root = tmp_path / "shop"
-    for label in ("bag", "shoe"):
-        for i in range(3):
-            make_image(root / label / f"{label}{i}.png")
-    dataset_id = scan_dataset(factory, root, workers=1)["dataset_id"]
-    with factory.begin() as session:
-        samples = {s.path: s for s in session.scalars(select(Sample))}
-        classes = dataset_classes(session, dataset_id)
-        decide(session, samples["bag/bag0.png"], "relabel", classes=classes, new_label="shoe")
-        decide(session, samples["bag/bag1.png"], "delete", classes=classes)
+    dataset_id = reviewed_shop(factory, root, [("bag/bag0.png", "relabel", {"new_label": "shoe"}),
+                                               ("bag/bag1.png", "delete", {})])
     os.symlink("bag", root / "a-bags")
     summary = scan_dataset(factory, root, workers=1)
     assert summary["classes"] == {"bag": 3, "shoe": 3} and summary["missing"] == 0
