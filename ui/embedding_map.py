@@ -10,15 +10,13 @@ from typing import Optional
 import pandas as pd
 import plotly.express as px
 import streamlit as st
-from sqlalchemy import select
 
 from core.embedding_map import MAX_POINTS, even_sample, project_2d
 from db.corrections import Decision
 from db.embeddings import dataset_embeddings
 from db.flags import flags_frame
-from db.models import Sample
 from db.queries import samples_frame
-from db.review import latest_audit_job
+from db.review import latest_audit_job, sample_view
 from ui.common import factory_for, session_factory
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.text import plain
@@ -42,9 +40,7 @@ def load_map(database: str, dataset_id: int, version: str) -> tuple[pd.DataFrame
             return pd.DataFrame(columns=MAP_COLUMNS), 0
         chosen = even_sample(len(ids))
         points = project_2d(vectors[chosen])
-        samples = samples_frame(session, dataset_id, sample_ids=ids[chosen].tolist()).set_index("id")
-        mtimes = dict(session.execute(select(Sample.id, Sample.mtime_ns).where(Sample.id.in_(samples.index.tolist())))
-                      .all())
+        samples = sample_view(session, ids[chosen].tolist())
         job = latest_audit_job(session, dataset_id)
         flags = flags_frame(session, job.id) if job is not None else pd.DataFrame(columns=["sample_id", "kind"])
     flag = flags.drop_duplicates("sample_id").set_index("sample_id")["kind"]  # worst first: its worst flag
@@ -52,7 +48,7 @@ def load_map(database: str, dataset_id: int, version: str) -> tuple[pd.DataFrame
     frame = frame[frame["sample_id"].isin(samples.index) & ~frame["sample_id"].map(samples["deleted"]).fillna(True)]
     rows = samples.loc[frame["sample_id"]]
     frame = frame.assign(label=rows["current_label"].to_numpy(), path=rows["path"].to_numpy(),
-                         mtime_ns=[mtimes[i] for i in rows.index],
+                         mtime_ns=rows["mtime_ns"].to_numpy(),
                          file_size=rows["file_size"].to_numpy(),
                          flag=frame["sample_id"].map(flag).astype(object).fillna(NOT_FLAGGED).to_numpy())
     return frame[MAP_COLUMNS].reset_index(drop=True), len(ids)
