@@ -252,11 +252,15 @@ def open_flag_rows(session: Session, job_id: int, queue: QueueFilter) -> pd.Data
     return rows_for_flags(session, job_id, ids)
 
 
-def apply_plan(session: Session, plan: pd.DataFrame, *, classes: list[str], reviewer: str, note: str) -> list[Correction]:
+def apply_plan(session: Session, plan: pd.DataFrame, *, classes: list[str], reviewer: str, note: str,
+               carry_job_id: Optional[int] = None) -> list[Correction]:
     """Make the decisions of a core.acceptance plan as one action (db.corrections.decide_many): all or
-    nothing when the caller rolls back on DecisionError, e.g. when a sample was decided on meanwhile."""
+    nothing when the caller rolls back on DecisionError, e.g. when a sample was decided on meanwhile.
+    carry_job_id: the audit whose duplicate groups carry each decision to the sample's open copies."""
     decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
                           expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]
+    if carry_job_id is not None:
+        decisions = carry_to_copies(session, carry_job_id, decisions, actions=CARRIED_IN_BULK)
     return decide_many(session, decisions, classes=classes, reviewer=reviewer, note=note)
 
 
@@ -365,6 +369,28 @@ def open_copies(session: Session, job_id: int, sample_id: int) -> list[tuple[int
         if state.label == label and not state.deleted:
             copies.append((member, mislabel_flags.get(member)))
     return copies
+
+
+#: What a page or a plan of many decisions carries: its deletions are those of broken files and of the
+#: copies a duplicate group does not keep, which must not spread to the copy kept.
+CARRIED_IN_BULK = ("relabel", "keep")
+
+
+def carry_to_copies(session: Session, job_id: int, decisions: list[Decision], *,
+                    actions: tuple[str, ...] = CARRIED_ACTIONS) -> list[Decision]:
+    """`decisions` followed by the same decision on the open copies (open_copies in audit job `job_id`) of
+    every sample they decide with one of `actions`, each copy once and none the list decides already; made
+    in one action with them, one undo takes them all back."""
+    deciding = {decision.sample_id for decision in decisions}
+    carried = []
+    for decision in decisions:
+        if decision.action not in actions:
+            continue
+        for copy_id, copy_flag in open_copies(session, job_id, decision.sample_id):
+            if copy_id not in deciding:
+                deciding.add(copy_id)
+                carried.append(Decision(copy_id, decision.action, new_label=decision.new_label, flag_id=copy_flag))
+    return decisions + carried
 
 
 def _evidence_member_ids(session: Session, flag: Flag) -> set[int]:

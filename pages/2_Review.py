@@ -31,7 +31,7 @@ from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, PRICE_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
-    ReviewContext, apply_many, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
+    ReviewContext, apply_many, copies_note, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
     render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
     shortcut_legend, show_full_resolution, undo_last,
 )
@@ -430,8 +430,10 @@ def confirm_bulk(context: ReviewContext) -> None:
         return
     decisions = [Decision(sample_id, "relabel", new_label, expected_last_id=last_id, flag_id=flag_id)
                  for sample_id, new_label, last_id, flag_id in plan["decisions"]]
-    if apply_many(context, decisions, note="bulk: accepted the suggested label"):
-        notify("success", f"Relabelled {len(decisions)} images to their suggested label. Undo reverts all of them.")
+    made = apply_many(context, decisions, note="bulk: accepted the suggested label", carry_job_id=context.job_id)
+    if made:
+        notify("success", f"Relabelled {len(decisions)} images to their suggested label{copies_note(made - len(decisions))}."
+               " Undo reverts all of them.")
 
 
 def cancel_bulk() -> None:

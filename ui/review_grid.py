@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.acceptance import plan_acceptance
 from db.corrections import Decision
-from ui.review_widgets import SHORTCUTS, ReviewContext, apply_many, image_bytes, notify
+from ui.review_widgets import SHORTCUTS, ReviewContext, apply_many, copies_note, image_bytes, notify
 from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE
 
@@ -56,9 +56,10 @@ def accept_page(context: ReviewContext, rows: pd.DataFrame, *, keep_rest: bool) 
     accepted = sum(decision.action != "keep" for decision in decisions)
     kept = len(decisions) - accepted
     note = f"grid: accepted {accepted} suggestions" + (f", kept {kept}" if kept else "")
-    if apply_many(context, decisions, note=note):
+    made = apply_many(context, decisions, note=note, carry_job_id=context.job_id)
+    if made:
         notify("success", f"Accepted {accepted} of {len(rows)}" + (f" and kept {kept}" if kept else "")
-               + ". Undo reverts the whole page.")
+               + copies_note(made - len(decisions)) + ". Undo reverts the whole page.")
 
 
 def turn_page(delta: int, total: int) -> None:

@@ -22,7 +22,7 @@ from core.imaging import read_file_facts
 from db.corrections import Decision, DecisionConflict, DecisionError, decide_many, undo_last_action
 from db.engine import DatabaseAccessError, write_transaction
 from db.models import Correction, Sample
-from db.review import CARRIED_ACTIONS, open_copies
+from db.review import CARRIED_IN_BULK, carry_to_copies
 from ui.common import session_factory
 from ui.text import plain
 from ui.thumbnails import THUMBNAIL_SIDE, large_image, thumbnail, unreadable_placeholder
@@ -113,18 +113,17 @@ def decide_on_sample(
     new_price = st.session_state.get(PRICE_KEY) if action == "price" else None
 
     def record(session) -> tuple[str, str, str, int]:
-        copies = open_copies(session, carry_job_id, sample_id) if carry_job_id and action in CARRIED_ACTIONS else []
-        first, *_ = decide_many(session, [
-            Decision(sample_id, action, new_label=new_label, new_price=new_price, expected_last_id=expected_last_id,
-                     flag_id=flag_id),
-            *(Decision(copy_id, action, new_label=new_label, flag_id=copy_flag) for copy_id, copy_flag in copies),
-        ], classes=list(context.classes), reviewer=context.reviewer)
+        decisions = [Decision(sample_id, action, new_label=new_label, new_price=new_price,
+                              expected_last_id=expected_last_id, flag_id=flag_id)]
+        if carry_job_id:
+            decisions = carry_to_copies(session, carry_job_id, decisions)
+        first, *_ = decide_many(session, decisions, classes=list(context.classes), reviewer=context.reviewer)
         sample = session.get(Sample, sample_id)
         if action == "price":
             return (sample.path, _price_text(first.old_price, sample.price),
                     _price_text(first.new_price, sample.price), 0)
         return (sample.path, _describe(first.old_label, first.was_deleted), _describe(first.new_label, first.deleted),
-                len(copies))
+                len(decisions) - 1)
 
     try:
         path, before, after, carried = write_transaction(session_factory(), record)
@@ -134,9 +133,16 @@ def decide_on_sample(
     except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Not saved: {error}")
         return
-    copies = f" (and its {carried} cop{'y' if carried == 1 else 'ies'} in the duplicate group)" if carried else ""
-    notify("success", f"{action.capitalize()}: {path} — {before} → {after}{copies}")
+    notify("success", f"{action.capitalize()}: {path} — {before} → {after}{copies_note(carried, own=True)}")
     _advance_after_decision(context)
+
+
+def copies_note(carried: int, *, own: bool = False) -> str:
+    """" (and its 2 copies in the duplicate group)" for decisions carried to copies; "" for none."""
+    if not carried:
+        return ""
+    copies = f"{carried} cop{'y' if carried == 1 else 'ies'}"
+    return f" (and its {copies} in the duplicate group)" if own else f" (and {copies} in their duplicate groups)"
 
 
 def _price_text(fixed: Optional[float], listed: Optional[float]) -> str:
@@ -174,21 +180,28 @@ def keep_group(context: ReviewContext, *, members: list[tuple[int, int, bool, Op
         _advance_after_decision(context)
 
 
-def apply_many(context: ReviewContext, decisions: list[Decision], *, note: str) -> bool:
-    """Apply the decisions as one action (all or nothing); notify and return False when they cannot be."""
+def apply_many(context: ReviewContext, decisions: list[Decision], *, note: str,
+               carry_job_id: Optional[int] = None) -> Optional[int]:
+    """Apply the decisions as one action (all or nothing), with carry_job_id each relabel and keep carried to
+    the sample's open copies in that audit's duplicate groups (db.review.carry_to_copies). Returns how many
+    decisions were made (copies included), or None after notifying why none could be."""
     if not decisions:
         notify("info", "Nothing to change.")
-        return False
+        return None
+
+    def record(session) -> int:
+        made = carry_to_copies(session, carry_job_id, decisions, actions=CARRIED_IN_BULK) if carry_job_id else decisions
+        decide_many(session, made, classes=list(context.classes), reviewer=context.reviewer, note=note)
+        return len(made)
+
     try:
-        write_transaction(session_factory(), lambda session: decide_many(
-            session, decisions, classes=list(context.classes), reviewer=context.reviewer, note=note))
+        return write_transaction(session_factory(), record)
     except DecisionConflict as error:
         notify("warning", f"Nothing saved: {error}")
-        return False
+        return None
     except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Nothing saved: {error}")
-        return False
-    return True
+        return None
 
 
 def undo_last(context: ReviewContext, *, locate: Callable[[int], Optional[int]]) -> None:

@@ -1,7 +1,8 @@
 """`listing-audit accept DATASET_DIR`: accept the latest audit's suggestions as one undoable action.
 
 Relabels mislabel flags to their suggested class, keeps one member of each duplicate group and
-deletes the rest, deletes broken files (core.acceptance). Only open flags count: a sample decided
+deletes the rest, deletes broken files (core.acceptance). A relabel carries to the listing's open copies
+under the same label in the audit's duplicate groups (db.review.carry_to_copies). Only open flags count: a sample decided
 on since the audit keeps that decision. All decisions go through db.corrections.decide_many as one
 batch, so `--undo` (or the Review page's undo) reverts them together. --dry-run shows the plan.
 """
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                    "deleted": counts.get("delete", 0), "dry_run": args.dry_run, "reviewer": reviewer}
         if not args.dry_run:
             try:
-                apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note)
+                made = apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note, carry_job_id=job.id)
+                summary["carried_to_copies"] = len(made) - len(plan)
             except DecisionError as error:  # the transaction rolls back: nothing was decided
                 raise CliError(f"nothing accepted: {error}") from error
         return summary, plan, len(flags), job.id
@@ -98,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         return report({**summary, "decisions": plan.to_dict("records")}, args, dry_run_text(summary, plan))
     return report(summary, args, (
         f"accepted audit {job_id}: {summary['relabelled']} relabelled, {summary['deleted']} deleted "
-        f"({flag_count} open flags) as one action by {reviewer}; "
+        f"({flag_count} open flags)" + (f", the same decision carried to {summary['carried_to_copies']} copies in "
+                                         "their duplicate groups" if summary.get("carried_to_copies") else "")
+        + f" as one action by {reviewer}; "
         f"undo with `listing-audit accept {args.dataset_dir} --undo`" if len(plan) else
         f"nothing to accept: audit {job_id} has no open {'/'.join(kinds)} flags that would change anything"))
 

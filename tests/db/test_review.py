@@ -16,7 +16,7 @@ from db.corrections import (
 )
 from db.models import Correction, Sample
 from db.review import (
-    HistoryFilter, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
+    CARRIED_IN_BULK, HistoryFilter, QueueFilter, bulk_accept_candidates, carry_to_copies, class_examples, class_prices, data_version,
     duplicate_members, export_frame, history_count, history_frame, history_reviewers, latest_audit_job,
     mislabel_decisions, open_copies, queue_count, queue_page, queue_rank, queue_summary,
 )
@@ -378,6 +378,26 @@ def test_mislabel_decisions_say_which_flags_a_decision_confirmed_or_refuted(fact
     assert frame.loc[shoe, ["decided", "confirmed", "refuted"]].tolist() == [True, False, True]
     assert frame.loc[phone, ["decided", "confirmed", "refuted"]].tolist() == [False, False, False]
     assert frame.loc[bag, "decided_at"] <= frame.loc[shoe, "decided_at"]
+
+
+def test_many_decisions_carry_relabels_and_keeps_to_open_copies_but_never_a_groups_deletions(factory, data):
+    """A page or a plan: a relabel reaches its copies once (not those the list decides itself); the deletions
+    of a duplicate group's extra copies stay where they are, or the copy kept would be deleted too."""
+    ids = data.sample_ids
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id)
+        group = {path: ("duplicate", 0.3, None, 5, "exact duplicate", {})
+                 for path in ("bag/bag-0.png", "bag/bag-1.png", "bag/bag-2.png")}
+        add_flags(session, job_id, ids, group)
+        add_flags(session, job_id, ids, {"shoe/shoe-1.png": ("duplicate", 0.3, None, 6, "exact duplicate", {}),
+                                         "shoe/shoe-2.png": ("duplicate", 0.3, None, 6, "exact duplicate", {})})
+        decisions = [Decision(ids["bag/bag-0.png"], "relabel", new_label="phone"),
+                     Decision(ids["bag/bag-2.png"], "keep"),
+                     Decision(ids["shoe/shoe-2.png"], "delete")]
+        made = carry_to_copies(session, job_id, decisions, actions=CARRIED_IN_BULK)
+        assert [(d.sample_id, d.action, d.new_label) for d in made[3:]] == [(ids["bag/bag-1.png"], "relabel", "phone")]
+        assert [d.sample_id for d in carry_to_copies(session, job_id, decisions)[3:]] == [
+            ids["bag/bag-1.png"], ids["shoe/shoe-1.png"]]  # one listing's own delete reaches its copy
 
 
 def test_open_copies_are_the_groups_other_listings_under_the_same_label_and_undecided(factory, data):

@@ -334,6 +334,25 @@ def test_grid_accepts_the_ticked_suggestions_as_one_action(factory, data):
     assert len(app.checkbox) == 3
 
 
+def test_a_grid_page_carries_its_relabels_to_the_copies_in_duplicate_groups(factory, data):
+    from tests.review_data import add_flags
+
+    with factory.begin() as session:  # bag-0 (suggested: phone) and an unflagged copy of it, bag-3
+        add_flags(session, data.job_id, data.sample_ids, {
+            path: ("duplicate", 0.3, None, 9, "exact duplicate", {}) for path in ("bag/bag-0.png", "bag/bag-3.png")})
+    app = open_review(kinds=("mislabel",))
+    app.segmented_control(key="review_view").set_value("grid").run()
+    app.checkbox(key=f"grid_pick_{data.flag_ids['shoe/shoe-1.png']}").uncheck().run()
+    app.checkbox(key=f"grid_pick_{data.flag_ids['phone/phone-3.png']}").uncheck().run()
+    app.button(key="grid_accept").click().run()
+    assert not app.exception, app.exception
+    assert [row[:3] for row in log(factory)] == [("bag/bag-0.png", "relabel", "phone"),
+                                                 ("bag/bag-3.png", "relabel", "phone")]
+    assert "and 1 copy in their duplicate groups" in app.success[0].value
+    app.button(key="undo").click().run()
+    assert [row[1] for row in log(factory)][-2:] == ["undo", "undo"]
+
+
 def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
     app = open_review()
     app.segmented_control(key="review_view").set_value("grid").run()
