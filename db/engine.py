@@ -405,6 +405,20 @@ def _schema_lock(engine: Engine) -> Iterator[Connection]:
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
+def _has_every_model_column(connection: Connection) -> bool:
+    """Whether the database has every table of db.models with every one of its columns."""
+    found = inspect(connection)
+    tables = set(found.get_table_names())
+    return all(table.name in tables and {column.name for column in table.columns}
+               <= {column["name"] for column in found.get_columns(table.name)}
+               for table in Base.metadata.sorted_tables)
+
+
+def _first_line(error: Exception) -> str:
+    """The driver's message of a database error, first line only."""
+    return str(getattr(error, "orig", None) or error).splitlines()[0]
+
+
 def _migrate_locked(connection: Connection, before: Optional[str]) -> None:
     """Bring the database from revision `before` to head, on a connection holding the schema lock."""
     shown = describe_database(connection.engine.url)
@@ -413,12 +427,23 @@ def _migrate_locked(connection: Connection, before: Optional[str]) -> None:
         VERSION_TABLE.create(connection)
         connection.execute(VERSION_TABLE.insert().values(version_num=HEAD_REVISION))
         return
+    if before is None and _has_every_model_column(connection):
+        # Its revision record was lost (the table dropped, or the file rebuilt table by table), not its schema.
+        VERSION_TABLE.create(connection)
+        connection.execute(VERSION_TABLE.insert().values(version_num=HEAD_REVISION))
+        log.warning("%s had every table of schema %s but no record of its revision: recorded it", shown, HEAD_REVISION)
+        return
     from db.migrations import runner  # Alembic, imported only when a database needs it
 
     if before is not None and before not in runner.known_revisions():
         raise SchemaTooNew(f"{shown} was written by a newer listing-audit (schema {before}); upgrade listing-audit")
     broken_before = _foreign_key_violations(connection)
-    runner.upgrade(connection)
+    try:
+        runner.upgrade(connection)
+    except (OperationalError, ProgrammingError) as error:  # a schema no release wrote: rolled back by the caller
+        raise DatabaseAccessError(
+            f"cannot upgrade {shown} from schema {before or 'none'}: its tables are not those of any listing-audit "
+            f"release ({_first_line(error)}); nothing was changed") from error
     broken_after = _foreign_key_violations(connection)
     if broken_after > broken_before:
         raise DatabaseAccessError(

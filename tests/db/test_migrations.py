@@ -153,6 +153,40 @@ def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path):
     assert _sqlite(path, "SELECT version_num FROM alembic_version") == [("0099_from_the_future",)]
 
 
+def test_a_current_database_that_lost_its_revision_record_is_recorded_at_head_with_its_rows(tmp_path, caplog):
+    path = tmp_path / "lost.db"
+    factory = make_session_factory(make_engine(path))
+    with factory.begin() as session:
+        session.add(Setting(key="kept", value="yes"))
+    factory.kw["bind"].dispose()
+    _sqlite(path, "DROP TABLE alembic_version")
+    with caplog.at_level(logging.WARNING, logger="db.engine"):
+        engine = make_engine(path)
+    assert "no record of its revision: recorded it" in caplog.text
+    assert _revision(engine) == HEAD_REVISION and _schema_differences(engine) == []
+    with make_session_factory(engine)() as session:
+        assert session.scalars(select(Setting.value).where(Setting.key == "kept")).all() == ["yes"]
+    engine.dispose()
+
+
+def test_a_schema_no_release_wrote_is_refused_in_one_line_and_left_as_it_was(tmp_path):
+    """Revision 0002's column without its record: running the revisions from the baseline would add it twice."""
+    path = tmp_path / "odd.db"
+    engine = make_engine(path, upgrade=False)
+    with engine.connect() as connection:
+        runner.upgrade(connection, "0002_correction_prices")
+        connection.commit()
+    engine.dispose()
+    _sqlite(path, "DROP TABLE alembic_version")
+    before = _sqlite(path, "SELECT name FROM sqlite_master ORDER BY name")
+    with pytest.raises(DatabaseAccessError) as refused:
+        make_engine(path)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"cannot upgrade {path} from schema none: its tables are not")
+    assert "duplicate column name" in message and message.endswith("nothing was changed")
+    assert _sqlite(path, "SELECT name FROM sqlite_master ORDER BY name") == before
+
+
 def test_opening_an_up_to_date_database_takes_one_select(release_db):
     make_engine(release_db).dispose()
     engine = make_engine(release_db, upgrade=False)
