@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -32,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from core.checks.base import EmbeddingStore, ProgressCallback
 from core.executors import RayStage, cluster_cpus, cluster_gpus, map_batches_on_ray, resolve_executor
 from core.imaging import open_rgb
-from core.train_data import to_model_input
+from core.inference import Runner, grid_pool, open_runner
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +177,27 @@ def object_box(pixels: np.ndarray) -> tuple[tuple[float, float, float, float], n
     square is the image's bounding square.
     """
     height, width = pixels.shape[:2]
-    values = pixels.astype(np.float32)
-    border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).astype(np.float32)
     background = np.median(border, axis=0)
     spread = float(np.median(np.abs(border - background).max(axis=1)))
-    difference = np.abs(values - background).max(axis=2)
-    threshold = max(OBJECT_MIN_DIFFERENCE, OBJECT_RELATIVE_DIFFERENCE * float(difference.max()))
-    rows, columns = np.nonzero(difference > threshold)
-    if spread > BORDER_SPREAD_MAX or len(rows) == 0:
-        top, bottom, left, right = 0, height, 0, width
-    else:
-        top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    top, bottom, left, right = 0, height, 0, width
+    if spread <= BORDER_SPREAD_MAX:  # a cluttered border keeps the whole image: no object to find
+        inside = _object_pixels(pixels, background)
+        rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        if len(rows):
+            top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
     side = max(bottom - top, right - left) * (1 + CROP_MARGIN)
     centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
     return (centre_x - side / 2, centre_y - side / 2, centre_x + side / 2, centre_y + side / 2), background
+
+
+def _object_pixels(pixels: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """bool (H, W): the pixels of uint8 (H, W, 3) farther from `background` (float (3,)) than the object
+    threshold, the largest channel difference of each (the channel maximum taken pairwise: a reduction
+    over numpy's last axis of length 3 costs five times as much)."""
+    distance = np.abs(pixels.astype(np.float32) - background)
+    difference = np.maximum(np.maximum(distance[..., 0], distance[..., 1]), distance[..., 2])
+    return difference > max(OBJECT_MIN_DIFFERENCE, OBJECT_RELATIVE_DIFFERENCE * float(difference.max()))
 
 
 def whole_box(pixels: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:
@@ -291,7 +297,8 @@ class PooledFeatures(nn.Module):
         for index, block in enumerate(self.blocks):
             x = block(x)
             if index in self.grids:
-                pooled.append(nn.functional.adaptive_avg_pool2d(x, self.grids[index]).flatten(1))
+                pooled.append(grid_pool(x, self.grids[index]) if torch.onnx.is_in_onnx_export()
+                              else nn.functional.adaptive_avg_pool2d(x, self.grids[index]).flatten(1))
         return torch.cat(pooled, dim=1)
 
 
@@ -420,62 +427,44 @@ def _embed_network(
     batch_size: int,
     device: torch.device,
     progress: ProgressCallback,
+    runtime: Optional[str] = None,
 ) -> tuple[np.ndarray, list[int]]:
     """Pooled backbone features, shape (N, backbone.dim), and the indices of files that failed to decode.
 
-    On a GPU: uint8 batches from pinned memory are copied asynchronously and normalised there (once per
+    The network runs as network_runner chooses. On a GPU: uint8 batches from pinned memory are copied asynchronously and normalised there (once per
     device: core.train_data keeps the constants there), the
     network runs channels-last under float16 autocast, every batch has batch_size images (the last is
     padded, its padding's outputs dropped) so cuDNN tunes once, and outputs stay on the GPU until the
     end, so the host never waits for a batch while the workers decode the next ones. On a CPU each batch
     goes straight into the result: the vectors are held once.
     """
-    extractor = extractor_on(backbone, device)
+    run = network_runner(backbone, device, image_size, batch_size, runtime)
     vectors = np.empty((len(paths), backbone.dim), dtype=np.float32)
     on_device: list[tuple[int, torch.Tensor]] = []  # (first row, outputs) kept on a GPU until the end
     failed: list[int] = []
     done = 0
-    with network_inference(device):
-        for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, device=device):
-            outputs = network_vectors(extractor, images, device, batch_size)
-            if device.type == "cpu":
-                vectors[done:done + len(outputs)] = outputs.numpy()
-            else:
-                on_device.append((done, outputs))
-            failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
-            done += len(images)
-            progress(done / len(paths), f"embedded {done}/{len(paths)} images")
+    for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, device=device):
+        outputs = run(images)
+        if device.type == "cpu":
+            vectors[done:done + len(outputs)] = outputs.numpy()
+        else:
+            on_device.append((done, outputs))
+        failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
+        done += len(images)
+        progress(done / len(paths), f"embedded {done}/{len(paths)} images")
     for start, outputs in on_device:
         vectors[start:start + len(outputs)] = outputs.cpu().numpy()
     return vectors, failed
 
 
-def extractor_on(backbone: Backbone, device: torch.device) -> nn.Module:
-    """`backbone`'s frozen extractor on `device`, channels-last (about twice the CPU throughput of
-    MobileNetV2's depthwise convolutions, oneDNN); cuDNN tunes its kernels once on a GPU."""
-    extractor = build_extractor(backbone).to(device, memory_format=torch.channels_last)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    return extractor
-
-
-@contextmanager
-def network_inference(device: torch.device):
-    """Inference mode, under float16 autocast on CUDA."""
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        yield
-
-
-def network_vectors(extractor: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int) -> torch.Tensor:
-    """One batch through the extractor (inside network_inference): uint8 (B, S, S, 3) -> float32 (B, D) on `device`.
-
-    On CUDA a short batch is padded to batch_size (so cuDNN tunes once) and the padding's outputs dropped.
-    """
-    count = len(images)
-    images = images.to(device, non_blocking=True)
-    if device.type == "cuda" and count < batch_size:
-        images = torch.cat([images, images[-1:].expand(batch_size - count, -1, -1, -1)])
-    return extractor(to_model_input(images))[:count].float()
+def network_runner(backbone: Backbone, device: torch.device, image_size: int, batch_size: int,
+                   runtime: Optional[str] = None) -> Runner:
+    """How `backbone`'s frozen extractor runs at image_size px on `device` (core.inference: ONNX Runtime on a
+    CPU unless `runtime` or $LISTING_AUDIT_RUNTIME says otherwise, PyTorch on CUDA). Raises
+    MissingWeightsError."""
+    check_weights(backbone)
+    return open_runner(lambda: build_extractor(backbone), name=backbone.name, weights=weights_path(backbone),
+                       image_size=image_size, device=device, batch_size=batch_size, runtime=runtime)
 
 
 # --- the same on Ray Data (core.executors) ------------------------------------------------------------
@@ -500,20 +489,18 @@ class NetworkEmbedder:
     """Ray Data actor: holds a backbone's extractor on its device (CUDA when the actor was given a GPU)
     and embeds batches of crop_batch's output: index, pixels, ok -> index, vector float32 (B, D), ok."""
 
-    def __init__(self, backbone: str, device: str, batch_size: int) -> None:
-        self.device = torch.device(device)
-        self.extractor = extractor_on(get_backbone(backbone), self.device)
-        self.batch_size = batch_size
+    def __init__(self, backbone: str, device: str, batch_size: int, image_size: int,
+                 runtime: Optional[str] = None) -> None:
+        self.run = network_runner(get_backbone(backbone), torch.device(device), image_size, batch_size, runtime)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        with network_inference(self.device):
-            vectors = network_vectors(self.extractor, torch.from_numpy(batch["pixels"]), self.device, self.batch_size)
+        vectors = self.run(torch.from_numpy(batch["pixels"]))
         return {"index": batch["index"], "vector": vectors.cpu().numpy(), "ok": batch["ok"]}
 
 
 def _embed_on_ray(paths: Sequence[str | os.PathLike], backbone: Backbone, *, image_size: int, view: str,
-                  batch_size: Optional[int], device: str,
-                  progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
+                  batch_size: Optional[int], device: str, progress: ProgressCallback,
+                  runtime: Optional[str] = None) -> tuple[np.ndarray, list[int]]:
     """embed_images on Ray Data: vectors (N, backbone.dim) and the indices of files that failed to decode.
 
     Files are decoded by tasks and a network runs in actors: one per GPU with the cluster's GPUs (device
@@ -530,7 +517,7 @@ def _embed_on_ray(paths: Sequence[str | os.PathLike], backbone: Backbone, *, ima
         decode = RayStage(crop_batch, kwargs={"side": image_size, "view": view})
         embed = RayStage(NetworkEmbedder, actors=gpus or cluster_cpus(), num_gpus=1 if gpus else 0,
                          constructor_kwargs={"backbone": backbone.name, "device": "cuda" if gpus else "cpu",
-                                             "batch_size": size})
+                                             "batch_size": size, "image_size": image_size, "runtime": runtime})
         stages = [decode, embed]
     columns = map_batches_on_ray(rows, stages, batch_size=size, progress=progress)
     return columns["vector"].astype(np.float32, copy=False), [int(i) for i in np.flatnonzero(~columns["ok"])]
@@ -557,12 +544,15 @@ def embed_images(
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
     executor: str = "local",
+    runtime: Optional[str] = None,
 ) -> np.ndarray:
     """Embed image files: float32 array of shape (N, D), D = get_backbone(backbone).dim.
 
     Each image is decoded upright and cropped to its object (view "crop") or padded to a square
-    (view "whole"). Networks see it at image_size x image_size, ImageNet-normalised, frozen, under
-    inference mode (fp16 autocast on CUDA); "pixels" ignores image_size and view (always the crop).
+    (view "whole"). Networks see it at image_size x image_size, ImageNet-normalised, frozen (fp16
+    autocast on CUDA); "pixels" ignores image_size and view (always the crop). runtime: how a network
+    runs (core.inference.RUNTIMES; None: $LISTING_AUDIT_RUNTIME, else ONNX Runtime on a CPU; the vectors
+    are the same within 1e-5 whichever runs, so they share one cache key).
     batch_size: None for DEFAULT_BATCH_SIZE, or CUDA_BATCH_SIZE for a network on a GPU. Raises
     MissingWeightsError when the backbone's weights are not installed and UnreadableImageError naming
     files that do not decode. executor "ray": the same on Ray Data (see _embed_on_ray; equal to the local
@@ -575,12 +565,12 @@ def embed_images(
         return np.zeros((0, spec.dim), dtype=np.float32)
     if resolve_executor(executor) == "ray":
         vectors, failed = _embed_on_ray(paths, spec, image_size=image_size, view=view, batch_size=batch_size,
-                                        device=device, progress=progress)
+                                        device=device, progress=progress, runtime=runtime)
     elif spec.pretrained:
         chosen = pick_device(device)
         size = batch_size or (CUDA_BATCH_SIZE if chosen.type == "cuda" else DEFAULT_BATCH_SIZE)
         vectors, failed = _embed_network(paths, spec, image_size=image_size, view=view, batch_size=size,
-                                         device=chosen, progress=progress)
+                                         device=chosen, progress=progress, runtime=runtime)
     else:
         vectors, failed = _embed_pixels(paths, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress)
     if failed:
@@ -627,6 +617,7 @@ def embed_cached(
     device: str = "auto",
     progress: Optional[ProgressCallback] = None,
     executor: str = "local",
+    runtime: Optional[str] = None,
 ) -> Embeddings:
     """`embed_images` through a cache keyed by content hash: files already in `store` are not decoded,
     identical files are embedded once, and new vectors are written back every CACHE_CHUNK_IMAGES images,
@@ -634,7 +625,7 @@ def embed_cached(
 
     paths and content_hashes are parallel, length N. Returns Embeddings with vectors (N, D): the only
     array of all N vectors; cached and new ones are read and written a chunk at a time. executor: where
-    the new vectors are computed ("local" or "ray", see embed_images).
+    the new vectors are computed ("local" or "ray") and runtime how a network runs (see embed_images).
     """
     if len(paths) != len(content_hashes):
         raise ValueError(f"{len(paths)} paths but {len(content_hashes)} content hashes")
@@ -655,7 +646,7 @@ def embed_cached(
                           report((s + f * n) / len(todo), f"embedded {s + int(f * n)}/{len(todo)} images"))
         fresh = embed_images([paths[rows_of[h][0]] for h in chunk], backbone=backbone, image_size=image_size,
                              view=view, batch_size=batch_size, device=device, progress=chunk_progress,
-                             executor=executor)
+                             executor=executor, runtime=runtime)
         for content_hash, vector in zip(chunk, fresh):
             vectors[rows_of[content_hash]] = vector
         if store is not None:

@@ -103,7 +103,7 @@ def test_network_embeddings_are_the_extractor_on_the_normalised_view(tmp_path, v
     extractor = build_extractor(get_backbone("mobilenet_v2")).to(memory_format=torch.channels_last)
     with torch.inference_mode():
         expected = extractor(((pixels - mean) / std).contiguous(memory_format=torch.channels_last)).numpy()
-    vectors = embed_images(paths, backbone="mobilenet_v2", image_size=32, view=view, device="cpu")
+    vectors = embed_images(paths, backbone="mobilenet_v2", image_size=32, view=view, device="cpu", runtime="torch")
     np.testing.assert_array_equal(vectors, expected)
 
 
