@@ -1,7 +1,7 @@
 """How a frozen backbone runs: ONNX Runtime on a CPU, PyTorch on a GPU and wherever ONNX Runtime cannot run.
 
 On a CPU, ONNX Runtime gives MobileNetV2 the same vectors as PyTorch (cosine 1.0000, max abs difference
-about 1e-5: it sits closer to a float64 reference than PyTorch's float32 does) three to four times faster
+about 5e-5: it sits closer to a float64 reference than PyTorch's float32 does) 1.6 to 3.6 times faster
 (BENCHMARKS.md, "Embedding runtime"). Its graph is exported once from the torchvision network on the
 user's machine, checked against PyTorch on one batch, and cached beside the weights
 ($TORCH_HOME/hub/checkpoints/onnx/), keyed by the weights' sha256, the input side and the versions of the
