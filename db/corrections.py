@@ -112,6 +112,21 @@ def _checked_price(sample: Sample, state: SampleState, new_price: Optional[float
     return float(new_price)
 
 
+#: Longest reviewer name a decision is stored with (characters); a name is who decided, not a note.
+MAX_REVIEWER_CHARS = 100
+
+
+def checked_reviewer(name: str, *, required: bool = False) -> str:
+    """`name` without surrounding white space; DecisionError when it is over MAX_REVIEWER_CHARS, or blank
+    and `required` (scripts and tests may decide without a name; the app and the CLI always give one)."""
+    name = (name or "").strip()
+    if len(name) > MAX_REVIEWER_CHARS:
+        raise DecisionError(f"a reviewer name is at most {MAX_REVIEWER_CHARS} characters, not {len(name):,}")
+    if required and not name:
+        raise DecisionError("the reviewer name is blank: give the name decisions are recorded under")
+    return name
+
+
 def decide(
     session: Session,
     sample: Sample,
@@ -139,6 +154,7 @@ def decide(
     """
     if action not in ACTIONS:
         raise DecisionError(f"unknown action {action!r}; actions are: {', '.join(ACTIONS)}")
+    reviewer = checked_reviewer(reviewer)
     # Without a real transaction the SAVEPOINT below would commit at its RELEASE,
     # and a caller rolling back afterwards would still keep this decision.
     begin_write(session)

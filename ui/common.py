@@ -15,6 +15,7 @@ from typing import Optional
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.corrections import MAX_REVIEWER_CHARS
 from db.engine import DatabaseAccessError, canonical_location, default_location, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
@@ -178,10 +179,15 @@ def render_reviewer() -> None:
     second tab keeps it.
     """
     if REVIEWER_NAME_KEY not in st.session_state:
-        st.session_state[REVIEWER_NAME_KEY] = str(st.query_params.get(REVIEWER_KEY) or "").strip()
+        from_url = str(st.query_params.get(REVIEWER_KEY) or "").strip()
+        if len(from_url) > MAX_REVIEWER_CHARS:
+            st.sidebar.warning(f"The reviewer name in the address has {len(from_url):,} characters (at most "
+                               f"{MAX_REVIEWER_CHARS}): not used.")
+            from_url = ""
+        st.session_state[REVIEWER_NAME_KEY] = from_url
     st.session_state[REVIEWER_KEY] = st.session_state[REVIEWER_NAME_KEY]
     st.sidebar.text_input("Reviewer", key=REVIEWER_KEY, placeholder="your name", on_change=_reviewer_changed,
-                          help="Stored with every decision you make.")
+                          max_chars=MAX_REVIEWER_CHARS, help="Stored with every decision you make.")
     name = st.session_state[REVIEWER_NAME_KEY]
     if name and st.query_params.get(REVIEWER_KEY) != name:
         st.query_params[REVIEWER_KEY] = name

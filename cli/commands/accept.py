@@ -12,7 +12,7 @@ import argparse
 
 import pandas as pd
 
-from cli.commands.correct import default_reviewer
+from cli.commands.correct import chosen_reviewer
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
 from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance
 from db.corrections import DecisionError, undo_last_action
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.max_score <= 1.0:
         raise CliError("--max-score must be between 0 and 1")
     kinds = chosen_kinds(args.kinds)
-    reviewer = args.reviewer or default_reviewer()
+    reviewer = chosen_reviewer(args.reviewer)
     factory = open_db(args)
 
     def decide(session):

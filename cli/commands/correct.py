@@ -10,12 +10,13 @@ import argparse
 import getpass
 import math
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset, shown
-from db.corrections import DecisionError, decide
+from db.corrections import DecisionError, checked_reviewer, decide
 from db.engine import write_transaction
 from db.models import Dataset, Sample
 from db.queries import dataset_classes
@@ -30,6 +31,17 @@ def default_reviewer() -> str:
         return getpass.getuser()
     except (OSError, KeyError):
         return "cli"
+
+
+def chosen_reviewer(given: Optional[str]) -> str:
+    """--reviewer without surrounding white space, or the login name when it is not given; CliError for a
+    blank or overlong name."""
+    if given is None:
+        return default_reviewer()
+    try:
+        return checked_reviewer(given, required=True)
+    except DecisionError as error:
+        raise CliError(f"--reviewer: {error}") from error
 
 
 def register(subparsers) -> None:
@@ -119,7 +131,7 @@ def describe_state(label: str, deleted: bool, price, *, priced: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     action = chosen_action(args)
-    reviewer = args.reviewer if args.reviewer is not None else default_reviewer()
+    reviewer = chosen_reviewer(args.reviewer)
     factory = open_db(args)
     # Look up before taking the write lock: a wrong dataset or path is refused without waiting for it,
     # and the lock is held only for the decision itself (other reviewers queue behind it).

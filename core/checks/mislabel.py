@@ -172,6 +172,7 @@ class MislabelCheck(Check):
         small = too_small_classes(labels, len(classes), min_class_size)
         assessed = evidence.folds.assessed & ~small[labels]
         warnings = [small_classes_warning(labels, small, classes, min_class_size)] if small[labels].any() else []
+        warnings += [warning for warning in [evidence.folds.fewer_than_asked()] if warning]
         issues = np.zeros(len(labels), bool)
         scores = np.ones(len(labels))
         count, noise_per_class = None, {}

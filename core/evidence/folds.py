@@ -62,13 +62,24 @@ def duplicate_groups(samples: pd.DataFrame, duplicate_group: Optional[pd.Series]
 class AuditFolds:
     """fold: the fold of each row, int (N,) in [0, count); labels: the labels the folds were made for,
     int (N,); assessed: bool (N,), False for rows whose class has a single row (no fold can hold it out
-    and still learn the class); notes: what fell back and why."""
+    and still learn the class); notes: what fell back and why; asked: the folds asked for (count is
+    fewer when a class or the duplicate groups are too few for them)."""
 
     fold: np.ndarray
     count: int
     labels: np.ndarray
     assessed: np.ndarray
     notes: list[str] = field(default_factory=list)
+    asked: int = 0
+
+    def fewer_than_asked(self) -> Optional[str]:
+        """The warning a reviewer reads when the audit made fewer folds than asked for; None otherwise."""
+        if self.count >= self.asked:
+            return None
+        largest = int(np.bincount(self.labels).max()) if len(self.labels) else 0
+        why = (f"the largest class has {largest} listings" if largest <= self.count else
+               f"the listings make only {self.count} groups of duplicate copies")
+        return f"{self.count} folds instead of the {self.asked} asked for: {why}"
 
     def splits(self, exclude_from_training: Optional[np.ndarray] = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(training rows, held-out rows) of each fold, positions into the N rows. Rows in
@@ -104,7 +115,7 @@ def make_folds(labels: np.ndarray, groups: np.ndarray, *, n_classes: int, folds:
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         for index, (_, held_out) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):
             fold[held_out] = index
-    return AuditFolds(fold, usable, labels, counts[labels] > 1, notes)
+    return AuditFolds(fold, usable, labels, counts[labels] > 1, notes, asked=folds)
 
 
 def _fold_notes(counts: np.ndarray, wanted: int, usable: int) -> list[str]:
