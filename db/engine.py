@@ -298,13 +298,46 @@ def _refuse_foreign_sqlite(path: Path) -> None:
 
 
 def _sqlite_engine(url: URL) -> Engine:
-    _refuse_foreign_sqlite(Path(url.database))
+    path = Path(url.database)
+    _refuse_foreign_sqlite(path)
+    if _on_read_only_ground(path):
+        return _read_only_sqlite_engine(path)
     engine = create_engine(
         f"sqlite:///{_checked_path(url)}",
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
     event.listen(engine, "connect", _set_sqlite_pragmas)
     return engine
+
+
+def _on_read_only_ground(path: Path) -> bool:
+    """Whether `path` is an existing database file in a folder nothing can be written to (a read-only mount,
+    or a folder this user may not write): SQLite could not make its lock and WAL index files there."""
+    return path.is_file() and not os.access(path.parent, os.W_OK)
+
+
+def _read_only_sqlite_engine(path: Path) -> Engine:
+    """An engine that reads `path` and never writes (SQLite's mode=ro, immutable: nobody can change a file
+    where nothing can be written); a write raises DatabaseAccessError ("attempt to write a readonly
+    database"). Refused when the file's WAL holds changes not yet in it: immutable reading would miss them."""
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise DatabaseAccessError(
+            f"{path} is on read-only ground and its latest changes are still in {wal.name}, which cannot be "
+            "merged there: open it once where it can be written")
+    uri = f"{path.resolve().as_uri()}?mode=ro&immutable=1"
+    engine = create_engine(f"sqlite:///{path}", creator=lambda: sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False))
+    event.listen(engine, "connect", _set_read_only_pragmas)
+    log.info("opened %s read-only: its folder cannot be written", path)
+    return engine
+
+
+def _set_read_only_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
 
 def _postgres_engine(url: URL) -> Engine:

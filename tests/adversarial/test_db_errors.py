@@ -23,10 +23,11 @@ from streamlit.testing.v1 import AppTest
 
 from cli.main import main
 from db.engine import make_engine, make_session_factory
-from db.models import Correction
+from db.corrections import decide
+from db.models import Correction, Sample
 from tests.cli import run_cli
 from tests.db.test_engine import corrupt, write_lock_held
-from tests.review_data import build_review_data
+from tests.review_data import CLASSES, build_review_data
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -75,18 +76,18 @@ def test_a_corrupted_db_is_one_line(capsys, tmp_path, db_path):
     assert one_error_line(err).startswith(f"{db_path} is corrupted (database disk image is malformed); restore it")
 
 
-def run_cli_as_nobody(argv: list[str]) -> tuple[int, str]:
-    """Run `listing-audit argv...` in a forked child that dropped root for user nobody: (exit code, stderr)."""
+def run_cli_as_nobody(argv: list[str]) -> tuple[int, str, str]:
+    """Run `listing-audit argv...` in a forked child that dropped root for user nobody: (exit code, stdout, stderr)."""
     receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
 
     def child() -> None:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             code = main(argv)
-        send.send((code, err.getvalue()))
+        send.send((code, out.getvalue(), err.getvalue()))
 
     process = multiprocessing.get_context("fork").Process(target=child)
     process.start()
@@ -106,16 +107,59 @@ def test_a_read_only_db_is_one_line_and_unchanged(capsys, tmp_path):
         engine.dispose()
         db_path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         argv = ["correct", str(data.root), "bag/bag-0.png", "--keep", "--reviewer", "ann", "--db", str(db_path)]
-        if os.geteuid() == 0:
-            code, err = run_cli_as_nobody(argv)
-        else:
-            code, _, err = run_cli(capsys, *argv)
+        code, _, err = run_cli_as_nobody(argv) if os.geteuid() == 0 else run_cli(capsys, *argv)
         assert code == 2
         assert one_error_line(err) == (
             f"{db_path} is read-only: attempt to write a readonly database; make the file and its folder writable"
         )
         assert decisions(db_path) == 0
     finally:
+        shutil.rmtree(folder)
+
+
+def test_a_db_where_nothing_can_be_written_is_read_and_a_write_is_one_line(capsys, tmp_path):
+    """A read-only mount, or a folder the user may not write: SQLite cannot make its lock and WAL index files
+    there, so the database is opened read-only (history, flags and export read it) and a decision is refused
+    in one line. As root the commands run as user nobody, for whom the folder is read-only."""
+    folder = Path(tempfile.mkdtemp(prefix="read-only-folder-"))
+    try:
+        db_path = folder / "listing-audit.db"
+        engine = make_engine(db_path)
+        factory = make_session_factory(engine)
+        data = build_review_data(tmp_path / "tiny", factory)
+        with factory.begin() as session:
+            decide(session, session.get(Sample, data.sample_ids["bag/bag-0.png"]), "keep", classes=CLASSES,
+                   reviewer="ann")
+        engine.dispose()
+        folder.chmod(0o555)
+        run = run_cli_as_nobody if os.geteuid() == 0 else (lambda argv: run_cli(capsys, *argv))
+        code, out, err = run(["history", str(data.root), "--db", str(db_path)])
+        assert code == 0, err
+        assert "bag/bag-0.png" in out and "keep" in out and "ann" in out
+        code, out, err = run(["correct", str(data.root), "bag/bag-1.png", "--keep", "--reviewer", "bob",
+                              "--db", str(db_path)])
+        assert code == 2 and one_error_line(err) == (
+            f"{db_path} is read-only: attempt to write a readonly database; make the file and its folder writable")
+        assert sorted(path.name for path in folder.iterdir()) == ["listing-audit.db"]  # no lock or WAL files made
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+
+
+def test_a_db_where_nothing_can_be_written_with_changes_left_in_its_wal_is_refused_in_one_line(capsys, tmp_path):
+    folder = Path(tempfile.mkdtemp(prefix="read-only-wal-"))
+    try:
+        db_path = folder / "listing-audit.db"
+        build_review_data(tmp_path / "tiny", make_session_factory(make_engine(db_path)))
+        (folder / "listing-audit.db-wal").write_bytes(b"\0" * 4096)  # as a writer killed mid-way leaves it
+        folder.chmod(0o555)
+        argv = ["history", str(tmp_path / "tiny"), "--db", str(db_path)]
+        code, _, err = run_cli_as_nobody(argv) if os.geteuid() == 0 else run_cli(capsys, *argv)
+        assert code == 2 and one_error_line(err) == (
+            f"{db_path} is on read-only ground and its latest changes are still in listing-audit.db-wal, which "
+            "cannot be merged there: open it once where it can be written")
+    finally:
+        folder.chmod(0o755)
         shutil.rmtree(folder)
 
 
