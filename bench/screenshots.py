@@ -57,7 +57,7 @@ def review_grid(page, out: Path) -> Path:
     path = shoot(page, out, "review-grid.png")
     focus_page(page)
     page.keyboard.press("a")
-    page.wait_for_function(TEXT_SETTLED_JS, arg=["Accepted 23 of 24."], polling="raf")
+    page.wait_for_function(TEXT_SETTLED_JS, arg=["Accepted 23 of 24"], polling="raf")
     return path
 
 

@@ -431,8 +431,8 @@ def _embed_network(
 ) -> tuple[np.ndarray, list[int]]:
     """Pooled backbone features, shape (N, backbone.dim), and the indices of files that failed to decode.
 
-    The network runs as network_runner chooses. On a GPU: uint8 batches from pinned memory are copied asynchronously and normalised there (once per
-    device: core.train_data keeps the constants there), the
+    The network runs as network_runner chooses. On a GPU: uint8 batches from pinned memory are copied
+    asynchronously and normalised there (once per device: core.train_data keeps the constants there), the
     network runs channels-last under float16 autocast, every batch has batch_size images (the last is
     padded, its padding's outputs dropped) so cuDNN tunes once, and outputs stay on the GPU until the
     end, so the host never waits for a batch while the workers decode the next ones. On a CPU each batch
