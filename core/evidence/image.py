@@ -17,6 +17,9 @@ from core.evidence.folds import AuditFolds
 from core.oof import out_of_fold_probabilities
 
 WEIGHT_FREE_BACKBONE = "pixels"
+#: Share of a member's progress taken by embedding its photos; the cross-validated fits take the rest and
+#: report each fold, so a cancel request is heard between folds, not only after them.
+EMBEDDING_SHARE = 0.8
 
 
 class EmbeddingMember(Member):
@@ -47,7 +50,8 @@ class EmbeddingMember(Member):
             embedded = embed_cached(
                 [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]),
                 store=data.embeddings, backbone=self.backbone(data), image_size=self.image_size(data),
-                view=self.view, device=data.options.device, progress=data.progress, executor=data.options.executor,
+                view=self.view, device=data.options.device, executor=data.options.executor,
+                progress=lambda fraction, message: data.progress(EMBEDDING_SHARE * fraction, message),
             )
             self._vectors = embedded.vectors
             self._details = {"key": embedded.key, "embedded": embedded.computed, "from_cache": embedded.reused}
@@ -62,8 +66,11 @@ class EmbeddingMember(Member):
 
         features = self.features(data)
         classifier = get_backbone(self.backbone(data)).classifier
-        oof = out_of_fold_probabilities(features, data.labels, n_classes=data.n_classes, classifier=classifier,
-                                        seed=data.options.seed, exclude_from_training=exclude, audit_folds=folds)
+        oof = out_of_fold_probabilities(
+            features, data.labels, n_classes=data.n_classes, classifier=classifier, seed=data.options.seed,
+            exclude_from_training=exclude, audit_folds=folds,
+            progress=lambda fraction, message: data.progress(EMBEDDING_SHARE + (1 - EMBEDDING_SHARE) * fraction,
+                                                             f"fitting, {message}"))
         return MemberOutput(self.name, oof.pred_probs, np.ones(len(features), bool),
                             details={**self._details, "classifier": classifier})
 

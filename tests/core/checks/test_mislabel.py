@@ -57,6 +57,22 @@ def test_respects_corrections_by_auditing_current_labels(tmp_path, scanned_conte
     assert not result.issues["is_mislabel_issue"].any()
 
 
+def test_the_fits_report_each_fold_so_a_cancel_request_is_heard_between_them(tmp_path, scanned_context):
+    """A job's progress reporter raises JobCancelled when a cancel was asked for: the cross-validated fits of
+    an image member report after every fold, after its embedding, and its progress never runs backwards."""
+    reports = []
+    context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}),
+                              params={"backbone": "pixels", "folds": 3},
+                              progress=lambda fraction, message: reports.append((fraction, message)))
+    MislabelCheck().find_issues(context)
+    pixels = [(fraction, message) for fraction, message in reports if message.startswith("round 1, pixels: ")]
+    fits = [message for _, message in pixels if "fitting" in message]
+    assert fits == [f"round 1, pixels: fitting, fold {k}/3" for k in (1, 2, 3)]
+    assert [message for _, message in pixels].index(fits[0]) > 0  # after the embedding's reports
+    fractions = [fraction for fraction, _ in pixels]
+    assert fractions == sorted(fractions)
+
+
 def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_context, factory):
     context = scanned_context(build_colour_dataset(tmp_path / "ds", planted={}),
                               params={"folds": 2, "image_size": 32}, embeddings=DbEmbeddingStore(factory))
