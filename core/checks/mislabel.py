@@ -282,8 +282,8 @@ def weak_evidence_warning(count: IssueCount) -> str:
     """The one line a reviewer reads when the evidence cannot back a count: what to do, and why."""
     return (f"The evidence here is weak: review the first {count.estimated} flags as a ranking, not a count (label "
             f"errors estimated at {count.low}-{count.high}): {'; '.join(count.reasons)}. More listings "
-            f"per class make it stronger; networks fine-tuned on these photos (`--mislabel-source finetune`, "
-            f"minutes on a GPU) may read them better")
+            f"per class make it stronger (networks fine-tuned on such photos did not, where measured: "
+            f"docs/mislabel.md)")
 
 
 def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:
