@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.features import (  # noqa: E402
     DEFAULT_BACKBONE, build_extractor, crop_pixels, embed_images, get_backbone, weights_path,
 )
-from core.inference import OnnxRunner, TorchRunner, graph_path, min_cosine, onnx_runner  # noqa: E402
+from core.inference import TorchRunner, graph_path, onnx_runner, row_cosines  # noqa: E402
 from core.imaging import IMAGE_EXTENSIONS  # noqa: E402
 
 IMAGES = 256
@@ -99,7 +99,7 @@ def throughput(photos: list[Path]) -> list[str]:
         for name, run in runners.items():
             medians = [statistics.median(speeds[(name, b)]) for b in BATCHES]
             vectors = run(pixels).numpy()
-            cosines = (vectors * reference).sum(1) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference, axis=1))
+            cosines = row_cosines(vectors, reference)
             lines.append(f"  {name:<30} {' / '.join(f'{m:6.0f}' for m in medians)}   "
                          f"{' / '.join(f'{m / b:.1f}x' for m, b in zip(medians, base))}   cosine min "
                          f"{cosines.min():.4f} mean {cosines.mean():.4f}, max abs diff "

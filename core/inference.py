@@ -162,11 +162,16 @@ def export_graph(extractor: nn.Module, image_size: int, path: Path) -> None:
         _session.cache_clear()
 
 
-def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Smallest row-wise cosine similarity of two (N, D) arrays."""
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of two (N, D) arrays: float64 (N,)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return float(((a * b).sum(axis=1) / np.maximum(norms, 1e-30)).min())
+    return (a * b).sum(axis=1) / np.maximum(norms, 1e-30)
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Smallest row-wise cosine similarity of two (N, D) arrays."""
+    return float(row_cosines(a, b).min())
 
 
 class _PixelsToVectors(nn.Module):

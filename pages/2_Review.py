@@ -31,8 +31,8 @@ from db.corrections import Decision
 from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, PRICE_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
-    ReviewContext, apply_many, copies_note, decide_on_sample, image_bytes, keep_group, listing_lines, member_states, move, notify,
-    render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
+    ReviewContext, apply_many, copies_note, decide_on_sample, image_bytes, keep_group, listing_lines, member_states,
+    move, notify, render_broken, render_duplicates, render_mislabel, render_notice, render_other, render_price, sample_caption,
     shortcut_legend, show_full_resolution, undo_last,
 )
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
@@ -432,8 +432,8 @@ def confirm_bulk(context: ReviewContext) -> None:
                  for sample_id, new_label, last_id, flag_id in plan["decisions"]]
     made = apply_many(context, decisions, note="bulk: accepted the suggested label", carry_job_id=context.job_id)
     if made:
-        notify("success", f"Relabelled {len(decisions)} images to their suggested label{copies_note(made - len(decisions))}."
-               " Undo reverts all of them.")
+        notify("success", f"Relabelled {len(decisions)} images to their suggested label"
+               f"{copies_note(made - len(decisions))}. Undo reverts all of them.")
 
 
 def cancel_bulk() -> None:

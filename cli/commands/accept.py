@@ -1,9 +1,9 @@
 """`listing-audit accept DATASET_DIR`: accept the latest audit's suggestions as one undoable action.
 
 Relabels mislabel flags to their suggested class, keeps one member of each duplicate group and
-deletes the rest, deletes broken files (core.acceptance). A relabel carries to the listing's open copies
-under the same label in the audit's duplicate groups (db.review.carry_to_copies). Only open flags count: a sample decided
-on since the audit keeps that decision. All decisions go through db.corrections.decide_many as one
+deletes the rest, deletes broken files (core.acceptance). A relabel carries to the listing's open
+copies under the same label in the audit's duplicate groups (db.review.carry_to_copies). Only open
+flags count: a sample decided on since the audit keeps that decision. All decisions go through db.corrections.decide_many as one
 batch, so `--undo` (or the Review page's undo) reverts them together. --dry-run shows the plan.
 """
 from __future__ import annotations
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                    "deleted": counts.get("delete", 0), "dry_run": args.dry_run, "reviewer": reviewer}
         if not args.dry_run:
             try:
-                made = apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note, carry_job_id=job.id)
+                made = apply_plan(session, plan, classes=classes, reviewer=reviewer, note=args.note,
+                                  carry_job_id=job.id)
                 summary["carried_to_copies"] = len(made) - len(plan)
             except DecisionError as error:  # the transaction rolls back: nothing was decided
                 raise CliError(f"nothing accepted: {error}") from error

@@ -16,8 +16,8 @@ from db.corrections import (
 )
 from db.models import Correction, Sample
 from db.review import (
-    CARRIED_IN_BULK, HistoryFilter, QueueFilter, bulk_accept_candidates, carry_to_copies, class_examples, class_prices, data_version,
-    duplicate_members, export_frame, history_count, history_frame, history_reviewers, latest_audit_job,
+    CARRIED_IN_BULK, HistoryFilter, QueueFilter, bulk_accept_candidates, carry_to_copies, class_examples, class_prices,
+    data_version, duplicate_members, export_frame, history_count, history_frame, history_reviewers, latest_audit_job,
     mislabel_decisions, open_copies, queue_count, queue_page, queue_rank, queue_summary,
 )
 from tests.review_data import CLASSES, add_audit_job, add_flags, build_review_data
