@@ -126,13 +126,18 @@ def test_an_old_database_lacking_a_newer_table_and_index_gets_them(release_db):
     engine.dispose()
 
 
-def test_a_database_at_an_older_revision_is_upgraded(tmp_path):
-    path = tmp_path / "old.db"
+def _database_at(path: Path, revision: str) -> Path:
+    """A new database file at `path` brought by the revisions up to `revision` only."""
     engine = make_engine(path, upgrade=False)
     with engine.connect() as connection:
-        runner.upgrade(connection, "0001_baseline")
+        runner.upgrade(connection, revision)
         connection.commit()
     engine.dispose()
+    return path
+
+
+def test_a_database_at_an_older_revision_is_upgraded(tmp_path):
+    path = _database_at(tmp_path / "old.db", "0001_baseline")
     assert "old_price" not in {row[1] for row in _sqlite(path, "PRAGMA table_info(corrections)")}
 
     engine = make_engine(path)
@@ -171,12 +176,7 @@ def test_a_current_database_that_lost_its_revision_record_is_recorded_at_head_wi
 
 def test_a_schema_no_release_wrote_is_refused_in_one_line_and_left_as_it_was(tmp_path):
     """Revision 0002's column without its record: running the revisions from the baseline would add it twice."""
-    path = tmp_path / "odd.db"
-    engine = make_engine(path, upgrade=False)
-    with engine.connect() as connection:
-        runner.upgrade(connection, "0002_correction_prices")
-        connection.commit()
-    engine.dispose()
+    path = _database_at(tmp_path / "odd.db", "0002_correction_prices")
     _sqlite(path, "DROP TABLE alembic_version")
     before = _sqlite(path, "SELECT name FROM sqlite_master ORDER BY name")
     with pytest.raises(DatabaseAccessError) as refused:
