@@ -50,7 +50,9 @@ def ensure_evaluation_split(session: Session, dataset_id: int, *, fraction: floa
     now = utcnow()
     rows = [{"sample_id": int(sample_id), "dataset_id": dataset_id, "evaluation": bool(side), "assigned_at": now}
             for sample_id, side in zip(samples["id"][new], sides[new])]
-    session.execute(insert_ignoring_duplicates(session, EvaluationSide).values(rows).on_conflict_do_nothing())
+    # executemany, which SQLAlchemy sends in batches: one multi-row VALUES of 100,000 listings would bind
+    # 400,000 parameters, past SQLite's limit (32,766)
+    session.execute(insert_ignoring_duplicates(session, EvaluationSide).on_conflict_do_nothing(), rows)
     return len(rows)
 
 

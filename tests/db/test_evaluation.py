@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pandas as pd
 import pytest
@@ -9,8 +10,8 @@ from sqlalchemy import select
 
 from db.corrections import decide, undo_decision
 from db.engine import make_engine, make_session_factory
-from db.evaluation import compare_runs, evaluation_sides, reference_labels, split_summary
-from db.models import Job, Sample
+from db.evaluation import compare_runs, ensure_evaluation_split, evaluation_sides, reference_labels, split_summary
+from db.models import Dataset, Job, Sample
 from db.queries import dataset_classes
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
@@ -65,6 +66,26 @@ def test_the_split_is_drawn_at_the_first_scan_and_is_the_same_in_a_new_database_
     with factory() as session:
         assert split_summary(session, dataset_id) == {"evaluation": sum(second.values()),
                                                       "training": 60 - sum(second.values()), "unassigned": 0}
+
+
+def test_a_split_of_more_listings_than_one_statement_can_bind_is_stored(factory, tmp_path):
+    """20,000 listings: one multi-row INSERT of their sides would bind 80,000 parameters, past PostgreSQL's
+    65,535 and the 32,766 of SQLite's default build (set here; this machine's allows 250,000, which a scan of
+    100,000 listings, 400,000 parameters, exceeded)."""
+    listings = 20_000
+    with factory.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+        dataset = Dataset(root=str(tmp_path / "big"), name="big")
+        session.add(dataset)
+        session.flush()
+        session.execute(Sample.__table__.insert(), [
+            {"dataset_id": dataset.id, "path": f"{CLASSES[i % 3]}/{i}.jpg", "label": CLASSES[i % 3], "file_size": 1,
+             "mtime_ns": 0, "content_hash": f"{i:064x}"} for i in range(listings)])
+        assert ensure_evaluation_split(session, dataset.id) == listings
+    with factory() as session:
+        summary = split_summary(session, dataset.id)
+    assert summary["unassigned"] == 0 and 0.18 < summary["evaluation"] / listings < 0.22
 
 
 def test_reference_labels_are_todays_labels_or_only_the_verified_ones(factory, tmp_path):
