@@ -119,15 +119,18 @@ def known_files(session: Session, dataset_id: int) -> dict[str, tuple[int, int, 
     return {path: (sample_id, size, mtime) for path, sample_id, size, mtime in rows}
 
 
+#: Ids bound in one IN list: under SQLite's default limit of 32,766 parameters and PostgreSQL's 65,535.
+ID_CHUNK = 10_000
+
+
 def mark_missing(session: Session, dataset_id: int, present_paths: set[str]) -> int:
     """Mark samples whose file vanished as missing (and un-mark ones that came back). Returns how many are missing now."""
     rows = session.execute(select(Sample.id, Sample.path, Sample.missing).where(Sample.dataset_id == dataset_id)).all()
     vanished = [sid for sid, path, missing in rows if path not in present_paths and not missing]
     returned = [sid for sid, path, missing in rows if path in present_paths and missing]
-    if vanished:
-        session.execute(update(Sample).where(Sample.id.in_(vanished)).values(missing=True))
-    if returned:
-        session.execute(update(Sample).where(Sample.id.in_(returned)).values(missing=False))
+    for missing, ids in ((True, vanished), (False, returned)):
+        for start in range(0, len(ids), ID_CHUNK):  # one IN list binds a parameter per id
+            session.execute(update(Sample).where(Sample.id.in_(ids[start:start + ID_CHUNK])).values(missing=missing))
     return sum(1 for _, path, _ in rows if path not in present_paths)
 
 

@@ -236,12 +236,3 @@ def dataset_snapshot(session: Session, dataset_id: int) -> dict[str, int]:
         "relabelled": sum(1 for label, new_label, deleted in current if not deleted and new_label != label),
         "deleted": sum(1 for _, _, deleted in current if deleted),
     }
-
-
-def sample_files(session: Session, sample_ids: list[int]) -> pd.DataFrame:
-    """Path (relative to the dataset root), mtime_ns and file_size of samples, in the order of `sample_ids`."""
-    rows = session.execute(
-        select(Sample.id, Sample.path, Sample.mtime_ns, Sample.file_size).where(Sample.id.in_(sample_ids))
-    ).all()
-    table = pd.DataFrame(rows, columns=["id", "path", "mtime_ns", "file_size"]).set_index("id")
-    return table.reindex([i for i in sample_ids if i in table.index]).reset_index()

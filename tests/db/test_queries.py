@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 
 import pandas as pd
 import pytest
@@ -165,3 +166,21 @@ def test_store_dataset_scan_keeps_the_summary(factory, dataset):
         stored = session.get(Dataset, dataset_id)
         assert json.loads(stored.last_scan_json) == {"images": 5, "classes": {"bags": 2}}
         assert stored.scanned_at is not None
+
+
+def test_forty_thousand_files_vanishing_at_once_are_marked_missing_and_back(factory, tmp_path):
+    """One IN list of their ids would bind 40,000 parameters: past SQLite's default limit (set here) and
+    close to PostgreSQL's 65,535."""
+    count = 40_000
+    with factory.begin() as session:
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection().connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+        dataset = Dataset(root=str(tmp_path / "big"), name="big")
+        session.add(dataset)
+        session.flush()
+        paths = [f"bags/{i}.jpg" for i in range(count)]
+        session.execute(Sample.__table__.insert(), [{"dataset_id": dataset.id, "path": path, "label": "bags",
+                                                     "file_size": 1, "mtime_ns": 0} for path in paths])
+        assert mark_missing(session, dataset.id, set()) == count
+        assert mark_missing(session, dataset.id, set(paths)) == 0
+        assert not any(session.scalars(select(Sample.missing).where(Sample.dataset_id == dataset.id)))
