@@ -252,11 +252,31 @@ def _raise_one_line_error(context: ExceptionContext) -> None:
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+#: Seconds between tries of the switch to WAL while another connection holds the database's write lock.
+WAL_SWITCH_PAUSE_S = 0.05
+
+
+def _switch_to_wal(cursor) -> None:
+    """PRAGMA journal_mode=WAL, retried for up to BUSY_TIMEOUT_MS while another connection holds the write
+    lock: on a database still in rollback-journal mode (one written before WAL, or new) the switch fails at
+    once with "database is locked" instead of waiting through the busy handler, so a second process opening
+    it while the first migrates it would fail. A database already in WAL needs no lock for it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE_S)
 
 
 def _checked_path(url: URL) -> Path:

@@ -9,6 +9,8 @@ import logging
 import multiprocessing
 import shutil
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -232,6 +234,25 @@ def _upgrades_by_two_processes_at_once(location) -> list[int]:
     assert all(isinstance(report, list) for report in reports), reports
     assert [worker.exitcode for worker in workers] == [0, 0]
     return sorted(len(report) for report in reports)
+
+
+def test_opening_a_database_before_wal_while_another_connection_writes_it_waits_for_that_write(release_db):
+    """The release database is in rollback-journal mode: switching it to WAL fails at once, without the busy
+    handler, while another connection holds its write lock (the race of two processes opening it together)."""
+    assert _sqlite(release_db, "PRAGMA journal_mode") == [("delete",)]
+    writer = sqlite3.connect(release_db, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    finish = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    finish.start()
+    started = time.monotonic()
+    try:
+        engine = make_engine(release_db)
+    finally:
+        finish.join()
+        writer.close()
+    assert time.monotonic() - started >= 0.4
+    assert _revision(engine) == HEAD_REVISION and _sqlite(release_db, "PRAGMA journal_mode") == [("wal",)]
+    engine.dispose()
 
 
 def test_two_processes_opening_one_old_database_migrate_it_once(release_db):
