@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pandas as pd
 import pytest
@@ -11,10 +10,11 @@ from sqlalchemy import select
 from db.corrections import decide, undo_decision
 from db.engine import make_engine, make_session_factory
 from db.evaluation import compare_runs, ensure_evaluation_split, evaluation_sides, reference_labels, split_summary
-from db.models import Dataset, Job, Sample
+from db.models import Job, Sample
 from db.queries import dataset_classes
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
+from tests.db.many_samples import add_many_samples
 
 CLASSES = ("bag", "coat", "shoe")
 
@@ -74,17 +74,10 @@ def test_a_split_of_more_listings_than_one_statement_can_bind_is_stored(factory,
     100,000 listings, 400,000 parameters, exceeded)."""
     listings = 20_000
     with factory.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
-        dataset = Dataset(root=str(tmp_path / "big"), name="big")
-        session.add(dataset)
-        session.flush()
-        session.execute(Sample.__table__.insert(), [
-            {"dataset_id": dataset.id, "path": f"{CLASSES[i % 3]}/{i}.jpg", "label": CLASSES[i % 3], "file_size": 1,
-             "mtime_ns": 0, "content_hash": f"{i:064x}"} for i in range(listings)])
-        assert ensure_evaluation_split(session, dataset.id) == listings
+        dataset_id = add_many_samples(session, tmp_path / "big", [CLASSES[i % 3] for i in range(listings)])
+        assert ensure_evaluation_split(session, dataset_id) == listings
     with factory() as session:
-        summary = split_summary(session, dataset.id)
+        summary = split_summary(session, dataset_id)
     assert summary["unassigned"] == 0 and 0.18 < summary["evaluation"] / listings < 0.22
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from db.queries import (
     SAMPLE_COLUMNS, apply_listings, correction_counts, dataset_classes, get_dataset, get_or_create_dataset,
     known_files, list_datasets, mark_missing, samples_frame, store_dataset_scan,
 )
+from tests.db.many_samples import add_many_samples
 
 CLASSES = ["bags", "hats", "shoes"]
 
@@ -173,14 +173,7 @@ def test_forty_thousand_files_vanishing_at_once_are_marked_missing_and_back(fact
     close to PostgreSQL's 65,535."""
     count = 40_000
     with factory.begin() as session:
-        if session.get_bind().dialect.name == "sqlite":
-            session.connection().connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
-        dataset = Dataset(root=str(tmp_path / "big"), name="big")
-        session.add(dataset)
-        session.flush()
-        paths = [f"bags/{i}.jpg" for i in range(count)]
-        session.execute(Sample.__table__.insert(), [{"dataset_id": dataset.id, "path": path, "label": "bags",
-                                                     "file_size": 1, "mtime_ns": 0} for path in paths])
-        assert mark_missing(session, dataset.id, set()) == count
-        assert mark_missing(session, dataset.id, set(paths)) == 0
-        assert not any(session.scalars(select(Sample.missing).where(Sample.dataset_id == dataset.id)))
+        dataset_id = add_many_samples(session, tmp_path / "big", ["bags"] * count)
+        assert mark_missing(session, dataset_id, set()) == count
+        assert mark_missing(session, dataset_id, {f"bags/{i}.jpg" for i in range(count)}) == 0
+        assert not any(session.scalars(select(Sample.missing).where(Sample.dataset_id == dataset_id)))
