@@ -99,13 +99,18 @@ def choose_kind(page, label: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_page):
-    url, data = app_server
-    page = browser_page
+def open_mislabels_as_eve(page, url: str) -> None:
+    """Review as eve with the queue filtered to mislabels, at its first item."""
     open_review_as(page, url, "eve")
     wait_until_idle(page)
     choose_kind(page, "mislabel")
     heading(page, "1 of 3 · mislabel · bag/bag-0.png")
+
+
+def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_page):
+    url, data = app_server
+    page = browser_page
+    open_mislabels_as_eve(page, url)
     press(page, "a")
     heading(page, "1 of 2 · mislabel · shoe/shoe-1.png")
     press(page, "n")
@@ -119,10 +124,7 @@ def test_the_kind_filter_stays_after_decide_next_and_undo(app_server, browser_pa
 def test_a_reload_mid_review_keeps_the_filters_and_the_item(app_server, browser_page):
     url, _ = app_server
     page = browser_page
-    open_review_as(page, url, "eve")
-    wait_until_idle(page)
-    choose_kind(page, "mislabel")
-    heading(page, "1 of 3 · mislabel · bag/bag-0.png")
+    open_mislabels_as_eve(page, url)
     press(page, "n")
     heading(page, "2 of 3 · mislabel · shoe/shoe-1.png")
     wait_until_idle(page)
