@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from db.evaluation import ensure_evaluation_split, evaluation_sides
 from db.models import Correction, Job, Sample
 from db.queries import samples_frame
 
@@ -137,11 +138,15 @@ def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_pa
 
     root = tmp_path / "data"
     dataset_id = scanned_dataset(factory, root)
-    with factory() as session:
-        frame = samples_frame(session, dataset_id)
-    # Reviewers leave the training run's validation images alone: deleting all three of them is a legitimate
+    # Reviewers leave the training run's validation images alone: deleting all of them is a legitimate
     # outcome ("too few usable samples"), not a lost decision, and would fail the run for the wrong reason.
+    # The run validates on the dataset's stored evaluation split (jobs.train), so the test draws it first.
+    with factory.begin() as session:
+        ensure_evaluation_split(session, dataset_id)
+        frame = samples_frame(session, dataset_id)
+        frame["evaluation"] = frame["id"].map(evaluation_sides(session, dataset_id))
     defaults = TrainConfig()
+    assert defaults.split == "dataset"
     split = select_samples(frame, list(CLASSES), val_fraction=defaults.val_fraction, seed=defaults.seed)
     validation = {split.paths[position] for position in split.val_index}
     paths = sorted(path for path in frame.loc[frame["readable"].astype(bool), "path"] if path not in validation)
