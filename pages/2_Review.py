@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core.checks.base import sure_text
-from core.checks.price import decimal_slip_fix
+from core.checks.price import price_suggestion
 from core.evidence.precision import QueuePrecision, queue_precision
 from core.neighbours import nearest, unit_rows
 from db.embeddings import dataset_embeddings
@@ -260,8 +260,7 @@ def preselect_price(item: pd.Series) -> None:
     if st.session_state.get(PRICE_FOR_KEY) == int(item["flag_id"]):
         return
     price = None if pd.isna(item["price"]) else float(item["price"])
-    median = item["evidence"].get("class_median") if item["kind"] == "price" else None
-    fix = decimal_slip_fix(price, float(median)) if price is not None and median else None
+    fix = price_suggestion(item["evidence"], price) if item["kind"] == "price" else None
     st.session_state[PRICE_KEY] = fix if fix is not None else (price or 0.0)
     st.session_state[PRICE_FOR_KEY] = int(item["flag_id"])
 

@@ -430,8 +430,10 @@ def _marker(x: float, *, text: str, color: str, dash: str) -> tuple[dict, dict]:
     return shape, note
 
 
-def price_figure(prices: np.ndarray, price: float, *, label: str, median: Optional[float] = None) -> dict:
-    """Plotly figure spec: histogram of a class's prices on a log axis (30 bins), this listing's price marked.
+def price_figure(prices: np.ndarray, price: float, *, label: str, median: Optional[float] = None,
+                 expected: Optional[tuple[float, float]] = None) -> dict:
+    """Plotly figure spec: histogram of a class's prices on a log axis (30 bins), this listing's price marked,
+    and its expected range (low, high) shaded when the expected-price model gave one.
 
     prices: shape (N,), the class's prices; non-positive ones cannot sit on a log axis and are left out.
     A plain dict rather than a graph object: building graph objects costs tens of ms per rerun.
@@ -450,11 +452,43 @@ def price_figure(prices: np.ndarray, price: float, *, label: str, median: Option
         markers.append(_marker(price, text=f"this listing: {price:,.2f}", color="#d62728", dash="solid"))
     if median is not None and median > 0:
         markers.append(_marker(median, text="median", color="#444444", dash="dash"))
+    shapes = [shape for shape, _ in markers]
+    if expected is not None and expected[0] > 0 and expected[1] >= expected[0]:
+        shapes.insert(0, {"type": "rect", "x0": expected[0], "x1": expected[1], "y0": 0, "y1": 1, "yref": "paper",
+                          "fillcolor": "#2ca02c", "opacity": 0.15, "line": {"width": 0}})
     return {"data": data, "layout": {
         "height": 240, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "showlegend": False, "bargap": 0.02,
         "xaxis": {"type": "log", "title": {"text": "price"}}, "yaxis": {"title": {"text": "listings"}},
-        "shapes": [shape for shape, _ in markers], "annotations": [note for _, note in markers],
+        "shapes": shapes, "annotations": [note for _, note in markers],
     }}
+
+
+#: How the expected-price model's sources read on Review.
+SOURCE_NAMES = {"photo": "similar photos", "title": "similar titles", "class": "the class's prices"}
+
+
+def expected_price_lines(evidence: dict) -> list[str]:
+    """What the expected-price model said about a price flag, as markdown lines: the expected range and what
+    it comes from, the similar listings' prices, and the price a decimal slip would give. Empty for flags made
+    by class statistics alone."""
+    if "expected_low" not in evidence:
+        return []
+    low, high = float(evidence["expected_low"]), float(evidence["expected_high"])
+    lines = [f"Expected **{low:,.2f}-{high:,.2f}** (95% range, typical {float(evidence['expected_price']):,.2f})"]
+    weights = evidence.get("weights") or {}
+    shares = ", ".join(f"{SOURCE_NAMES.get(name, name)} {float(weight):.0%}" for name, weight in weights.items()
+                       if float(weight) >= 0.005)
+    if shares:
+        lines[0] += f" · from {plain(shares)}"
+    similar = evidence.get("similar") or []
+    if similar:
+        noun = "photos" if evidence.get("similar_source") == "photo" else "titles"
+        prices = ", ".join(f"{float(entry['price']):,.2f}" for entry in similar)
+        lines.append(f"The {len(similar)} most similar {noun} (of {int(evidence.get('similar_count', len(similar)))}) "
+                     f"sell at {prices}")
+    if evidence.get("suggested_price"):
+        lines.append(f"Looks like a slipped decimal point or an extra zero: **{float(evidence['suggested_price']):,.2f}**")
+    return lines
 
 
 def render_price(item, *, prices: np.ndarray) -> None:
@@ -470,11 +504,16 @@ def render_price(item, *, prices: np.ndarray) -> None:
     if median is not None:
         text += f" · class median {float(median):,.2f} ({float(price) / float(median):.1f}×)" if median else ""
     st.markdown(text)
+    expected_lines = expected_price_lines(evidence)
+    for line in expected_lines:
+        st.markdown(line)
     if evidence.get("best_class") and evidence["best_class"] != item["given_label"]:
         st.markdown(f"This price fits **{plain(evidence['best_class'])}** better.")
-    if item["reason"]:
+    if item["reason"] and not expected_lines:  # the lines above say what the reason would
         st.caption(plain(item["reason"]))
-    st.plotly_chart(price_figure(prices, float(price), label=item["given_label"], median=median),
+    expected = ((float(evidence["expected_low"]), float(evidence["expected_high"]))
+                if "expected_low" in evidence else None)
+    st.plotly_chart(price_figure(prices, float(price), label=item["given_label"], median=median, expected=expected),
                     key="price_chart", config={"displayModeBar": False})
 
 
