@@ -10,7 +10,8 @@ truth.csv: precision, recall and F1 of mislabels, price typos and broken files;
 duplicates as pairs (a re-upload counts as found when it and its original land in
 one group; precision over every pair of files that share a group), also per kind
 of re-upload; the AUROC of the mislabel score; the mislabel check's count with its
-interval and whether it called the evidence weak; its evidence members (weight, out-of-fold accuracy against the given labels, seconds); quality
+interval and whether it called the evidence weak; what set the expected prices (sources and weights, or
+why class statistics did); its evidence members (weight, out-of-fold accuracy against the given labels, seconds); quality
 flags (the demo plants none). Reports wall time per check and peak memory
 (resource.getrusage of this process and of the scan's worker processes).
 Several --dataset options audit each in turn (each in its own fresh database).
@@ -118,6 +119,7 @@ def run(dataset: Path, *, db: Path, checks, folds, backbone, workers) -> dict:
         "scores": score(outcome, truth),
         "mislabel_members": outcome.summary["checks"].get("mislabel", {}).get("members", {}),
         "mislabel_count": outcome.summary["checks"].get("mislabel", {}).get("count"),
+        "price_model": outcome.summary["checks"].get("price", {}).get("expected_price"),
         "seconds": {"scan": round(scan_s, 1), "audit": round(audit_s, 1),
                     **{name: round(value, 1) for name, value in outcome.run.seconds.items()}},
         "peak_memory_mb": peak_memory_mb(),
@@ -143,6 +145,10 @@ def format_report(report: dict) -> str:
     if count:
         lines.append(f"mislabel count: {count['estimated']} (95% interval {count['low']}-{count['high']}; cleanlab's "
                      f"{count['cleanlab']}); weak evidence: {'; '.join(count['reasons']) or 'no'}")
+    if report.get("price_model"):
+        from core.checks.price import expected_price_text
+
+        lines.append(f"prices: {expected_price_text({'expected_price': report['price_model']})}")
     members = report.get("mislabel_members") or {}
     if members:
         lines += ["| mislabel evidence | weight | out-of-fold accuracy | listings | seconds |", "|---|---|---|---|---|"]

@@ -154,7 +154,7 @@ def add_cross_evidence(results: dict[str, CheckResult]) -> None:
             price_evidence = price.issues.at[sample_id, "evidence"]
             if price_evidence:
                 evidence["price_check"] = {
-                    key: price_evidence[key] for key in ("price", "class_median", "z", "best_class", "best_class_z")
+                    key: price_evidence.get(key) for key in ("price", "class_median", "z", "best_class", "best_class_z")
                 }
                 # an outlier for the given label that fits the suggested one
                 evidence["price_check"]["supports_suggestion"] = price_evidence.get("explained_by_mislabel") == suggested

@@ -315,6 +315,18 @@ def render_mislabel_evidence(job_id: int) -> None:
             st.caption("Not used: " + "; ".join(f"{name} ({why})" for name, why in unused.items()))
 
 
+def render_price_model(job_id: int) -> None:
+    """One line on what judged the prices: the expected-price model's sources and weights, or class statistics
+    and why."""
+    from core.checks.price import expected_price_text
+
+    with session_factory()() as session:
+        result = job_result(session.get(Job, job_id)) or {}
+    text = expected_price_text((result.get("checks") or {}).get("price") or {})
+    if text:
+        st.caption(f"Prices: {plain(text)}")
+
+
 def render_changes(job_id: int) -> None:
     """New and resolved flags per kind since the previous succeeded audit, if there is one."""
     with session_factory()() as session:
@@ -353,5 +365,6 @@ def render_audit_section(dataset: DatasetRef) -> None:
         render_flag_summary(done_id, done_at)
         render_check_problems(done_id)
         render_mislabel_evidence(done_id)
+        render_price_model(done_id)
         render_changes(done_id)
     render_audit_form(dataset, running=running)

@@ -463,10 +463,6 @@ def price_figure(prices: np.ndarray, price: float, *, label: str, median: Option
     }}
 
 
-#: How the expected-price model's sources read on Review.
-SOURCE_NAMES = {"photo": "similar photos", "title": "similar titles", "class": "the class's prices"}
-
-
 def expected_price_lines(evidence: dict) -> list[str]:
     """What the expected-price model said about a price flag, as markdown lines: the expected range and what
     it comes from, the similar listings' prices, and the price a decimal slip would give. Empty for flags made
@@ -476,10 +472,11 @@ def expected_price_lines(evidence: dict) -> list[str]:
     low, high = float(evidence["expected_low"]), float(evidence["expected_high"])
     lines = [f"Expected **{low:,.2f}-{high:,.2f}** (95% range, typical {float(evidence['expected_price']):,.2f})"]
     weights = evidence.get("weights") or {}
-    shares = ", ".join(f"{SOURCE_NAMES.get(name, name)} {float(weight):.0%}" for name, weight in weights.items()
-                       if float(weight) >= 0.005)
-    if shares:
-        lines[0] += f" · from {plain(shares)}"
+    shares = {"similar photos": float(weights.get("photo", 0.0)), "similar titles": float(weights.get("title", 0.0)),
+              "the class's prices": float(weights.get("class sample", 0.0)) + float(weights.get("class", 0.0))}
+    ranked = sorted(((share, name) for name, share in shares.items() if share >= 0.005), reverse=True)
+    if ranked:
+        lines[0] += " · from " + ", ".join(f"{name} {share:.0%}" for share, name in ranked)
     similar = evidence.get("similar") or []
     if similar:
         noun = "photos" if evidence.get("similar_source") == "photo" else "titles"

@@ -88,9 +88,12 @@ def _details(name: str, summary: dict) -> str:
     if name == "duplicate":
         return f"   {summary['groups']} groups, {summary['label_conflict_groups']} with conflicting labels"
     if name == "price":
+        from core.checks.price import expected_price_text  # scikit-learn: only once an audit has run
+
+        model = expected_price_text(summary)
         return (f"   {summary['without_price']} without a price"
                 + (f", {summary['explained_by_mislabel']} odd prices explained by a mislabel"
-                   if summary.get("used_mislabel_result") else ""))
+                   if summary.get("used_mislabel_result") else "") + (f"\n   {model}" if model else ""))
     if name == "quality":
         found = ", ".join(f"{issue.replace('_', ' ')} {count}" for issue, count in summary["by_issue"].items() if count)
         return f"   {found}" if found else ""

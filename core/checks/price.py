@@ -198,8 +198,9 @@ class PriceCheck(Check):
                 evidence.append({})
                 reasons.append(None)
                 continue
-            item = self._evidence(samples["price"].iat[i], stats, labels[i], given_z[i], best[i], best_z[i],
-                                  fits_other[i])
+            item = (self._evidence(samples["price"].iat[i], stats, labels[i], given_z[i], best[i], best_z[i],
+                                   fits_other[i]) if np.isfinite(given_z[i])
+                    else {"price": float(samples["price"].iat[i]), "fits_other_class": False})  # class too small
             if use_model and np.isfinite(expected.assessment.expected[i]):
                 item.update(_expected_evidence(i, expected, neighbours, samples, slips.get(i)))
             if explained[i]:
@@ -292,6 +293,31 @@ def _mislabel_suggestions(context: AuditContext) -> tuple[pd.Series, bool]:
     table = result.issues.reindex(context.samples.index)
     flagged = table["is_mislabel_issue"].fillna(False).astype(bool)
     return table["suggested_label"].where(flagged), True
+
+
+#: How the expected-price model's sources read in summaries.
+SOURCE_TEXT = {"photo": "similar photos", "title": "similar titles", "class sample": "the class's prices",
+               "class": "the class's median"}
+
+
+def expected_price_text(summary: dict) -> str:
+    """One line on what judged the prices of an audit (its price summary's "expected_price"), e.g.
+    "expected prices from similar photos 96%, the class's prices 3%, similar titles 1%" or "class
+    statistics: no similar photos or titles to compare prices with"; names the sources not used and why."""
+    model = summary.get("expected_price") or {}
+    if not model:
+        return ""
+    if model.get("used"):
+        weights = sorted(model["weights"].items(), key=lambda item: -item[1])
+        text = "expected prices from " + ", ".join(f"{SOURCE_TEXT.get(name, name)} {weight:.0%}"
+                                                   for name, weight in weights if weight >= 0.005)
+    else:
+        fallback = model.get("fallback") or ""
+        text = "class statistics: " + fallback.removesuffix(": class statistics")
+    unavailable = model.get("unavailable") or {}
+    if unavailable:
+        text += "; not used: " + "; ".join(f"{SOURCE_TEXT.get(name, name)} ({why})" for name, why in unavailable.items())
+    return text
 
 
 #: Similar listings named in a price flag's evidence.
@@ -434,7 +460,7 @@ def _reason(evidence: dict, label: str) -> str:
 def _expected_reason(evidence: dict, label: str) -> str:
     """E.g. "price 12,990.00 is outside the expected 900.00-1,400.00 (6 similar photos: 1,050.00, 1,200.00, ...;
     laptops median 1,100.00); it looks like 1,299.00"."""
-    basis = [f"{label} median {evidence['class_median']:,.2f}"]
+    basis = [f"{label} median {evidence['class_median']:,.2f}"] if "class_median" in evidence else []
     similar = evidence.get("similar") or []
     if similar:
         prices = ", ".join(f"{entry['price']:,.2f}" for entry in similar)
@@ -442,7 +468,7 @@ def _expected_reason(evidence: dict, label: str) -> str:
         noun = "photos" if evidence["similar_source"] == "photo" else "titles"
         basis.insert(0, f"{evidence['similar_count']} similar {noun}: {prices}{more}")
     text = (f"price {evidence['price']:,.2f} is outside the expected {evidence['expected_low']:,.2f}-"
-            f"{evidence['expected_high']:,.2f} ({'; '.join(basis)})")
+            f"{evidence['expected_high']:,.2f}" + (f" ({'; '.join(basis)})" if basis else ""))
     if evidence.get("suggested_price"):
         text += f"; it looks like {evidence['suggested_price']:,.2f}"
     return text

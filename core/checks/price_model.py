@@ -225,11 +225,15 @@ class _Sources:
         return np.stack(have, axis=1)
 
     def densities(self, rows: np.ndarray, points: np.ndarray, sigma: float) -> np.ndarray:
-        """(n, m, C) density of each source at `points` (n, m) of log price (0 where a source is missing)."""
+        """(n, m, C) density of each source at `points` (n, m) of log price (0 where a source is missing).
+        float32: the kernels are the price check's cost (N x 256 points x 80 centres, twice)."""
+        points = points.astype(np.float32)
+        norm = np.float32(1.0 / (sigma * np.sqrt(2 * np.pi)))
         out = []
         for centres, weights in zip(self.centres, self.kernel_weights):
-            z = (points[:, :, None] - centres[rows][:, None, :]) / sigma
-            out.append((np.exp(-0.5 * z * z) * weights[rows][:, None, :]).sum(axis=2) / (sigma * np.sqrt(2 * np.pi)))
+            z = (points[:, :, None] - centres[rows].astype(np.float32)[:, None, :]) * np.float32(1.0 / sigma)
+            kernels = np.exp(np.float32(-0.5) * z * z)
+            out.append(np.matmul(kernels, weights[rows].astype(np.float32)[:, :, None])[:, :, 0] * norm)
         median, scale = self.class_median[rows], self.class_scale[rows]
         known = np.isfinite(median)
         z = (points - np.where(known, median, 0.0)[:, None]) / np.where(known, scale, 1.0)[:, None]

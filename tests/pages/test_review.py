@@ -441,6 +441,35 @@ def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, d
         assert [c.new_price for c in session.scalars(select(Correction).order_by(Correction.id))] == [320.0, None]
 
 
+def test_a_price_flag_shows_its_expected_range_similar_listings_and_suggested_price(factory, data):
+    """The evidence core.checks.price writes when similar listings set the expected price."""
+    import json
+
+    from db.models import Flag
+
+    with factory.begin() as session:
+        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 12990.0
+        flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
+        flag.evidence_json = json.dumps({
+            "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,
+            "best_class": "phone", "best_class_median": 315.0, "best_class_z": 9.1, "fits_other_class": False,
+            "expected_price": 1150.0, "expected_low": 900.0, "expected_high": 1400.0, "p_value": 1e-9,
+            "weights": {"photo": 0.9, "title": 0.004, "class sample": 0.06, "class": 0.036},
+            "similar_source": "photo", "similar_count": 20,
+            "similar": [{"path": "phone/phone-0.png", "price": 1050.0}, {"path": "phone/phone-1.png", "price": 1299.0}],
+            "suggested_price": 1299.0,
+        })
+        flag.reason = "price 12,990.00 is outside the expected 900.00-1,400.00"
+    app = open_review(kinds=("price",))
+    text = [m.value for m in app.markdown]
+    assert "Expected **900.00-1,400.00** (95% range, typical 1,150.00) · from similar photos 90%, " \
+           "the class's prices 10%" in text
+    assert "The 2 most similar photos (of 20) sell at 1,050.00, 1,299.00" in text
+    assert "Looks like a slipped decimal point or an extra zero: **1,299.00**" in text
+    assert app.number_input(key="fix_price_value").value == 1299.0  # the model's slip, not the class median's
+    assert not [c.value for c in app.caption if c.value.startswith("price 12,990.00 is outside")]  # said above
+
+
 def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_page(factory, data):
     """A newer audit whose mislabel evidence was weak, with a flag on every readable listing; six decisions."""
     import json

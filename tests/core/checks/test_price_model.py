@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from core.checks.base import AuditContext
-from core.checks.price import PriceCheck, class_price_stats, price_suggestion, valid_log_prices
+from core.checks.price import (PriceCheck, class_price_stats, expected_price_text, price_suggestion,
+                               valid_log_prices)
 from core.checks.price_model import (class_sample, expected_prices, nearest_neighbours, photo_projection, title_features,
                                      title_search_vectors)
 
@@ -180,3 +181,27 @@ def test_titles_that_say_nothing_about_the_item_fall_back_to_class_statistics():
 def test_a_title_vocabulary_of_one_word_is_no_title_source():
     assert title_search_vectors(title_features(np.array(["bike"] * 20, dtype=object))) is None
     assert title_features(np.array(["123", "!!"], dtype=object)).shape == (2, 0)
+
+
+def test_the_summary_line_names_what_judged_the_prices_and_what_was_not_used():
+    samples, _ = item_listings()
+    result = PriceCheck().find_issues(AuditContext(samples=samples, classes=sorted(ITEMS), root=Path(".")))
+    text = expected_price_text(result.summary)
+    assert text.startswith("expected prices from similar titles ")
+    assert text.endswith("; not used: similar photos (the mislabel check did not run in this audit (similar photos "
+                         "are found by its embeddings))")
+    samples["title"] = None
+    text = expected_price_text(PriceCheck().find_issues(
+        AuditContext(samples=samples, classes=sorted(ITEMS), root=Path("."))).summary)
+    assert text.startswith("class statistics: no similar photos or titles to compare prices with; not used: ")
+
+
+def test_a_class_too_small_for_statistics_is_judged_by_similar_titles():
+    samples, _ = item_listings()
+    for number, price in enumerate((14.0, 16.0, 1500.0)):  # three scarves: no class statistics, titles alone
+        samples.loc[1000 + number] = {"label": "scarf", "price": price, "title": "Laptop sleeve neoprene",
+                                      "item": "laptop sleeve neoprene", "path": f"scarf/{number}.jpg", "readable": True}
+    result = PriceCheck().find_issues(AuditContext(samples=samples, classes=sorted([*ITEMS, "scarf"]), root=Path(".")))
+    assert 1002 in result.flagged().index and not result.issues.loc[[1000, 1001], "is_price_issue"].any()
+    assert "median" not in result.issues.at[1002, "reason"]
+    assert result.summary["classes"]["scarf"]["median"] is None
