@@ -4,7 +4,8 @@ Usage: python bench/screenshots.py [--dataset DIR] [--db FILE] [--reuse-db FILE]
 
 Set-up as bench/review_browser.py (scan and audit, or a copy of an audited database), then,
 unless the database has a finished one, a cheap training run (MobileNetV2, 1 epoch at 64 px)
-for the Metrics page. Then, as reviewer "bench": Review on a mislabel (review-single.png);
+for the Metrics page. Then, as reviewer "bench": Review on a mislabel (review-single.png); on
+the surest price flag (review-price.png);
 the grid with one tile unticked (review-grid.png), whose page is then accepted; home with
 the audit's review progress (home-progress.png); Metrics with the most confused cell and
 three of its images ticked (metrics-cell.png).
@@ -47,6 +48,15 @@ def review_single(page, url: str, out: Path) -> Path:
     open_review(page, url)
     page.get_by_role("heading", name=re.compile(r"^1 of \d+ · mislabel · ")).scroll_into_view_if_needed()
     return shoot(page, out, "review-single.png")
+
+
+def review_price(page, url: str, out: Path) -> Path:
+    """Review on the surest price flag: its expected range, the most similar listings' prices, the slip."""
+    page.goto(f"{url}/Review?reviewer={REVIEWER}&kind=price")
+    page.get_by_role("heading", name=re.compile(r"^1 of \d+ · price · ")).wait_for()
+    wait_idle(page)
+    page.get_by_text(re.compile(r"^Price ")).first.scroll_into_view_if_needed()
+    return shoot(page, out, "review-price.png")
 
 
 def review_grid(page, out: Path) -> Path:
@@ -120,7 +130,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not has_finished_run(db):
             cli("train", str(dataset), "--db", str(db), *TRAIN_OPTIONS)
         with app_in_browser(db, workdir / "streamlit.log") as (page, url):
-            shots = [review_single(page, url, args.out), review_grid(page, args.out),
+            shots = [review_single(page, url, args.out), review_price(page, url, args.out), review_grid(page, args.out),
                      home_progress(page, url, args.out), metrics_cell(page, url, args.out)]
     for path in shots:
         print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
