@@ -488,6 +488,11 @@ def expected_price_lines(evidence: dict) -> list[str]:
     return lines
 
 
+def ratio_text(ratio: float) -> str:
+    """A price's ratio to a median as people read it: 3.2× above, 1/88× below (0.011 would read "0.0×")."""
+    return f"{ratio:.1f}×" if ratio >= 1 or ratio <= 0 else f"1/{1 / ratio:,.0f}×" if ratio < 0.1 else f"{ratio:.2f}×"
+
+
 def render_price(item, *, prices: np.ndarray) -> None:
     evidence = item["evidence"]
     price = evidence.get("price", item["price"])
@@ -499,7 +504,7 @@ def render_price(item, *, prices: np.ndarray) -> None:
         return
     text = f"Price **{float(price):,.2f}** in class **{plain(item['given_label'])}**"
     if median is not None:
-        text += f" · class median {float(median):,.2f} ({float(price) / float(median):.1f}×)" if median else ""
+        text += f" · class median {float(median):,.2f} ({ratio_text(float(price) / float(median))})" if median else ""
     st.markdown(text)
     expected_lines = expected_price_lines(evidence)
     for line in expected_lines:
