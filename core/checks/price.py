@@ -175,7 +175,7 @@ class PriceCheck(Check):
         groups = _copy_groups(context)
         neighbours, unavailable = similar_listings(context, log_price, groups)
         expected = None
-        if neighbours:
+        if neighbours and np.isfinite(log_price).sum() >= 2:
             context.progress(0.5, "fitting expected prices")
             control = class_sample(labels, np.isfinite(log_price), groups)
             expected = expected_prices(log_price, [*neighbours, control], stats.median[labels], stats.scale[labels])
