@@ -46,7 +46,7 @@ from core.checks.base import AuditContext, Check, CheckResult, register
 from core.evidence.base import MEMBER_MODULES, EvidenceInput, Member, MemberOutput, get_member
 from core.evidence.combine import Combination, combine
 from core.evidence.count import IssueCount, count_label_issues
-from core.evidence.folds import AuditFolds, duplicate_groups, make_folds
+from core.evidence.folds import AuditFolds, audit_duplicate_groups, make_folds
 from core.oof import DEFAULT_FOLDS
 
 log = logging.getLogger(__name__)
@@ -318,8 +318,7 @@ class FixedMember(Member):
 
 def audit_folds(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray, options: MislabelOptions) -> AuditFolds:
     """The audit's folds: grouped by the duplicate check's groups when it ran in this audit."""
-    duplicate = context.earlier.get("duplicate")
-    groups = duplicate_groups(samples, duplicate.issues["group"] if duplicate is not None else None)
+    groups = audit_duplicate_groups(samples, context.earlier)
     return make_folds(labels, groups, n_classes=len(context.classes), folds=options.folds, seed=options.seed)
 
 

@@ -22,7 +22,7 @@ from core.checks.base import AuditContext, Check, CheckResult, register
 from core.checks.price_model import (ExpectedPrices, Neighbours, class_sample, expected_prices,
                                       SOURCES, nearest_neighbours, photo_projection, title_features,
                                       title_search_vectors)
-from core.evidence.folds import duplicate_groups
+from core.evidence.folds import audit_duplicate_groups
 from core.evidence.title import titles_of
 
 MAD_TO_SD = 1.4826
@@ -366,11 +366,9 @@ def _copy_groups(context: AuditContext) -> np.ndarray:
     """Duplicate-group id per row, (N,) int64: the duplicate check's groups when it ran in this audit, else
     equal content hashes and near pHashes (core.evidence.folds.duplicate_groups); every row its own group
     for samples without hashes."""
-    samples = context.samples
-    if "content_hash" not in samples:
-        return np.arange(len(samples), dtype=np.int64)
-    duplicate = context.earlier.get("duplicate")
-    return duplicate_groups(samples, duplicate.issues["group"] if duplicate is not None else None)
+    if "content_hash" not in context.samples:
+        return np.arange(len(context.samples), dtype=np.int64)
+    return audit_duplicate_groups(context.samples, context.earlier)
 
 
 def _photo_vectors(context: AuditContext) -> tuple[Optional[np.ndarray], np.ndarray, str]:

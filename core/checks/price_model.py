@@ -25,7 +25,8 @@ from typing import Callable, Optional
 import numpy as np
 from scipy import sparse
 from sklearn.decomposition import PCA, TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+from core.neighbours import unit_rows
 
 #: Neighbours per listing and source.
 NEIGHBOURS = 20
@@ -103,13 +104,6 @@ class Assessment:
     high: np.ndarray
 
 
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, float32; zero rows stay zero."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
-
-
 def photo_projection(sample: np.ndarray, *, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """A map from photo embeddings (n, D) to unit vectors of at most SEARCH_DIMENSIONS dimensions: PCA fitted
     on the unit rows of `sample` (m, D), a few thousand photos of the dataset; unit rows alone when D is
@@ -123,13 +117,12 @@ def photo_projection(sample: np.ndarray, *, seed: int = 0) -> Callable[[np.ndarr
 
 
 def title_features(titles: np.ndarray):
-    """TF-IDF of the titles' words and word pairs, sparse (n, V); titles: non-empty strings, (n,)."""
-    from core.evidence.title import WORD_PATTERN
+    """TF-IDF of the titles' words and word pairs (the title member's word features,
+    core.evidence.title.TitleFeatures), sparse (n, V); titles: non-empty strings, (n,)."""
+    from core.evidence.title import TitleFeatures
 
-    vectorizer = TfidfVectorizer(analyzer="word", token_pattern=WORD_PATTERN, ngram_range=(1, 2),
-                                 sublinear_tf=True, lowercase=True)
     try:
-        return vectorizer.fit_transform(titles)
+        return TitleFeatures().words.fit_transform(titles)
     except ValueError:  # no words at all (titles of digits and punctuation)
         return sparse.csr_matrix((len(titles), 0))
 

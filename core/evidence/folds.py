@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,13 @@ class AuditFolds:
                 train = kept if len(np.unique(self.labels[kept])) >= 2 else train
             yield train, held_out
 
+
+
+def audit_duplicate_groups(samples: pd.DataFrame, earlier: Mapping[str, Any]) -> np.ndarray:
+    """duplicate_groups of `samples`, with the duplicate check's groups when it ran earlier in this audit
+    (`earlier`: core.checks.base.AuditContext.earlier, results by check name)."""
+    duplicate = earlier.get("duplicate")
+    return duplicate_groups(samples, duplicate.issues["group"] if duplicate is not None else None)
 
 def make_folds(labels: np.ndarray, groups: np.ndarray, *, n_classes: int, folds: int, seed: int) -> AuditFolds:
     """Stratified group K-fold: each group in one fold, each class spread over the folds.
