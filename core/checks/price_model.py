@@ -70,13 +70,11 @@ ROW_CHUNK = 512
 class Neighbours:
     """The K most similar listings of every listing under one source.
 
-    index: (N, K) int64 positions, -1 where there are fewer; similarity: (N, K) float32 cosine, most similar
-    first.
+    index: (N, K) int64 positions, most similar first, -1 where there are fewer.
     """
 
     source: str
     index: np.ndarray
-    similarity: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -146,12 +144,11 @@ def nearest_neighbours(source: str, vectors: np.ndarray, usable: np.ndarray, gro
     """
     n = len(vectors)
     index = np.full((n, k), -1, dtype=np.int64)
-    similarity = np.full((n, k), -np.inf, dtype=np.float32)
     candidates = np.flatnonzero(usable)
     if len(candidates) > max_candidates:
         candidates = np.sort(np.random.default_rng(seed).choice(candidates, max_candidates, replace=False))
     if len(candidates) < 2:
-        return Neighbours(source, index, similarity)
+        return Neighbours(source, index)
     reference, reference_groups = vectors[candidates], groups[candidates]
     queries = np.flatnonzero(usable)
     take = min(k, len(candidates) - 1)
@@ -165,8 +162,7 @@ def nearest_neighbours(source: str, vectors: np.ndarray, usable: np.ndarray, gro
         top, top_scores = np.take_along_axis(top, order, 1), np.take_along_axis(top_scores, order, 1)
         found = np.isfinite(top_scores)
         index[rows, :take] = np.where(found, candidates[top], -1)
-        similarity[rows, :take] = top_scores
-    return Neighbours(source, index, similarity)
+    return Neighbours(source, index)
 
 
 def class_sample(labels: np.ndarray, usable: np.ndarray, groups: np.ndarray, *, size: int = CLASS_SAMPLE,
@@ -185,7 +181,7 @@ def class_sample(labels: np.ndarray, usable: np.ndarray, groups: np.ndarray, *, 
         kept = np.argsort(chosen < 0, axis=1, kind="stable")[:, :size]  # drop the row itself, keep `size`
         chosen = np.take_along_axis(chosen, kept, axis=1)
         index[members, :chosen.shape[1]] = chosen
-    return Neighbours(CLASS_SAMPLE_SOURCE, index, np.zeros((n, size), dtype=np.float32))
+    return Neighbours(CLASS_SAMPLE_SOURCE, index)
 
 
 def neighbour_weights(neighbours: Neighbours, log_price: np.ndarray,
