@@ -224,3 +224,37 @@ def test_fix_a_price_then_export_the_corrected_listings(app_server, browser_page
     with (out / "listings.csv").open(newline="") as stream:
         prices = {row["path"]: row["price"] for row in csv.DictReader(stream)}
     assert prices["phone/phone-2.png"] == "299.0" and prices["phone/phone-1.png"] == "310.0"
+
+
+def test_a_price_flag_shows_what_similar_listings_sell_at_and_f_saves_the_suggested_slip(app_server, browser_page,
+                                                                                         factory):
+    """Evidence as core.checks.price writes it when similar photos set the expected price."""
+    import json
+
+    from db.models import Flag
+
+    url, data = app_server
+    with factory.begin() as session:
+        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 12990.0
+        flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
+        flag.evidence_json = json.dumps({
+            "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,
+            "best_class": "phone", "best_class_median": 315.0, "best_class_z": 9.1, "fits_other_class": False,
+            "expected_price": 1150.0, "expected_low": 900.0, "expected_high": 1400.0, "p_value": 1e-9,
+            "weights": {"photo": 0.95, "title": 0.0, "class sample": 0.03, "class": 0.02},
+            "similar_source": "photo", "similar_count": 20,
+            "similar": [{"path": "phone/phone-0.png", "price": 1050.0}, {"path": "phone/phone-1.png", "price": 1299.0}],
+            "suggested_price": 1299.0,
+        })
+    page = browser_page
+    open_review_as(page, url, "eve")
+    choose_kind(page, "price")
+    heading(page, "1 of 1 · price · phone/phone-2.png")
+    expect(page.get_by_text("95% range, typical 1,150.00")).to_be_visible()
+    expect(page.get_by_text("The 2 most similar photos (of 20) sell at 1,050.00, 1,299.00")).to_be_visible()
+    expect(page.get_by_label("Price", exact=True)).to_have_value("1299.00")
+    press(page, "f")
+    expect(page.get_by_text("phone/phone-2.png — 12,990.00 → 1,299.00")).to_be_visible()
+    with factory() as session:
+        correction = session.scalars(select(Correction)).one()
+        assert (correction.action, correction.new_price, correction.reviewer) == ("price", 1299.0, "eve")
