@@ -87,3 +87,25 @@ def build_review_data(root: Path, factory: sessionmaker[Session], *, audit_minut
         job_id = add_audit_job(session, summary["dataset_id"], minutes_ago=audit_minutes_ago)
         flag_ids = add_flags(session, job_id, sample_ids)
     return ReviewData(Path(summary["root"]), summary["dataset_id"], job_id, flag_ids, sample_ids)
+
+
+#: A price flag's evidence as core.checks.price writes it when similar photos set the expected price
+#: (phone-2 listed at 12,990: a slipped decimal point of 1,299.00).
+EXPECTED_PRICE_EVIDENCE = {
+    "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,
+    "best_class": "phone", "best_class_median": 315.0, "best_class_z": 9.1, "fits_other_class": False,
+    "expected_price": 1150.0, "expected_low": 900.0, "expected_high": 1400.0, "p_value": 1e-9,
+    "weights": {"photo": 0.9, "title": 0.004, "class sample": 0.06, "class": 0.036},
+    "similar_source": "photo", "similar_count": 20,
+    "similar": [{"path": "phone/phone-0.png", "price": 1050.0}, {"path": "phone/phone-1.png", "price": 1299.0}],
+    "suggested_price": 1299.0,
+}
+
+
+def plant_expected_price_flag(factory: sessionmaker[Session], data: ReviewData) -> None:
+    """List phone-2 at 12,990 and give its price flag EXPECTED_PRICE_EVIDENCE and the reason that goes with it."""
+    with factory.begin() as session:
+        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 12990.0
+        flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
+        flag.evidence_json = json.dumps(EXPECTED_PRICE_EVIDENCE)
+        flag.reason = "price 12,990.00 is outside the expected 900.00-1,400.00"

@@ -17,7 +17,7 @@ from cli.main import main as cli_main
 from db.models import Correction, Sample
 from tests.conftest import make_image
 from tests.e2e.browser import browser_page, expect, running_app, wait_until_idle  # noqa: F401 (fixture)
-from tests.review_data import build_review_data
+from tests.review_data import build_review_data, plant_expected_price_flag
 
 pytestmark = pytest.mark.e2e
 
@@ -229,23 +229,8 @@ def test_fix_a_price_then_export_the_corrected_listings(app_server, browser_page
 def test_a_price_flag_shows_what_similar_listings_sell_at_and_f_saves_the_suggested_slip(app_server, browser_page,
                                                                                          factory):
     """Evidence as core.checks.price writes it when similar photos set the expected price."""
-    import json
-
-    from db.models import Flag
-
     url, data = app_server
-    with factory.begin() as session:
-        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 12990.0
-        flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
-        flag.evidence_json = json.dumps({
-            "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,
-            "best_class": "phone", "best_class_median": 315.0, "best_class_z": 9.1, "fits_other_class": False,
-            "expected_price": 1150.0, "expected_low": 900.0, "expected_high": 1400.0, "p_value": 1e-9,
-            "weights": {"photo": 0.95, "title": 0.0, "class sample": 0.03, "class": 0.02},
-            "similar_source": "photo", "similar_count": 20,
-            "similar": [{"path": "phone/phone-0.png", "price": 1050.0}, {"path": "phone/phone-1.png", "price": 1299.0}],
-            "suggested_price": 1299.0,
-        })
+    plant_expected_price_flag(factory, data)
     page = browser_page
     open_review_as(page, url, "eve")
     choose_kind(page, "price")

@@ -15,7 +15,7 @@ from db.corrections import decide
 from db.embeddings import DbEmbeddingStore
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
-from tests.review_data import CLASSES, build_review_data
+from tests.review_data import CLASSES, build_review_data, plant_expected_price_flag
 from ui.warm_up import THREAD_NAME as WARM_UP_THREAD
 
 TIMEOUT_S = 30
@@ -443,23 +443,7 @@ def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, d
 
 def test_a_price_flag_shows_its_expected_range_similar_listings_and_suggested_price(factory, data):
     """The evidence core.checks.price writes when similar listings set the expected price."""
-    import json
-
-    from db.models import Flag
-
-    with factory.begin() as session:
-        session.get(Sample, data.sample_ids["phone/phone-2.png"]).price = 12990.0
-        flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
-        flag.evidence_json = json.dumps({
-            "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,
-            "best_class": "phone", "best_class_median": 315.0, "best_class_z": 9.1, "fits_other_class": False,
-            "expected_price": 1150.0, "expected_low": 900.0, "expected_high": 1400.0, "p_value": 1e-9,
-            "weights": {"photo": 0.9, "title": 0.004, "class sample": 0.06, "class": 0.036},
-            "similar_source": "photo", "similar_count": 20,
-            "similar": [{"path": "phone/phone-0.png", "price": 1050.0}, {"path": "phone/phone-1.png", "price": 1299.0}],
-            "suggested_price": 1299.0,
-        })
-        flag.reason = "price 12,990.00 is outside the expected 900.00-1,400.00"
+    plant_expected_price_flag(factory, data)
     app = open_review(kinds=("price",))
     text = [m.value for m in app.markdown]
     assert "Expected **900.00-1,400.00** (95% range, typical 1,150.00) · from similar photos 90%, " \
