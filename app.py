@@ -13,7 +13,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.roots import allowed_roots, check_folder_to_scan
+from core.scan.roots import allowed_roots, check_folder_to_scan
 from db.browse import DatasetOverview, dataset_overview, dataset_version
 from db.queries import get_or_create_dataset, list_datasets
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job

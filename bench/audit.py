@@ -146,7 +146,7 @@ def format_report(report: dict) -> str:
         lines.append(f"mislabel count: {count['estimated']} (95% interval {count['low']}-{count['high']}; cleanlab's "
                      f"{count['cleanlab']}); weak evidence: {'; '.join(count['reasons']) or 'no'}")
     if report.get("price_model"):
-        from core.checks.price import expected_price_text
+        from core.audit.checks.price import expected_price_text
 
         lines.append(f"prices: {expected_price_text({'expected_price': report['price_model']})}")
     members = report.get("mislabel_members") or {}

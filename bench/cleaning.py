@@ -6,7 +6,7 @@ Usage: python bench/cleaning.py --dataset DEMO_DIR [--db PATH] [--epochs 3] [--i
 
 1. Scan the demo into a fresh database and train the "before" run on the folder labels.
 2. Audit it (every check, defaults) and accept what the audit says, as `listing-audit accept` does
-   (core.acceptance): relabel every mislabel flag to its suggested label, keep one member of each
+   (core.audit.acceptance): relabel every mislabel flag to its suggested label, keep one member of each
    duplicate group (one not flagged as a mislabel where there is one) and delete the others,
    delete broken files. One action (db.review.apply_plan).
 3. Train the "after" run with the same configuration and seed (both validate on the dataset's
@@ -14,7 +14,7 @@ Usage: python bench/cleaning.py --dataset DEMO_DIR [--db PATH] [--epochs 3] [--i
 4. Compare the two runs as the Metrics page does (db.evaluation.compare_runs: the images both
    scored, against today's labels and against verified labels, paired bootstrap intervals), as
    each run scored itself (its own labels), and against truth.csv on the same common images
-   (core.compare.compare_predictions); and the decisions themselves against the answer key.
+   (core.train.compare.compare_predictions); and the decisions themselves against the answer key.
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance  # noqa: E402
-from core.compare import compare_predictions  # noqa: E402
-from core.train_config import TrainConfig  # noqa: E402
+from core.audit.acceptance import ACCEPTABLE_KINDS, plan_acceptance  # noqa: E402
+from core.train.compare import compare_predictions  # noqa: E402
+from core.models.config import TrainConfig  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
 from db.queries import dataset_classes, samples_frame  # noqa: E402
 from db.review import QueueFilter, apply_plan, open_flag_rows  # noqa: E402
@@ -56,7 +56,7 @@ def train(factory, dataset_id: int, config: TrainConfig) -> dict:
 
 
 def decision_quality(plan: pd.DataFrame, truth: pd.DataFrame) -> dict:
-    """How many relabels of a core.acceptance plan named the true class, and how many deletions removed a
+    """How many relabels of a core.audit.acceptance plan named the true class, and how many deletions removed a
     broken file or one member of a planted duplicate pair (the copy or its original: either may be kept)."""
     relabels = plan[plan["action"] == "relabel"]
     right = (truth.loc[relabels["path"], "true_label"].to_numpy() == relabels["new_label"].to_numpy()).sum()

@@ -158,7 +158,7 @@ def embedding_throughput(photos: list[Path], sizes: Sizes) -> dict[str, Any]:
     """Images/s of the photo member's embedding (whole view at its photo size) over the dataset's photos."""
     import torch
 
-    from core.checks.mislabel import MislabelOptions
+    from core.audit.checks.mislabel import MislabelOptions
     from core.features import embed_images, pick_device
 
     if sizes.threads:

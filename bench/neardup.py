@@ -4,7 +4,7 @@ Usage: python bench/neardup.py [--hashes 1000000] [--max-distance 8] [--planted 
                                [--subset 20000] [--repeat 1]
 
 Generates random 64-bit hashes, plants `--planted` near pairs (a copy of a hash
-with 0..max-distance random bits flipped), runs core.hashindex.near_pairs and
+with 0..max-distance random bits flipped), runs core.scan.hashindex.near_pairs and
 reports wall time, CPU time, peak resident memory
 (resource.getrusage), and the recall of the planted pairs. Completeness beyond
 the planted pairs is checked against a brute-force comparison of every pair of
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.hashindex import choose_chunks, near_pairs, popcount64  # noqa: E402
+from core.scan.hashindex import choose_chunks, near_pairs, popcount64  # noqa: E402
 
 BRUTE_FORCE_ROWS = 1000
 

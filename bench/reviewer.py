@@ -1,11 +1,11 @@
 """How many label errors the mislabel check flags on datasets of other kinds, and a simulated reviewer.
 
 For each demo dataset (with truth.csv): the mislabel check's evidence as shipped (bench/mislabel.py's
-context: the benchmark database caches embeddings), its count of label issues (core.evidence.count)
+context: the benchmark database caches embeddings), its count of label issues (core.audit.evidence.count)
 against the truth, with cleanlab's own count beside it, and the flags' precision, recall and F1, beside
 a naive baseline (the photo member alone with cleanlab's find_label_issues defaults). Then a
 careful reviewer works the flags in the app's order (least self-confident first), deciding each by
-truth.csv, and after every 25 decisions the queue's estimated precision (core.evidence.precision) is
+truth.csv, and after every 25 decisions the queue's estimated precision (core.audit.evidence.precision) is
 printed beside the true one.
 
     .venv/bin/listing-audit demo --out /tmp/p100 --per-class 100 --seed 5
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mislabel import load_context  # noqa: E402
 
-from core.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options  # noqa: E402
-from core.evidence.precision import estimate_queue_precision  # noqa: E402
+from core.audit.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options  # noqa: E402
+from core.audit.evidence.precision import estimate_queue_precision  # noqa: E402
 
 STEP = 25
 

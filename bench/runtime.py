@@ -34,13 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.features import (  # noqa: E402
     DEFAULT_BACKBONE, build_extractor, crop_pixels, embed_images, get_backbone, weights_path,
 )
-from core.inference import TorchRunner, graph_path, onnx_runner, row_cosines  # noqa: E402
+from core.models.runtime import TorchRunner, graph_path, onnx_runner, row_cosines  # noqa: E402
 from core.imaging import IMAGE_EXTENSIONS  # noqa: E402
 
 IMAGES = 256
 ROUNDS = 5
 BATCHES = (32, 64)
-#: (view, side) of the photo and crop members (core.checks.mislabel's defaults).
+#: (view, side) of the photo and crop members (core.audit.checks.mislabel's defaults).
 VIEWS = (("whole", 160), ("crop", 112))
 
 
@@ -125,7 +125,7 @@ def same_flags(roots: list[Path]) -> list[str]:
     """The mislabel check's flags with each runtime, each in a fresh database (no cached embeddings)."""
     from mislabel import load_context
 
-    from core.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options
+    from core.audit.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options
 
     lines = ["\nmislabel flags, fresh databases, LISTING_AUDIT_RUNTIME=torch vs onnxruntime:"]
     for root in roots:

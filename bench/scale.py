@@ -309,13 +309,13 @@ def stage_duplicate(config: dict) -> dict:
 
 
 def time_hash_search(config: dict) -> float:
-    """Seconds of the duplicate check's near-duplicate hash search alone (core.checks.duplicates
+    """Seconds of the duplicate check's near-duplicate hash search alone (core.audit.checks.duplicates
     near_pairs_by_band, as the check runs it), on the dataset's readable samples: the part of the check
     that grows faster than the number of images."""
     from sqlalchemy import select
 
-    from core.checks.duplicates import DuplicateCheck, brightness_bands, near_pairs_by_band
-    from core.hashindex import hex_to_uint64
+    from core.audit.checks.duplicates import DuplicateCheck, brightness_bands, near_pairs_by_band
+    from core.scan.hashindex import hex_to_uint64
     from db.models import Sample
 
     with _factory(config)() as session:
@@ -343,13 +343,13 @@ def _timed_run(work: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 def stage_mislabel_sample(config: dict) -> dict:
-    """The mislabel check (core.audit.run_audit, as the audit job calls it) on `config["sample"]` readable
+    """The mislabel check (core.audit.run.run_audit, as the audit job calls it) on `config["sample"]` readable
     samples chosen at random, after the `config["skip"]` chosen before; then again, embeddings cached, which
     times the out-of-fold fits and cleanlab alone. The embedding cache is emptied after."""
     from sqlalchemy import delete
 
-    from core.audit import flags_table, run_audit
-    from core.checks.base import AuditContext
+    from core.audit.run import flags_table, run_audit
+    from core.audit.checks.base import AuditContext
     from db.embeddings import DbEmbeddingStore
     from db.models import Embedding
     from db.queries import dataset_classes
@@ -396,7 +396,7 @@ def stage_prefill(config: dict) -> dict:
     then runs every step but the embedding, at full size (its fits and its peak memory)."""
     from sqlalchemy import select
 
-    from core.checks.mislabel import MislabelOptions
+    from core.audit.checks.mislabel import MislabelOptions
     from core.features import cache_key, embed_images
     from db.embeddings import DbEmbeddingStore
     from db.models import Sample
@@ -475,8 +475,8 @@ def affine(small_n: int, small: float, large_n: int, large: float) -> tuple[floa
 
 def hash_search_factor(images: int, target: int, max_distance: int = 12) -> float:
     """How much more the near-duplicate hash search costs per image at `target` images than at `images`
-    (core.hashindex's own cost model)."""
-    from core.hashindex import choose_chunks, estimated_cost
+    (core.scan.hashindex's own cost model)."""
+    from core.scan.hashindex import choose_chunks, estimated_cost
 
     return (estimated_cost(target, *choose_chunks(target, max_distance))
             / estimated_cost(images, *choose_chunks(images, max_distance)))
@@ -539,7 +539,7 @@ Assumptions of the projection:
   The files are on local disk or a shared file system as fast as this one.
 - cheap checks and the audit's own work (loading samples, storing flags) run in one process: linear in N.
 - duplicates: one process; the hash search (by brightness band, timed alone) grows per image as
-  core.hashindex's cost model says (estimated_cost: {search:.2f}x per image at {target:,}); the rest of
+  core.scan.hashindex's cost model says (estimated_cost: {search:.2f}x per image at {target:,}); the rest of
   the check (pixel comparisons of candidates, grouping) is linear.
 - mislabel: two network views per photo (photo, crop), embedding CPU per image from the larger subsample
   (with, minus without, embedding). GPU machine: {gpu:,.0f} images/s per view (issue 10's target for one
@@ -732,7 +732,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> dict:
                                              label="mislabel_small")
         stages["mislabel_large"] = run_stage("mislabel_sample", {**config, "sample": args.mislabel_sample,
                                                                  "skip": quarter}, workdir, label="mislabel_large")
-    from core.audit import available_checks
+    from core.audit.run import available_checks
 
     if args.full_audit == "warm":
         stages["prefill"] = run_stage("prefill", config, workdir)

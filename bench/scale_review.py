@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from core.neighbours import nearest, unit_rows
+from core.models.neighbours import nearest, unit_rows
 from db.corrections import decide
 from db.embeddings import dataset_embeddings
 from db.engine import write_transaction

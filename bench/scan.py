@@ -34,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.scan import default_workers  # noqa: E402
+from core.scan.inspect import default_workers  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
 from jobs.scan import scan_dataset  # noqa: E402
 

@@ -37,8 +37,8 @@ from torchvision import datasets, transforms
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.imaging import sha256_hex  # noqa: E402
-from core.train_data import IMAGENET_MEAN, IMAGENET_STD, Augmentation, MemoryBatches, load_images, place_pixels  # noqa: E402
-from core.training import amp_dtype, build_model, evaluate, pick_device, train_one_epoch, weights_available  # noqa: E402
+from core.models.data import (IMAGENET_MEAN, IMAGENET_STD, Augmentation, MemoryBatches, load_images, place_pixels)  # noqa: E402
+from core.training import (amp_dtype, build_model, evaluate, pick_device, train_one_epoch, weights_available)  # noqa: E402
 
 CLASSES = 4
 WARMUP_STEPS = 3

@@ -28,16 +28,16 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from core.checks.base import EmbeddingStore, ProgressCallback
+from core.audit.checks.base import EmbeddingStore, ProgressCallback
 from core.executors import RayStage, cluster_cpus, cluster_gpus, map_batches_on_ray, resolve_executor
 from core.imaging import open_rgb
-from core.inference import Runner, grid_pool, open_runner
+from core.models.runtime import Runner, grid_pool, open_runner
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "mobilenet_v2"
 #: Side, in pixels, of the object crop a network sees (the crop member; the photo member sees the whole
-#: photo at its own size, core.checks.mislabel.MislabelOptions.photo_size).
+#: photo at its own size, core.audit.checks.mislabel.MislabelOptions.photo_size).
 DEFAULT_IMAGE_SIZE = 112
 DEFAULT_BATCH_SIZE = 64
 #: Batch size of network embeddings on a GPU: large enough to keep it busy; every batch has it (the last is padded).
@@ -91,7 +91,7 @@ class Backbone:
     arch: torchvision model name, None for "pixels" (no network); weights: name of the torchvision
     weights enum member ("IMAGENET1K_V1"), None when no weights file is needed; pools: the
     (block index, grid side, channels) of each `features` block whose output is average-pooled to a
-    grid x grid map and concatenated; classifier: the core.oof classifier that suits these features.
+    grid x grid map and concatenated; classifier: the core.audit.oof classifier that suits these features.
     """
 
     name: str
@@ -336,7 +336,7 @@ def loader_workers(device: Optional[torch.device] = None) -> int:
 class ObjectCrops(Dataset):
     """Image files as network input: the object crop or the whole image (`view`) as uint8 (S, S, 3)
     (a quarter of the bytes of floats to pass between processes and copy to a GPU;
-    core.train_data.to_model_input normalises a batch of them), and whether the file decoded
+    core.models.data.to_model_input normalises a batch of them), and whether the file decoded
     (zeros when it did not)."""
 
     def __init__(self, paths: Sequence[str | os.PathLike], side: int, view: str = DEFAULT_VIEW) -> None:
@@ -432,7 +432,7 @@ def _embed_network(
     """Pooled backbone features, shape (N, backbone.dim), and the indices of files that failed to decode.
 
     The network runs as network_runner chooses. On a GPU: uint8 batches from pinned memory are copied
-    asynchronously and normalised there (once per device: core.train_data keeps the constants there), the
+    asynchronously and normalised there (once per device: core.models.data keeps the constants there), the
     network runs channels-last under float16 autocast, every batch has batch_size images (the last is
     padded, its padding's outputs dropped) so cuDNN tunes once, and outputs stay on the GPU until the
     end, so the host never waits for a batch while the workers decode the next ones. On a CPU each batch
@@ -459,7 +459,7 @@ def _embed_network(
 
 def network_runner(backbone: Backbone, device: torch.device, image_size: int, batch_size: int,
                    runtime: Optional[str] = None) -> Runner:
-    """How `backbone`'s frozen extractor runs at image_size px on `device` (core.inference: ONNX Runtime on a
+    """How `backbone`'s frozen extractor runs at image_size px on `device` (core.models.runtime: ONNX Runtime on a
     CPU unless `runtime` or $LISTING_AUDIT_RUNTIME says otherwise, PyTorch on CUDA). Raises
     MissingWeightsError."""
     check_weights(backbone)
@@ -551,7 +551,7 @@ def embed_images(
     Each image is decoded upright and cropped to its object (view "crop") or padded to a square
     (view "whole"). Networks see it at image_size x image_size, ImageNet-normalised, frozen (fp16
     autocast on CUDA); "pixels" ignores image_size and view (always the crop). runtime: how a network
-    runs (core.inference.RUNTIMES; None: $LISTING_AUDIT_RUNTIME, else ONNX Runtime on a CPU; the vectors
+    runs (core.models.runtime.RUNTIMES; None: $LISTING_AUDIT_RUNTIME, else ONNX Runtime on a CPU; the vectors
     are the same within 1e-5 whichever runs, so they share one cache key).
     batch_size: None for DEFAULT_BATCH_SIZE, or CUDA_BATCH_SIZE for a network on a GPU. Raises
     MissingWeightsError when the backbone's weights are not installed and UnreadableImageError naming

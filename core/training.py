@@ -1,7 +1,7 @@
 """Train an image classifier on a dataset's current labels and evaluate it per class.
 
 `main(config, samples, ...)` runs one training run: it decodes the images once
-(core.train_data), splits them into train/validation stratified by folder class,
+(core.models.data), splits them into train/validation stratified by folder class,
 fine-tunes a torchvision backbone with a new head, keeps the best and last
 checkpoints, and evaluates the best one. With `folds >= 2` it also trains K models
 to produce out-of-fold probabilities for every sample (the mislabel check's
@@ -32,10 +32,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
 from core import features
-from core.evidence.folds import duplicate_groups
-from core.metrics import classification_report
-from core.train_config import TrainConfig
-from core.train_data import Augmentation, MemoryBatches, load_images, place_pixels
+from core.audit.evidence.folds import duplicate_groups
+from core.models.metrics import classification_report
+from core.models.config import TrainConfig
+from core.models.data import Augmentation, MemoryBatches, load_images, place_pixels
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def select_samples(samples: pd.DataFrame, classes: Sequence[str], *, val_fractio
     exactly the listings it marks, so every such run scores on the same images. Without one the split
     is drawn over all present samples stratified by folder class with `seed`, so relabelling or
     deleting a sample never moves other samples across it; copies of one photo (exact, or near by
-    pHash: core.evidence.folds.duplicate_groups) then go to the side of the copy with the lowest id,
+    pHash: core.audit.evidence.folds.duplicate_groups) then go to the side of the copy with the lowest id,
     so a re-upload never validates its own original. Deleted, unreadable and unlabelled samples are
     left out. Labels are the current ones.
     """
@@ -896,7 +896,7 @@ def main(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str], roo
     this is (see claim_run_folder), checked against the folder before anything
     is read from or written to it; None when the caller owns the folder outright
     (scripts, tests). Result keys: config, device,
-    classes, metrics (core.metrics.classification_report of the best checkpoint),
+    classes, metrics (core.models.metrics.classification_report of the best checkpoint),
     history, best_epoch, stopped_early, resumed_from_epoch, split {train, val}
     (sample ids), validation {sample_ids, true, pred, confidence}, samples
     {used, train, val, skipped}, checkpoints, out_dir, out_of_fold (paths or None),

@@ -1,7 +1,7 @@
 """The dataset's evaluation split, the reference labels runs are scored against, and runs compared on common ground.
 
 Each takes the session first. The split is stored per listing (EvaluationSide) the first time it is
-needed and only ever extended: new files join by core.eval_split's rule, nothing moves.
+needed and only ever extended: new files join by core.train.eval_split's rule, nothing moves.
 """
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.compare import BOOTSTRAP_ROUNDS, RunComparison, compare_predictions
-from core.eval_split import EVALUATION_FRACTION, assign_evaluation
-from core.evidence.folds import duplicate_groups
+from core.train.compare import BOOTSTRAP_ROUNDS, RunComparison, compare_predictions
+from core.train.eval_split import EVALUATION_FRACTION, assign_evaluation
+from core.audit.evidence.folds import duplicate_groups
 from db.corrections import in_effect
 from db.engine import insert_ignoring_duplicates
 from db.models import Correction, EvaluationSide, Sample, utcnow
@@ -35,7 +35,7 @@ def evaluation_sides(session: Session, dataset_id: int) -> pd.Series:
 
 
 def ensure_evaluation_split(session: Session, dataset_id: int, *, fraction: float = EVALUATION_FRACTION) -> int:
-    """Give every present, hashed listing without a side one (core.eval_split.assign_evaluation); returns how
+    """Give every present, hashed listing without a side one (core.train.eval_split.assign_evaluation); returns how
     many were added. Writes: call it in `factory.begin()`. Two processes at once add the same sides, and
     the second one's inserts are ignored."""
     samples = samples_frame(session, dataset_id)

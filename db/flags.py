@@ -52,7 +52,7 @@ def _optional_int(value: Any) -> Optional[int]:
 def store_flags(session: Session, job_id: int, flags: pd.DataFrame) -> int:
     """Insert the flags of audit job `job_id`; returns how many.
 
-    flags: core.audit.FLAG_COLUMNS (sample_id, kind, score, given_label,
+    flags: core.audit.run.FLAG_COLUMNS (sample_id, kind, score, given_label,
     suggested_label, group, reason, evidence dict).
     """
     rows = [

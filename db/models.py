@@ -190,7 +190,7 @@ class Flag(Base):
 
 
 class EvaluationSide(Base):
-    """A listing's side of its dataset's evaluation split (core.eval_split), stored once and never changed:
+    """A listing's side of its dataset's evaluation split (core.train.eval_split), stored once and never changed:
     every training run of the dataset is scored on the same listings (revision 0005)."""
 
     __tablename__ = "evaluation_split"

@@ -232,7 +232,7 @@ def rows_for_flags(session: Session, job_id: int, flag_ids: list[int]) -> pd.Dat
 def open_flag_rows(session: Session, job_id: int, queue: QueueFilter) -> pd.DataFrame:
     """Every open flag of job `job_id` under `queue`'s kinds, classes and score bounds, with QUEUE_COLUMNS,
     worst first; unlike the queue, every member of a duplicate group (a group is in when its worst
-    member's score is within the bounds). What core.acceptance.plan_acceptance reads."""
+    member's score is within the bounds). What core.audit.acceptance.plan_acceptance reads."""
     in_bounds = and_(Flag.score >= queue.score_min, Flag.score <= queue.score_max)
     groups_in_bounds = select(Flag.group_id).where(
         Flag.job_id == job_id, Flag.kind == "duplicate", Flag.group_id.is_not(None),
@@ -254,7 +254,7 @@ def open_flag_rows(session: Session, job_id: int, queue: QueueFilter) -> pd.Data
 
 def apply_plan(session: Session, plan: pd.DataFrame, *, classes: list[str], reviewer: str, note: str,
                carry_job_id: Optional[int] = None) -> list[Correction]:
-    """Make the decisions of a core.acceptance plan as one action (db.corrections.decide_many): all or
+    """Make the decisions of a core.audit.acceptance plan as one action (db.corrections.decide_many): all or
     nothing when the caller rolls back on DecisionError, e.g. when a sample was decided on meanwhile.
     carry_job_id: the audit whose duplicate groups carry each decision to the sample's open copies."""
     decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),

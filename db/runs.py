@@ -88,7 +88,7 @@ def replaced_run(job: Job) -> Optional[int]:
 
 
 def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
-    """The evaluation of a finished run (core.metrics.classification_report), or None."""
+    """The evaluation of a finished run (core.models.metrics.classification_report), or None."""
     job = get_run(session, run_id)
     if job is None:
         return None

@@ -14,8 +14,8 @@ from typing import Any, Optional
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.audit import AuditRun, flags_table, resolve_checks, run_audit
-from core.checks.base import AuditContext, ProgressCallback
+from core.audit.run import AuditRun, flags_table, resolve_checks, run_audit
+from core.audit.checks.base import AuditContext, ProgressCallback
 from core.executors import resolve_executor
 from db.embeddings import DbEmbeddingStore
 from db.flags import store_flags

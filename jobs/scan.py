@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings, some_paths
 from core.executors import resolve_executor
 from core.imaging import ImageInfo
-from core.scan import ProgressCallback, inspect_files
+from core.scan.inspect import ProgressCallback, inspect_files
 from db.evaluation import ensure_evaluation_split
 from db.moves import carry_moved_decisions
 from db.corrections import in_effect
@@ -195,7 +195,7 @@ def _cyclic_gc_paused():
 def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: Optional[int] = None,
                  progress: Optional[ProgressCallback] = None, executor: str = "local") -> dict:
     """Scan `root` into the database and return the summary dict (also stored on the dataset); the images
-    are inspected by `executor` ("local" or "ray", core.scan.inspect_files).
+    are inspected by `executor` ("local" or "ray", core.scan.inspect.inspect_files).
 
     Summary keys: dataset_id, root, images (present files, readable or not),
     classes (name -> count, sorted), empty_classes, unreadable [{path, reason}],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.train_config import TrainConfig
+from core.models.config import TrainConfig
 from db.engine import data_dir as engine_data_dir, database_stem, describe_database
 from db.models import Dataset, Job
 from db.evaluation import ensure_evaluation_split, evaluation_sides

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.checks.base import sure_text
-from core.checks.price import price_suggestion
-from core.evidence.precision import QueuePrecision, queue_precision
-from core.neighbours import nearest, unit_rows
+from core.audit.checks.base import sure_text
+from core.audit.checks.price import price_suggestion
+from core.audit.evidence.precision import QueuePrecision, queue_precision
+from core.models.neighbours import nearest, unit_rows
 from db.embeddings import dataset_embeddings
 from db.queries import dataset_classes
 from db.review import (

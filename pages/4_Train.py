@@ -13,8 +13,8 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from core.train_config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, SPLITS, TrainConfig
-from core.train_estimate import EarlierRun, describe_seconds, estimate_seconds
+from core.models.config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, SCHEDULERS, SPLITS, TrainConfig
+from core.train.estimate import EarlierRun, describe_seconds, estimate_seconds
 from db.models import Job
 from db.evaluation import split_summary
 from db.runs import (TRAIN_KIND, active_run_like, dataset_snapshot, get_run, replaced_run, requeue_run, run_config, run_epochs,

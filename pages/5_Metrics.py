@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.metrics import PER_CLASS_METRICS, cell_members, compare_reports, report_table
+from core.models.metrics import PER_CLASS_METRICS, cell_members, compare_reports, report_table
 from db.corrections import Decision
 from db.queries import dataset_classes
 from db.review import sample_view

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.core.checks.photos import photo, save
+from tests.core.audit.checks.photos import photo, save
 
 PHOTOS = 20
 TYPO_PATH = "cheap/p3.jpg"

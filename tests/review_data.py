@@ -22,7 +22,7 @@ PLANTED_FLAGS = {
     "shoe/broken.jpg": ("broken", 0.0, None, None, "cannot decode: not an image", {}),
     "bag/bag-0.png": ("mislabel", 0.05, "phone", None, "looks like a phone", {
         "suggested_probability": 0.91, "top3": [["phone", 0.91], ["bag", 0.06], ["shoe", 0.03]],
-        "members": [  # each evidence member's own vote, as core.checks.mislabel.member_votes writes them
+        "members": [  # each evidence member's own vote, as core.audit.checks.mislabel.member_votes writes them
             {"member": "photo", "label": "photo", "top": "phone", "probability": 0.84, "given_probability": 0.1,
              "weight": 1.1},
             {"member": "title", "label": "title", "top": "phone", "probability": 0.93, "given_probability": 0.02,
@@ -89,7 +89,7 @@ def build_review_data(root: Path, factory: sessionmaker[Session], *, audit_minut
     return ReviewData(Path(summary["root"]), summary["dataset_id"], job_id, flag_ids, sample_ids)
 
 
-#: A price flag's evidence as core.checks.price writes it when similar photos set the expected price
+#: A price flag's evidence as core.audit.checks.price writes it when similar photos set the expected price
 #: (phone-2 listed at 12,990: a slipped decimal point of 1,299.00).
 EXPECTED_PRICE_EVIDENCE = {
     "price": 12990.0, "class_median": 315.0, "typical_low": 150.0, "typical_high": 660.0, "z": 9.1,

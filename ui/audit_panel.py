@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.audit import available_checks
+from core.audit.run import available_checks
 from db.flags import class_flag_counts, diff_flags, kind_summary, previous_audit_job
 from db.models import Job
 from db.review import latest_audit_job
@@ -24,9 +24,9 @@ from ui.text import plain
 #: here so that the home page does not import torch); "pixels" needs no pretrained weights.
 BACKBONE_CHOICES = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "pixels")
 DEFAULT_FOLDS = 5
-#: Where the mislabel check's photo evidence can come from in the form (core.checks.mislabel SOURCES).
+#: Where the mislabel check's photo evidence can come from in the form (core.audit.checks.mislabel SOURCES).
 PHOTO_SOURCES = ("embeddings", "finetune")
-#: The fine-tuned source's epochs and image size: core.checks.mislabel.MislabelOptions' defaults and choices.
+#: The fine-tuned source's epochs and image size: core.audit.checks.mislabel.MislabelOptions' defaults and choices.
 FINETUNE_EPOCHS = 3
 FINETUNE_IMAGE_SIZE = 112
 FINETUNE_IMAGE_SIZES = (64, 96, 112, 128, 160, 224)
@@ -318,7 +318,7 @@ def render_mislabel_evidence(job_id: int) -> None:
 def render_price_model(job_id: int) -> None:
     """One line on what judged the prices: the expected-price model's sources and weights, or class statistics
     and why."""
-    from core.checks.price import expected_price_text
+    from core.audit.checks.price import expected_price_text
 
     with session_factory()() as session:
         result = job_result(session.get(Job, job_id)) or {}

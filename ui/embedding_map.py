@@ -1,4 +1,4 @@
-"""Browse's embedding map: every photo with a cached embedding as a point (core.embedding_map), coloured by its
+"""Browse's embedding map: every photo with a cached embedding as a point (core.models.embedding_map), coloured by its
 label or by what the latest audit flagged; lasso or box a region to see its listings and relabel or delete them
 as one action (Undo reverts it)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.embedding_map import MAX_POINTS, even_sample, project_2d
+from core.models.embedding_map import MAX_POINTS, even_sample, project_2d
 from db.corrections import Decision
 from db.embeddings import dataset_embeddings
 from db.flags import flags_frame

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
-from core.acceptance import plan_acceptance
+from core.audit.acceptance import plan_acceptance
 from db.corrections import Decision
 from ui.review_widgets import SHORTCUTS, ReviewContext, apply_many, copies_note, image_bytes, notify
 from ui.text import plain
@@ -38,7 +38,7 @@ def ticked_flags(rows: pd.DataFrame) -> set[int]:
 
 def grid_decisions(rows: pd.DataFrame, ticked: set[int], *, keep_rest: bool) -> list[Decision]:
     """The decisions of one grid page (rows: db.review.QUEUE_COLUMNS): the ticked flags accepted as
-    core.acceptance plans them, and with keep_rest every unticked sample not deleted kept."""
+    core.audit.acceptance plans them, and with keep_rest every unticked sample not deleted kept."""
     plan = plan_acceptance(rows[rows["flag_id"].isin(ticked)])
     decisions = [Decision(int(row.sample_id), row.action, new_label=row.new_label, flag_id=int(row.flag_id),
                           expected_last_id=int(row.expected_last_id)) for row in plan.itertuples()]

@@ -7,7 +7,7 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from core.compare import CLASS_METRICS, OVERALL, RunComparison
+from core.train.compare import CLASS_METRICS, OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
 from db.queries import correction_counts
 from ui.common import factory_for

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.metrics import row_normalised
+from core.models.metrics import row_normalised
 
 
 def curves_figure(epochs: pd.DataFrame) -> go.Figure:

@@ -1,7 +1,7 @@
 """`listing-audit accept DATASET_DIR`: accept the latest audit's suggestions as one undoable action.
 
 Relabels mislabel flags to their suggested class, keeps one member of each duplicate group and
-deletes the rest, deletes broken files (core.acceptance). A relabel carries to the listing's open
+deletes the rest, deletes broken files (core.audit.acceptance). A relabel carries to the listing's open
 copies under the same label in the audit's duplicate groups (db.review.carry_to_copies). Only open
 flags count: a sample decided on since the audit keeps that decision. All decisions go through db.corrections.decide_many as one
 batch, so `--undo` (or the Review page's undo) reverts them together. --dry-run shows the plan.
@@ -14,7 +14,7 @@ import pandas as pd
 
 from cli.commands.correct import chosen_reviewer
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, require_dataset
-from core.acceptance import ACCEPTABLE_KINDS, plan_acceptance
+from core.audit.acceptance import ACCEPTABLE_KINDS, plan_acceptance
 from db.corrections import DecisionError, undo_last_action
 from db.engine import write_transaction
 from db.models import Job

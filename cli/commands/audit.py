@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, require_dataset
 from cli.executor import add_executor_option, chosen_executor
-from core.audit import available_checks
+from core.audit.run import available_checks
 from db.flags import class_flag_counts
 from db.runs import get_run, latest_out_of_fold_run, run_result
 from jobs.audit import AuditError, audit_params
@@ -88,7 +88,7 @@ def _details(name: str, summary: dict) -> str:
     if name == "duplicate":
         return f"   {summary['groups']} groups, {summary['label_conflict_groups']} with conflicting labels"
     if name == "price":
-        from core.checks.price import expected_price_text  # scikit-learn: only once an audit has run
+        from core.audit.checks.price import expected_price_text  # scikit-learn: only once an audit has run
 
         model = expected_price_text(summary)
         return (f"   {summary['without_price']} without a price"

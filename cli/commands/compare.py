@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, shown
-from core.compare import OVERALL, RunComparison
+from core.train.compare import OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
 
 OVERALL_NAMES = {"accuracy": "accuracy", "macro_precision": "macro precision", "macro_recall": "macro recall",

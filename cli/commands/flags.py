@@ -9,8 +9,8 @@ import json
 import math
 
 from cli.common import CliError, add_db_option, open_db, print_csv, print_json, require_dataset
-from core.audit import CHECK_ORDER
-from core.checks.base import sure_text
+from core.audit.run import CHECK_ORDER
+from core.audit.checks.base import sure_text
 from db.flags import flags_frame
 from db.models import Job
 from db.review import latest_audit_job
@@ -39,7 +39,7 @@ def _blank(value) -> object:
 
 def flag_rows(frame, *, with_evidence: bool) -> list[dict]:
     """Output rows: COLUMNS (and `evidence`), with empty strings where a value is absent; `sure` is the
-    flag's score as the Review page shows it (core.checks.base.sure_text, e.g. "0.934")."""
+    flag's score as the Review page shows it (core.audit.checks.base.sure_text, e.g. "0.934")."""
     rows = []
     for record in frame.to_dict("records"):
         values = {**record, "sure": sure_text(record["score"])}

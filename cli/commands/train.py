@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
-from core.train_config import BACKBONE_NAMES, DEVICES, SPLITS, TrainConfig
+from core.models.config import BACKBONE_NAMES, DEVICES, SPLITS, TrainConfig
 from db.queries import get_dataset
 from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_phases, run_result, runs_frame
 from jobs.runner import create_job, reap_dead_jobs, run_job
@@ -108,7 +108,7 @@ def _dataset_id(factory, dataset_dir: str) -> int:
 
 def format_report(metrics: dict) -> str:
     """A classification report like scikit-learn's, plus the confusion matrix."""
-    from core.metrics import report_table  # scikit-learn takes a second to load: only when printing a report
+    from core.models.metrics import report_table  # scikit-learn takes a second to load: only when printing a report
 
     table = report_table(metrics)
     width = max(len(str(name)) for name in table.index)

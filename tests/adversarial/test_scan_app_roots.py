@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-import core.roots
+import core.scan.roots
 from db.models import Dataset, Job
 from jobs.runner import FINISHED
 from jobs.scan import scan_dataset
@@ -45,7 +45,7 @@ def test_a_folder_outside_the_roots_is_refused_and_nothing_is_queued(factory, ap
 
 
 def test_a_folder_with_very_many_files_is_scanned_only_when_confirmed(factory, app_db, tmp_path, monkeypatch):
-    monkeypatch.setattr(core.roots, "CONFIRM_ABOVE_FILES", 2)
+    monkeypatch.setattr(core.scan.roots, "CONFIRM_ABOVE_FILES", 2)
     for name in ["a.png", "b.png", "c.png"]:
         make_image(tmp_path / "shop" / "shoes" / name)
     app = click_scan(home(), str(tmp_path / "shop"))

@@ -12,9 +12,9 @@ import os
 import pytest
 from sqlalchemy import select
 
-import core.scan
+import core.scan.inspect
 from core.dataset import discover
-from core.scan import inspect_files
+from core.scan.inspect import inspect_files
 from db.models import Sample
 from jobs.scan import scan_dataset
 from tests.adversarial.scan_inputs import SECRET_LINE, dataset_with_links_out, reviewed_shop
@@ -69,7 +69,7 @@ def test_a_file_swapped_for_a_link_out_after_the_walk_is_not_read(tmp_path, monk
     (dataset.root / "shoes" / "pipe.jpg").unlink()
     os.mkfifo(dataset.root / "shoes" / "pipe.jpg")  # reading it would block for ever
     if in_worker_processes:
-        monkeypatch.setattr(core.scan, "MIN_FILES_FOR_POOL", 0)
+        monkeypatch.setattr(core.scan.inspect, "MIN_FILES_FOR_POOL", 0)
     infos = dict(zip((entry.path for entry in files.files), inspect_files(files.root, files.files, workers=2)))
     assert infos["shoes/later.jpg"].error == "link leads outside the dataset folder; not read"
     assert infos["shoes/later.jpg"].content_hash is None
@@ -81,7 +81,7 @@ def test_an_image_file_larger_than_the_limit_is_not_read(tmp_path, monkeypatch):
     make_image(tmp_path / "shoes" / "big.png", size=(64, 64))
     make_image(tmp_path / "shoes" / "small.png", size=(4, 4), color=(1, 2, 3))
     limit = (tmp_path / "shoes" / "small.png").stat().st_size
-    monkeypatch.setattr(core.scan, "MAX_IMAGE_FILE_BYTES", limit)
+    monkeypatch.setattr(core.scan.inspect, "MAX_IMAGE_FILE_BYTES", limit)
     files = discover(tmp_path)
     big, small = inspect_files(files.root, files.files, workers=1)
     assert big.error.startswith("file too large to read: more than the 0 MiB the scan reads")

@@ -19,11 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 #: largest peak resident memory of a worker, in KiB (Linux reports ru_maxrss in KiB).
 SCAN_AND_MEASURE = """
 import json, resource, sys
-import core.scan
+import core.scan.inspect
 from db.engine import make_engine, make_session_factory
 from jobs.scan import scan_dataset
 
-core.scan.MIN_FILES_FOR_POOL = 0
+core.scan.inspect.MIN_FILES_FOR_POOL = 0
 summary = scan_dataset(make_session_factory(make_engine(sys.argv[2])), sys.argv[1], workers=2)
 peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 print(json.dumps({"unreadable": summary["unreadable"], "worker_peak_kib": peak_kib}))

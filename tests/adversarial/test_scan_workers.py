@@ -17,18 +17,18 @@ REPO = Path(__file__).resolve().parents[2]
 #: with the workers started; prints "inspecting" then.
 SCAN_THAT_HANGS = """
 import sys, time
-import core.scan
+import core.scan.inspect
 from core.dataset import discover
 
-core.scan.MIN_FILES_FOR_POOL = 0
-core.scan.CHUNK_SIZE = 1
+core.scan.inspect.MIN_FILES_FOR_POOL = 0
+core.scan.inspect.CHUNK_SIZE = 1
 
 def hang(fraction, message):
     print("inspecting", flush=True)
     time.sleep(600)
 
 files = discover(sys.argv[1])
-core.scan.inspect_files(files.root, files.files, workers=2, progress=hang)
+core.scan.inspect.inspect_files(files.root, files.files, workers=2, progress=hang)
 """
 
 

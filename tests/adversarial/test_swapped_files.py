@@ -11,7 +11,7 @@ import pytest
 
 from cli.main import main as cli_main
 from core.imaging import NotARegularFile, open_rgb, read_file_facts
-from core.train_data import load_images
+from core.models.data import load_images
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
 from ui.thumbnails import render_jpeg

@@ -22,7 +22,7 @@ from core.features import (
     object_box,
     weights_path,
 )
-from core.train_data import IMAGENET_MEAN, IMAGENET_STD
+from core.models.data import IMAGENET_MEAN, IMAGENET_STD
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
 from tests.training_data import one_torch_thread

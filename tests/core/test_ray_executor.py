@@ -10,9 +10,9 @@ import pytest
 from core.dataset import discover
 from core.executors import RAY_ADDRESS_ENV, ExecutorError, check_ray, remote_error_line, resolve_executor
 from core.features import UnreadableImageError, embed_images
-from core.scan import CHUNK_SIZE, inspect_files
+from core.scan.inspect import CHUNK_SIZE, inspect_files
 from tests.conftest import make_image
-from tests.core.checks.photos import photo, save
+from tests.core.audit.checks.photos import photo, save
 from tests.ray_instance import closed_port, local_ray
 
 #: embeddings computed on Ray may differ from the local ones by float rounding (threads, batch split) only

@@ -11,8 +11,8 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from core.train_config import BACKBONE_NAMES, OPTIMIZERS, SCHEDULERS
-from core.train_data import Augmentation, MemoryBatches
+from core.models.config import BACKBONE_NAMES, OPTIMIZERS, SCHEDULERS
+from core.models.data import Augmentation, MemoryBatches
 from core.training import (BACKBONES, OPTIMIZER_FACTORIES, PHASES, SCHEDULER_FACTORIES, PhaseClock, TrainConfig,
                            WeightsUnavailable, build_model, evaluate, load_checkpoint, load_out_of_fold, main,
                            make_criterion, select_samples, set_backbone_frozen, stratified_split, train_one_epoch,

@@ -228,7 +228,7 @@ def test_fix_a_price_then_export_the_corrected_listings(app_server, browser_page
 
 def test_a_price_flag_shows_what_similar_listings_sell_at_and_f_saves_the_suggested_slip(app_server, browser_page,
                                                                                          factory):
-    """Evidence as core.checks.price writes it when similar photos set the expected price."""
+    """Evidence as core.audit.checks.price writes it when similar photos set the expected price."""
     url, data = app_server
     plant_expected_price_flag(factory, data)
     page = browser_page

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-import core.scan
+import core.scan.inspect
 from db.corrections import decide
 from db.models import Dataset, Sample
 from db.queries import dataset_classes, get_dataset, samples_frame
@@ -101,7 +101,7 @@ def test_messy_folder_scans_every_file_with_a_reason_and_changes_nothing(factory
     broken = build_messy_dataset(root)
     before = checksums(root)
     if in_worker_processes:
-        monkeypatch.setattr(core.scan, "MIN_FILES_FOR_POOL", 0)
+        monkeypatch.setattr(core.scan.inspect, "MIN_FILES_FOR_POOL", 0)
 
     summary = scan_dataset(factory, root, workers=2)
 

@@ -10,7 +10,7 @@ import torch
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.metrics import cell_members
+from core.models.metrics import cell_members
 from db.corrections import decide
 from db.engine import make_engine, make_session_factory
 from db.evaluation import compare_runs

@@ -442,7 +442,7 @@ def test_a_price_flag_offers_the_decimal_slip_fix_and_undo_reverts_it(factory, d
 
 
 def test_a_price_flag_shows_its_expected_range_similar_listings_and_suggested_price(factory, data):
-    """The evidence core.checks.price writes when similar listings set the expected price."""
+    """The evidence core.audit.checks.price writes when similar listings set the expected price."""
     plant_expected_price_flag(factory, data)
     app = open_review(kinds=("price",))
     text = [m.value for m in app.markdown]

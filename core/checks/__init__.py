@@ -1,1 +1,0 @@
-"""Audit checks: one small class per kind of issue, registered by name (see core.checks.base)."""
