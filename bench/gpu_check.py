@@ -8,7 +8,7 @@ Four sections, printed as one table and written as JSON (to --out, or $OUT/gpu_c
   train      `listing-audit train` on a demo dataset: wall seconds, seconds per phase (metrics --format
              json), and how the wall compares with training plus evaluation;
   folds      the same with --folds 5;
-  embedding  the audit's photo embedding (core.features.embed_images, the photo member's view and size)
+  embedding  the audit's photo embedding (core.models.embeddings.embed_images, the photo member's view and size)
              over the dataset's photos, images/s.
 The dataset is `listing-audit demo` (photos style); where the demo's source images are not installed,
 generated photo-like JPEGs (bench/train.py write_jpegs) stand in. Pretrained weights are used when
@@ -113,7 +113,7 @@ def build_dataset(folder: Path, sizes: Sizes, env: dict[str, str]) -> tuple[Path
 
 
 def weights_installed() -> bool:
-    from core.training import weights_available
+    from core.models.classifiers import weights_available
 
     return weights_available("mobilenet_v2")
 
@@ -158,8 +158,8 @@ def embedding_throughput(photos: list[Path], sizes: Sizes) -> dict[str, Any]:
     """Images/s of the photo member's embedding (whole view at its photo size) over the dataset's photos."""
     import torch
 
-    from core.audit.checks.mislabel import MislabelOptions
-    from core.features import embed_images, pick_device
+    from core.audit.evidence.gather import MislabelOptions
+    from core.models.embeddings import embed_images, pick_device
 
     if sizes.threads:
         torch.set_num_threads(sizes.threads)

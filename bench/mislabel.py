@@ -32,7 +32,8 @@ from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_sco
 
 from core.audit.checks.base import AuditContext  # noqa: E402
 from core.audit.checks.duplicates import DuplicateCheck  # noqa: E402
-from core.audit.checks.mislabel import (PHOTO_MEMBERS, audited_samples, flag_issues, gather_evidence, resolve_options)  # noqa: E402
+from core.audit.evidence.gather import PHOTO_MEMBERS, flag_issues, gather_evidence, resolve_options  # noqa: E402
+from core.audit.checks.mislabel import audited_samples  # noqa: E402
 from core.audit.evidence.combine import combine  # noqa: E402
 from db.embeddings import DbEmbeddingStore  # noqa: E402
 from db.engine import make_engine, make_session_factory  # noqa: E402
@@ -50,7 +51,7 @@ def peak_rss_mb() -> float:
 
 def scores_line(name: str, truth: np.ndarray, labels: np.ndarray, pred_probs: np.ndarray,
                 count_probs: Optional[np.ndarray] = None, **extra) -> dict:
-    """The check's flags and ranking (core.audit.checks.mislabel.flag_issues) on `pred_probs` (N, K), the
+    """The check's flags and ranking (core.audit.evidence.gather.flag_issues) on `pred_probs` (N, K), the
     number flagged estimated from `count_probs` (default: pred_probs), scored against truth (bool (N,))."""
     issues, quality, _ = flag_issues(labels, pred_probs, pred_probs if count_probs is None else count_probs)
     return {

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mislabel import load_context  # noqa: E402
 
-from core.audit.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options  # noqa: E402
+from core.audit.checks.mislabel import audited_samples  # noqa: E402
+from core.audit.evidence.gather import flag_issues, gather_evidence, resolve_options  # noqa: E402
 from core.audit.evidence.precision import estimate_queue_precision  # noqa: E402
 
 STEP = 25

@@ -31,9 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.features import (  # noqa: E402
-    DEFAULT_BACKBONE, build_extractor, crop_pixels, embed_images, get_backbone, weights_path,
-)
+from core.models.embeddings import DEFAULT_BACKBONE, build_extractor, embed_images, get_backbone, weights_path
+from core.models.views import crop_pixels
 from core.models.runtime import TorchRunner, graph_path, onnx_runner, row_cosines  # noqa: E402
 from core.imaging import IMAGE_EXTENSIONS  # noqa: E402
 
@@ -125,7 +124,8 @@ def same_flags(roots: list[Path]) -> list[str]:
     """The mislabel check's flags with each runtime, each in a fresh database (no cached embeddings)."""
     from mislabel import load_context
 
-    from core.audit.checks.mislabel import audited_samples, flag_issues, gather_evidence, resolve_options
+    from core.audit.checks.mislabel import audited_samples
+    from core.audit.evidence.gather import flag_issues, gather_evidence, resolve_options
 
     lines = ["\nmislabel flags, fresh databases, LISTING_AUDIT_RUNTIME=torch vs onnxruntime:"]
     for root in roots:

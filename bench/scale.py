@@ -396,8 +396,8 @@ def stage_prefill(config: dict) -> dict:
     then runs every step but the embedding, at full size (its fits and its peak memory)."""
     from sqlalchemy import select
 
-    from core.audit.checks.mislabel import MislabelOptions
-    from core.features import cache_key, embed_images
+    from core.audit.evidence.gather import MislabelOptions
+    from core.models.embeddings import cache_key, embed_images
     from db.embeddings import DbEmbeddingStore
     from db.models import Sample
 

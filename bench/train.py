@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.imaging import sha256_hex  # noqa: E402
 from core.models.data import (IMAGENET_MEAN, IMAGENET_STD, Augmentation, MemoryBatches, load_images, place_pixels)  # noqa: E402
-from core.training import (amp_dtype, build_model, evaluate, pick_device, train_one_epoch, weights_available)  # noqa: E402
+from core.models.classifiers import amp_dtype, build_model, pick_device, weights_available  # noqa: E402
+from core.models.loop import evaluate, train_one_epoch  # noqa: E402
 
 CLASSES = 4
 WARMUP_STEPS = 3
@@ -115,7 +116,7 @@ def timed(device: torch.device, work: Callable[[], int]) -> float:
 
 
 def new_model(device: torch.device) -> torch.nn.Module:
-    """MobileNetV2 in channels-last memory format (as core.training.new_model: faster on GPU and CPU)."""
+    """MobileNetV2 in channels-last memory format (as core.models.loop.new_model: faster on GPU and CPU)."""
     model = build_model("mobilenet_v2", CLASSES, pretrained=weights_available("mobilenet_v2"))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

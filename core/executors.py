@@ -18,8 +18,9 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from core.progress import ProgressCallback
+
 #: progress(fraction in [0, 1], message)
-ProgressCallback = Callable[[float, str], None]
 
 EXECUTORS = ("local", "ray")
 DEFAULT_EXECUTOR = "local"
@@ -28,7 +29,7 @@ RAY_ADDRESS_ENV = "LISTING_AUDIT_RAY_ADDRESS"
 #: Seconds to wait for the cluster's port to answer before giving up (Ray itself retries for minutes).
 CONNECT_TIMEOUT_S = 5.0
 INSTALL_HINT = "pip install 'listing-audit[ray]'"
-#: The line of a remote traceback that names the exception: "core.features.MissingWeightsError: message".
+#: The line of a remote traceback that names the exception: "core.models.embeddings.MissingWeightsError: message".
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.train.compare import BOOTSTRAP_ROUNDS, RunComparison, compare_predictions
 from core.train.eval_split import EVALUATION_FRACTION, assign_evaluation
-from core.audit.evidence.folds import duplicate_groups
+from core.scan.copies import duplicate_groups
 from db.corrections import in_effect
 from db.engine import insert_ignoring_duplicates
 from db.models import Correction, EvaluationSide, Sample, utcnow

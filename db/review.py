@@ -529,7 +529,7 @@ def history_reviewers(session: Session, dataset_id: int) -> list[str]:
 
 
 def export_frame(session: Session, dataset_id: int) -> pd.DataFrame:
-    """Every sample (missing ones too) with its current state and its latest decision, for core.export.
+    """Every sample (missing ones too) with its current state and its latest decision, for core.export.plan.
 
     samples_frame's columns plus `last_action` and `reviewer` of the latest
     correction in effect ('' when the sample was never decided on or its decisions were undone),

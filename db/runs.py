@@ -97,7 +97,7 @@ def run_metrics(session: Session, run_id: int) -> Optional[dict[str, Any]]:
 
 def run_phases(session: Session, run_id: int) -> Optional[dict[str, Any]]:
     """Where a finished run's time went: {"seconds": wall, "phases": {phase: seconds}, "fold_phases":
-    [{phase: seconds}, ...]} (core.training.PhaseClock), or None for no such run or a run without them."""
+    [{phase: seconds}, ...]} (core.models.loop.PhaseClock), or None for no such run or a run without them."""
     result = json_text(Job.result_json)
     row = session.execute(
         select(result["seconds"].as_float(), result["phases"], result["fold_phases"])
@@ -138,7 +138,7 @@ def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
 
 def latest_out_of_fold_run(session: Session, dataset_id: int) -> Optional[str]:
     """The folder of the dataset's newest succeeded run with out-of-fold probabilities (see
-    core.training.load_out_of_fold), or None."""
+    core.models.checkpoints.load_out_of_fold), or None."""
     result = json_text(Job.result_json)
     return session.scalars(
         select(result["out_dir"].as_string())

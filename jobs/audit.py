@@ -14,9 +14,10 @@ from typing import Any, Optional
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.audit.checks.base import AuditContext
 from core.audit.run import AuditRun, flags_table, resolve_checks, run_audit
-from core.audit.checks.base import AuditContext, ProgressCallback
 from core.executors import resolve_executor
+from core.progress import ProgressCallback
 from db.embeddings import DbEmbeddingStore
 from db.flags import store_flags
 from db.models import Dataset, Job
@@ -48,7 +49,7 @@ def audit_params(*, checks: Optional[list[str]] = None, folds: Optional[int] = N
         if executor is not None:
             resolve_executor(executor)
         if backbone is not None:
-            from core.features import get_backbone  # torchvision: loaded only when a backbone is named
+            from core.models.embeddings import get_backbone  # torchvision: loaded only when a backbone is named
 
             get_backbone(backbone)
     except ValueError as error:

@@ -1,7 +1,7 @@
 """Export the cleaned dataset of a registered dataset: the `export` job, also called directly by the CLI.
 
 Reads the current state of every sample (db.review.export_frame), plans the
-export (core.export.plan_export) and writes it (core.export.write_export).
+export (core.export.plan.plan_export) and writes it (core.export.write.write_export).
 """
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Optional
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.export import ExportPlan, ProgressCallback, plan_export, write_export
+from core.export.plan import ExportPlan, plan_export
+from core.export.write import write_export
+from core.progress import ProgressCallback
 from db.models import Dataset, Job
 from db.review import export_frame
 from jobs.runner import job_params
 
 
 def plan_dataset_export(session: Session, dataset_id: int) -> ExportPlan:
-    """The export plan of the dataset's current state; raises core.export.ExportError for unsafe names."""
+    """The export plan of the dataset's current state; raises core.export.plan.ExportError for unsafe names."""
     return plan_export(export_frame(session, dataset_id))
 
 

@@ -16,17 +16,18 @@ import pandas as pd
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.dataset import FileEntry, discover, match_listing_paths, read_listings, skipped_warnings, some_paths
 from core.executors import resolve_executor
 from core.imaging import ImageInfo
-from core.scan.inspect import ProgressCallback, inspect_files
-from db.evaluation import ensure_evaluation_split
-from db.moves import carry_moved_decisions
+from core.progress import ProgressCallback
+from core.scan.inspect import inspect_files
+from core.scan.listings import match_listing_paths, read_listings
+from core.scan.walk import FileEntry, discover, skipped_warnings, some_paths
 from db.corrections import in_effect
+from db.evaluation import ensure_evaluation_split
 from db.models import Correction, Dataset, Job, Sample, utcnow
-from db.queries import (
-    apply_listings, get_or_create_dataset, known_files, listing_values, mark_missing, store_dataset_scan,
-)
+from db.moves import carry_moved_decisions
+from db.queries import (apply_listings, get_or_create_dataset, known_files, listing_values, mark_missing,
+                        store_dataset_scan)
 from jobs.runner import job_params
 
 INSPECT_SHARE = 0.9  # of the progress bar
@@ -204,7 +205,7 @@ def scan_dataset(factory: sessionmaker[Session], root: str | Path, *, workers: O
     mtime changed), unchanged, missing (samples whose file is gone), skipped
     (reason -> count of what the walk left out: links leading outside the folder,
     images outside class folders, formats the scan cannot decode; see
-    core.dataset.DatasetFiles), warnings (one line per skipped reason, with a
+    core.scan.walk.DatasetFiles), warnings (one line per skipped reason, with a
     few paths), seconds. Unchanged files are not read again unless they were
     unreadable last time.
     """

@@ -28,7 +28,7 @@ from db.runs import claim_train_slot, database_identity, dataset_snapshot, recor
 from jobs.runner import JobCancelled, JobReporter, job_params, reap_dead_jobs, utcnow
 
 if TYPE_CHECKING:
-    from core.training import EpochLog
+    from core.models.loop import EpochLog
 
 #: Seconds between checks of the training slot while queued.
 QUEUE_POLL_S = 1.0
@@ -61,7 +61,7 @@ def run_dir(factory: sessionmaker[Session], run_id: int) -> Path:
 
 
 def run_owner(factory: sessionmaker[Session], run_id: int) -> dict[str, Any]:
-    """What a run records in its folder, and checks there before resuming (core.training.claim_run_folder)."""
+    """What a run records in its folder, and checks there before resuming (core.models.checkpoints.claim_run_folder)."""
     with factory.begin() as session:
         identity = database_identity(session)
     return {"database_id": identity, "run_id": run_id, "database": describe_database(factory.kw["bind"].url)}
@@ -116,7 +116,8 @@ def run_train_job(factory: sessionmaker[Session], job_id: int, reporter: JobRepo
     started = time.perf_counter()
     reporter(0.0, "loading the dataset")
     # torch is loaded only here, in the worker that trains: the app and the CLI import this module too.
-    from core.training import EpochLog, PhaseClock, main as train_main
+    from core.models.loop import EpochLog, PhaseClock
+    from core.train.run import main as train_main
 
     clock = PhaseClock(started=started)
     with factory.begin() as session:

@@ -12,7 +12,8 @@ from typing import Optional
 import pandas as pd
 import streamlit as st
 
-from core.export import EXPORT_MODES, ExportError, ExportPlan, check_export_target, manifest_csv
+from core.export.plan import EXPORT_MODES, ExportError, ExportPlan, manifest_csv
+from core.export.write import check_export_target
 from db.review import data_version
 from jobs.export import plan_dataset_export
 from jobs.runner import ACTIVE, create_job, job_result, latest_job, spawn_job

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.models.config import TrainConfig
 from jobs.runner import create_job
 from jobs.scan import scan_dataset
 
@@ -60,3 +62,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def samples_table(root) -> pd.DataFrame:
+    """The tiny dataset as db.queries.samples_frame would give it (ids 1.., no corrections)."""
+    rows = []
+    for path in sorted(p for p in root.rglob("*.jpg")):
+        relative = path.relative_to(root).as_posix()
+        readable = not relative.endswith("broken.jpg")
+        rows.append({"id": len(rows) + 1, "path": relative, "label": relative.split("/")[0],
+                     "current_label": relative.split("/")[0], "deleted": False, "readable": readable,
+                     "content_hash": f"{hash(relative) & 0xFFFFFFFF:064x}" if readable else None})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    root = write_training_images(tmp_path / "data")
+    return root, samples_table(root)
+
+
+def config_for(tmp_path, **overrides) -> TrainConfig:
+    values = {**FAST_CONFIG, "out_dir": str(tmp_path / "run"), "cache_dir": str(tmp_path / "cache"), **overrides}
+    return TrainConfig.from_dict(values)

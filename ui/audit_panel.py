@@ -20,13 +20,13 @@ from jobs.runner import ACTIVE, create_job, job_result, latest_job, reap_dead_jo
 from ui.common import DatasetRef, db_path, job_status_panel, session_factory
 from ui.text import plain
 
-#: Backbones offered for the mislabel check's embeddings (names of core.features.BACKBONES, listed
+#: Backbones offered for the mislabel check's embeddings (names of core.models.embeddings.BACKBONES, listed
 #: here so that the home page does not import torch); "pixels" needs no pretrained weights.
 BACKBONE_CHOICES = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0", "pixels")
 DEFAULT_FOLDS = 5
 #: Where the mislabel check's photo evidence can come from in the form (core.audit.checks.mislabel SOURCES).
 PHOTO_SOURCES = ("embeddings", "finetune")
-#: The fine-tuned source's epochs and image size: core.audit.checks.mislabel.MislabelOptions' defaults and choices.
+#: The fine-tuned source's epochs and image size: core.audit.evidence.gather.MislabelOptions' defaults and choices.
 FINETUNE_EPOCHS = 3
 FINETUNE_IMAGE_SIZE = 112
 FINETUNE_IMAGE_SIZES = (64, 96, 112, 128, 160, 224)

@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 from cli.common import CliError, ProgressBar
-from core.demo import DEFAULT_STYLE, STYLES, DemoError, DemoReport, build_demo
+from core.demo.styles import DEFAULT_STYLE, DemoError
+from core.demo.build import STYLES, DemoReport, build_demo
 
 DEFAULT_OUT = Path("data/demo")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json, require_dataset
-from core.export import EXPORT_MODES, ExportError, format_summary
+from core.export.plan import EXPORT_MODES, ExportError, format_summary
 from jobs.export import export_dataset
 
 

@@ -3,7 +3,7 @@
 `out_of_fold_probabilities(features, labels, n_classes=K)` runs stratified K-fold cross-validation
 with a classifier chosen by name from CLASSIFIERS and returns `pred_probs`, shape (N, K), the input
 cleanlab's label-issue finders expect. `finetune_out_of_fold` gets the same from K fine-tuned
-networks (core.training).
+networks (core.models.fit).
 """
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.kernel_approximation import Nystroem
 
-from core.audit.checks.base import ProgressCallback
 from core.audit.evidence.folds import AuditFolds
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -296,15 +296,17 @@ def finetune_out_of_fold(
     cache_dir: str | Path,
     progress: Optional[ProgressCallback] = None,
 ) -> OutOfFold:
-    """Out-of-fold probabilities from K networks fine-tuned on the images (core.training), (N, K).
+    """Out-of-fold probabilities from K networks fine-tuned on the images (core.models.fit), (N, K).
 
     paths are relative to `root`; labels index `classes`. Slow on a CPU: a few epochs at a small
     image size. `pretrained` False trains from scratch (no weights file needed). Images that no
     longer decode raise ValueError.
     """
+    from core.models.classifiers import pick_device as pick_training_device
     from core.models.config import TrainConfig  # torch and torchvision load only when fine-tuning
     from core.models.data import load_images
-    from core.training import RunSamples, out_of_fold_pred_probs, pick_device as pick_training_device
+    from core.models.fit import out_of_fold_pred_probs
+    from core.models.samples import RunSamples
 
     labels = np.asarray(labels, dtype=np.int64)
     _validate(np.zeros((len(labels), 1)), labels, len(classes), folds)

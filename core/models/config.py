@@ -1,14 +1,14 @@
 """Options of a training run: the `TrainConfig` dataclass and the names it accepts.
 
 Kept free of torch so that the command line and the app can build and validate a
-config without loading it; core.training does the work.
+config without loading it; core.models.fit does the work.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
-#: Backbones core.training can build (torchvision classifiers); mobilenet_v2's ImageNet weights are installed by setup.
+#: Backbones core.models.fit can build (torchvision classifiers); mobilenet_v2's ImageNet weights are installed by setup.
 BACKBONE_NAMES = ("mobilenet_v2", "resnet18", "resnet50", "efficientnet_b0")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "step", "none")

@@ -20,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,10 +29,10 @@ from PIL import Image, ImageOps
 from torch.utils.data import WeightedRandomSampler
 
 from core.imaging import open_regular, to_rgb
+from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float, str], None]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Share of free GPU memory the image cache may take before it stays in pinned host memory instead.

@@ -18,16 +18,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from core.dataset import FileEntry, FileRefused, read_file_inside
 from core.executors import RayStage, cluster_cpus, map_batches_on_ray, object_column, resolve_executor
 from core.imaging import ImageInfo, inspect_image_bytes
+from core.progress import ProgressCallback
+from core.scan.walk import FileEntry, FileRefused, read_file_inside
 
 #: progress(fraction in [0, 1], message)
-ProgressCallback = Callable[[float, str], None]
 
 CHUNK_SIZE = 32  # files per task: small enough that the last tasks end together
 #: Files per Ray task: each costs Ray a few milliseconds of its own (scheduling, the block's objects), so
@@ -46,7 +46,7 @@ _PARENT_POLL_S = 1.0
 def inspect_file(root: str, entry: FileEntry) -> ImageInfo:
     """Inspect one file of the dataset at `root`. Never raises.
 
-    Like the walk (core.dataset.discover), reading refuses a file that, links
+    Like the walk (core.scan.walk.discover), reading refuses a file that, links
     resolved, is outside `root`, is not a regular file, or is larger than
     MAX_IMAGE_FILE_BYTES: the file may have changed since it was listed.
     """

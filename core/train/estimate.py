@@ -1,6 +1,6 @@
 """How long a training run will take, from an earlier run of the same backbone on the same dataset.
 
-Pure: the earlier run's phase times (core.training.PhaseClock) and settings in, seconds out. Per
+Pure: the earlier run's phase times (core.models.loop.PhaseClock) and settings in, seconds out. Per
 epoch, training and evaluation scale with the pixels per image (convolutions cost per pixel) and
 with the number of models trained (the final one, plus K fold models with --folds K); start-up and
 decoding do not depend on the epochs.

@@ -2,7 +2,7 @@
 
 A listing's side depends on a hash of its bytes, its folder class and its duplicate group, never on its
 current label or on a run's seed, so a rescan, a new database over the same folder and any decision keep
-it; db.evaluation stores the sides and hands them to training runs (core.training.select_samples).
+it; db.evaluation stores the sides and hands them to training runs (core.models.samples.select_samples).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def assign_evaluation(content_hashes: Sequence[str], strata: Sequence[str], grou
     """The evaluation side of every listing: bool (N,), True = evaluation.
 
     content_hashes: sha256 hex of each file, shape (N,); strata: folder classes, shape (N,);
-    groups: duplicate-group ids (core.audit.evidence.folds.duplicate_groups), shape (N,);
+    groups: duplicate-group ids (core.scan.copies.duplicate_groups), shape (N,);
     assigned: each listing's stored side (True / False) or None where none is stored yet.
     Stored sides never change. When nothing is stored yet, the split is drawn stratified by folder
     class (the lowest split positions of each class); afterwards a new listing joins its duplicate

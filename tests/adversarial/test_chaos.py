@@ -133,7 +133,7 @@ def machine() -> str:
 @pytest.mark.slow
 def test_eight_reviewers_an_audit_and_a_training_run_lose_nothing(factory, db_path, tmp_path):
     from core.models.config import TrainConfig  # here: these import torch, which reviewers do not need
-    from core.training import select_samples
+    from core.models.samples import select_samples
     from tests.training_data import CLASSES, scanned_dataset
 
     root = tmp_path / "data"

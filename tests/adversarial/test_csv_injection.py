@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from core.csvsafe import escape_cell, frame_to_csv, unescape_cell
-from core.export import plan_export, write_export
+from core.export.plan import plan_export
+from core.export.write import write_export
 from jobs.scan import scan_dataset
 from tests.cli import run_cli
 from tests.conftest import make_image

@@ -8,7 +8,8 @@ from pathlib import Path, PurePath
 import pandas as pd
 import pytest
 
-from core.export import MARKER_NAME, ExportError, plan_export, write_export
+from core.export.write import MARKER_NAME, write_export
+from core.export.plan import ExportError, plan_export
 from tests.cli import run_cli
 from tests.conftest import make_image
 from tests.review_data import build_review_data

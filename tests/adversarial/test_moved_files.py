@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from core.export import plan_export
+from core.export.plan import plan_export
 from db.corrections import decide, undo_last_action
 from db.models import Correction, Sample
 from db.queries import dataset_classes

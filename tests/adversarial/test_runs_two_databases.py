@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from core.training import BEST_CHECKPOINT, LAST_CHECKPOINT, OWNER_FILE
+from core.models.checkpoints import BEST_CHECKPOINT, LAST_CHECKPOINT, OWNER_FILE
 from db.engine import make_engine, make_session_factory
 from db.models import Job
 from db.runs import requeue_run, run_result

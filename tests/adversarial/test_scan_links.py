@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 import core.scan.inspect
-from core.dataset import discover
+from core.scan.walk import discover
 from core.scan.inspect import inspect_files
 from db.models import Sample
 from jobs.scan import scan_dataset
@@ -91,7 +91,7 @@ def test_an_image_file_larger_than_the_limit_is_not_read(tmp_path, monkeypatch):
 def test_a_link_to_a_class_folder_never_takes_its_place_and_every_decision_stays(factory, tmp_path):
     """Issue: `ln -s bag DATASET/a-bags` after review made the scan keep `a-bags` (sorted first), drop `bag`'s
     samples as missing and export the deleted image."""
-    from core.export import plan_export
+    from core.export.plan import plan_export
     from db.review import export_frame
 
     root = tmp_path / "shop"

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCAN_THAT_HANGS = """
 import sys, time
 import core.scan.inspect
-from core.dataset import discover
+from core.scan.walk import discover
 
 core.scan.inspect.MIN_FILES_FOR_POOL = 0
 core.scan.inspect.CHUNK_SIZE = 1

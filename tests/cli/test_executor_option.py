@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from core.executors import INSTALL_HINT, RAY_ADDRESS_ENV
-from core.features import cache_key
+from core.models.embeddings import cache_key
 from db.embeddings import load_embeddings
 from db.engine import make_engine, make_session_factory
 from db.models import Job, Sample

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from core.dataset import discover
+from core.scan.walk import discover
 from core.executors import RAY_ADDRESS_ENV, ExecutorError, check_ray, remote_error_line, resolve_executor
-from core.features import UnreadableImageError, embed_images
+from core.models.embeddings import UnreadableImageError, embed_images
 from core.scan.inspect import CHUNK_SIZE, inspect_files
 from tests.conftest import make_image
 from tests.core.audit.checks.photos import photo, save
@@ -58,7 +58,7 @@ def test_an_unreachable_cluster_fails_at_once_in_one_line(monkeypatch, tmp_path)
 
 def test_the_exception_raised_on_the_cluster_is_named_in_one_line():
     remote = ("\x1b[36mray::MapBatches(crop_batch)()\x1b[39m (pid=1, ip=10.0.0.2)\n  File \"x.py\", line 9, in f\n"
-              "    raise MissingWeightsError(...)\ncore.features.MissingWeightsError: weights not installed\n\n"
+              "    raise MissingWeightsError(...)\ncore.models.embeddings.MissingWeightsError: weights not installed\n\n"
               "ray.exceptions.UserCodeException: UDF failed to process a data block.")
     assert remote_error_line(RuntimeError(remote)) == "MissingWeightsError: weights not installed"
     assert remote_error_line(RuntimeError("\x1b[36mthe node died\x1b[39m\n")) == "the node died"

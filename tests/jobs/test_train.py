@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 
 from db.corrections import decide
 from db.models import Job, Sample
-from core.training import PHASES, load_out_of_fold
+from core.models.loop import PHASES
+from core.models.checkpoints import load_out_of_fold
 from db.queries import dataset_classes, samples_frame
 from db.runs import (latest_out_of_fold_run, requeue_run, run_config, run_epochs, run_phases, run_result,
                      runs_frame)

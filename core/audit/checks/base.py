@@ -11,21 +11,15 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, Protocol
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
 
-ProgressCallback = Callable[[float, str], None]
+from core.models.store import EmbeddingStore
+from core.progress import ProgressCallback
+
 EVIDENCE_COLUMNS = ["suggested_label", "group", "reason", "evidence"]
-
-
-class EmbeddingStore(Protocol):
-    """Cache of image embeddings keyed by (content hash, backbone name)."""
-
-    def get_many(self, content_hashes: list[str], backbone: str) -> dict[str, np.ndarray]: ...
-
-    def put_many(self, vectors: dict[str, np.ndarray], backbone: str) -> None: ...
 
 
 @dataclass

@@ -21,24 +21,18 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-
 import numpy as np
 import pandas as pd
 from PIL import Image
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-
 from core.audit.checks.base import AuditContext, Check, CheckResult, register
 from core.scan.hashindex import NearPairs, hex_to_uint64, near_pairs
 from core.imaging import open_rgb
+from core.scan.copies import STATS_TOLERANCE, exact_pairs, group_components, stats_agree
+
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 32
-#: Before reading pixels, a candidate pair must agree on the scan's brightness, contrast and colorfulness
-#: (each in [0, 1]) within this; copies on the demo differ by at most 0.01, so this only saves file reads.
-STATS_TOLERANCE = 0.02
-STATS_COLUMNS = ("brightness", "contrast", "colorfulness")
 #: Width of the brightness bands near-duplicate candidates are searched in (see near_pairs_by_band): a
 #: little more than the tolerance, so that brightnesses within it are never two bands apart, whatever
 #: the rounding. (Bands of a second statistic as well cut the candidates by 4 but search 4 blocks per
@@ -91,38 +85,6 @@ def pixel_difference(first: Optional[np.ndarray], second: Optional[np.ndarray]) 
     if first is None or second is None:
         return np.inf
     return float(np.abs(first.astype(np.float32) - second.astype(np.float32)).mean())
-
-
-def exact_pairs(content_hashes: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (a, b) chaining the samples of each content hash: enough edges to connect each group."""
-    codes, _ = pd.factorize(content_hashes, use_na_sentinel=True)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    same = (sorted_codes[1:] == sorted_codes[:-1]) & (sorted_codes[1:] >= 0)
-    return order[:-1][same], order[1:][same]
-
-
-def group_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Group id of each of n positions joined by edges (a, b): 1..G numbered in order of first
-    position, 0 for a position in no group. Shape (n,)."""
-    if len(a) == 0:
-        return np.zeros(n, dtype=np.int64)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
-    count, component = connected_components(graph, directed=False)
-    grouped = np.bincount(component, minlength=count)[component] > 1
-    in_order = pd.unique(component[grouped])
-    group_of_component = np.zeros(count, dtype=np.int64)
-    group_of_component[in_order] = np.arange(1, len(in_order) + 1)
-    return np.where(grouped, group_of_component[component], 0)
-
-
-def stats_agree(samples: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether positions a[k] and b[k] agree on every STATS_COLUMNS value within STATS_TOLERANCE."""
-    agree = np.ones(len(a), dtype=bool)
-    for column in STATS_COLUMNS:
-        values = samples[column].to_numpy(dtype=float)
-        agree &= np.abs(values[a] - values[b]) <= STATS_TOLERANCE
-    return agree
 
 
 def brightness_bands(brightness: np.ndarray) -> np.ndarray:

@@ -363,7 +363,7 @@ def similar_listings(context: AuditContext, log_price: np.ndarray,
 
 def _copy_groups(context: AuditContext) -> np.ndarray:
     """Duplicate-group id per row, (N,) int64: the duplicate check's groups when it ran in this audit, else
-    equal content hashes and near pHashes (core.audit.evidence.folds.duplicate_groups); every row its own group
+    equal content hashes and near pHashes (core.scan.copies.duplicate_groups); every row its own group
     for samples without hashes."""
     if "content_hash" not in context.samples:
         return np.arange(len(context.samples), dtype=np.int64)

@@ -17,8 +17,9 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 import pandas as pd
 
-from core.audit.checks.base import EmbeddingStore, ProgressCallback
 from core.audit.evidence.folds import AuditFolds
+from core.models.store import EmbeddingStore
+from core.progress import ProgressCallback
 
 
 @dataclass
@@ -26,7 +27,7 @@ class EvidenceInput:
     """What every member gets. samples: the audited rows (indexed by sample id; path, content_hash and,
     where the dataset has them, price and title); labels: their current labels as class indices, int
     (N,); classes: sorted class names; root: the dataset folder; options: the mislabel check's options
-    (core.audit.checks.mislabel.MislabelOptions)."""
+    (core.audit.evidence.gather.MislabelOptions)."""
 
     samples: pd.DataFrame
     labels: np.ndarray

@@ -10,52 +10,10 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional
-
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
-
-from core.audit.checks.duplicates import STATS_COLUMNS, stats_agree, exact_pairs, group_components
-from core.scan.hashindex import hex_to_uint64, near_pairs
-
-#: pHash distance that joins two photos into one fold group when the duplicate check did not run this
-#: audit (their brightness, contrast and colorfulness must agree too). Stricter than the duplicate
-#: check's 12 because nothing confirms the pair on pixels; a false group only keeps two photos in one fold.
-FOLD_GROUP_MAX_DISTANCE = 6
-#: A group holding more than this share of the rows says the hashes cannot tell the photos apart (flat,
-#: featureless images): such groups are split back into single rows.
-MAX_GROUP_SHARE = 0.2
-
-
-def duplicate_groups(samples: pd.DataFrame, duplicate_group: Optional[pd.Series] = None) -> np.ndarray:
-    """A group id per row of `samples`, shape (N,) int64: rows in one duplicate group share an id, every
-    other row has an id of its own.
-
-    duplicate_group: the duplicate check's `group` column (indexed by sample id, None outside a group)
-    when it ran in this audit; otherwise exact copies (same content hash) and photos whose pHashes are
-    within FOLD_GROUP_MAX_DISTANCE bits are grouped.
-    """
-    n = len(samples)
-    a, b = exact_pairs(samples["content_hash"])
-    if duplicate_group is not None:
-        found = pd.to_numeric(duplicate_group.reindex(samples.index), errors="coerce").fillna(0).to_numpy(np.int64)
-        grouped = np.flatnonzero(found > 0)
-        order = grouped[np.argsort(found[grouped], kind="stable")]
-        same = found[order][1:] == found[order][:-1]
-        a, b = np.concatenate([a, order[:-1][same]]), np.concatenate([b, order[1:][same]])
-    elif "phash" in samples and samples["phash"].notna().any() and set(STATS_COLUMNS) <= set(samples.columns):
-        hashed = np.flatnonzero(samples["phash"].notna().to_numpy())
-        pairs = near_pairs(hex_to_uint64(samples["phash"].iloc[hashed].tolist()), max_distance=FOLD_GROUP_MAX_DISTANCE)
-        near_a, near_b = hashed[pairs.i], hashed[pairs.j]
-        agree = stats_agree(samples, near_a, near_b)
-        a, b = np.concatenate([a, near_a[agree]]), np.concatenate([b, near_b[agree]])
-    group = group_components(n, a, b)
-    sizes = np.bincount(group)
-    too_large = np.flatnonzero(sizes > max(2, MAX_GROUP_SHARE * n))
-    group[np.isin(group, too_large[too_large > 0])] = 0
-    singles = group == 0
-    group[singles] = group.max(initial=0) + 1 + np.arange(int(singles.sum()))
-    return group
+from core.scan.copies import duplicate_groups
 
 
 @dataclass
@@ -92,7 +50,6 @@ class AuditFolds:
                 kept = train[~exclude_from_training[train]]
                 train = kept if len(np.unique(self.labels[kept])) >= 2 else train
             yield train, held_out
-
 
 
 def audit_duplicate_groups(samples: pd.DataFrame, earlier: Mapping[str, Any]) -> np.ndarray:

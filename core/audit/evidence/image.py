@@ -1,4 +1,4 @@
-"""Photo members: a cross-validated classifier on cached image embeddings (core.features).
+"""Photo members: a cross-validated classifier on cached image embeddings (core.models.embeddings).
 
 - "photo": the frozen network (option `backbone`) on the whole photo at `photo_size` px: items on
   cluttered tables and floors, where no crop can be trusted.
@@ -45,7 +45,7 @@ class EmbeddingMember(Member):
     def features(self, data: EvidenceInput) -> np.ndarray:
         """The rows' embeddings, float32 (N, D), computed (or read from the cache) on first use."""
         if self._vectors is None:
-            from core.features import embed_cached  # loads torch
+            from core.models.embeddings import embed_cached  # loads torch
 
             embedded = embed_cached(
                 [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]),
@@ -62,7 +62,7 @@ class EmbeddingMember(Member):
 
     def out_of_fold(self, data: EvidenceInput, folds: AuditFolds, *,
                     exclude: Optional[np.ndarray] = None) -> MemberOutput:
-        from core.features import get_backbone
+        from core.models.embeddings import get_backbone
 
         features = self.features(data)
         classifier = get_backbone(self.backbone(data)).classifier

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.features import embed_images, get_backbone, weights_path
+from core.models.embeddings import embed_images, get_backbone, weights_path
 from core.models.runtime import graph_path, grid_pool, min_cosine, resolve_runtime
-from tests.core.test_features import item_photo
+from tests.core.models.test_embeddings import item_photo
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import core.scan.inspect
-from core.dataset import discover
+from core.scan.walk import discover
 from core.scan.inspect import inspect_files
 from tests.conftest import make_image
 

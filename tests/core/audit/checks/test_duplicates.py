@@ -10,8 +10,9 @@ from PIL import Image
 
 import core.audit.checks.duplicates as duplicates
 from core.audit.run import run_audit
-from core.audit.checks.duplicates import (DuplicateCheck, brightness_bands, exact_pairs, group_components,
-                                          near_pairs_by_band, pixel_thumbnails, read_thumbnails)
+from core.audit.checks.duplicates import (DuplicateCheck, brightness_bands, near_pairs_by_band, pixel_thumbnails,
+                                          read_thumbnails)
+from core.scan.copies import exact_pairs, group_components
 from core.scan.hashindex import near_pairs
 from tests.core.audit.checks.photos import photo, save
 

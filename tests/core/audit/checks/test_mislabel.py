@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audit.checks.mislabel import MislabelCheck, resolve_options
-from core.features import MissingWeightsError
+from core.audit.checks.mislabel import MislabelCheck
+from core.audit.evidence.gather import resolve_options
+from core.models.embeddings import MissingWeightsError
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
 
@@ -88,7 +89,8 @@ def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_cont
 
 def test_a_member_keeps_its_vectors_between_rounds_and_releases_them_after_the_last(
         tmp_path, scanned_context, factory):
-    from core.audit.checks.mislabel import audit_folds, audited_samples
+    from core.audit.evidence.gather import audit_folds
+    from core.audit.checks.mislabel import audited_samples
     from core.audit.evidence.base import EvidenceInput
     from core.audit.evidence.image import PixelsMember
 

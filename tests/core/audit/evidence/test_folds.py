@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.audit.evidence.folds import duplicate_groups, make_folds
+from core.scan.copies import duplicate_groups
+from core.audit.evidence.folds import make_folds
 
 
 def frame(content_hashes, phashes=None, brightness=None):

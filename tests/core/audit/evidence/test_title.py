@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.audit.checks.mislabel import MislabelOptions
+from core.audit.evidence.gather import MislabelOptions
 from core.audit.evidence.base import EvidenceInput, get_member
 from core.audit.evidence.folds import make_folds
 

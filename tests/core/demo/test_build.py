@@ -1,4 +1,4 @@
-"""Tests of core/demo.py's fashion style and `listing-audit demo --style fashion`, on the real Fashion-MNIST
+"""Tests of core/demo/build.py's fashion style and `listing-audit demo --style fashion`, on the real Fashion-MNIST
 files at small sizes. The photos style (the default) is tested in test_demo_photos.py."""
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import pytest
 from PIL import Image
 
 from cli.main import main
-from core.demo import (
-    BROKEN_KINDS, CONFUSION_GROUPS, DEFAULT_SOURCE, DUPLICATE_KINDS, FASHION_CLASSES, LISTING_COLUMNS,
-    MEDIAN_PRICE_EUR, PRICE_TYPO_MIN_FACTOR, TRUTH_COLUMNS, DemoOutputError, DemoSourceError, build_demo,
-    load_fashion_mnist,
-)
+from core.demo.build import BROKEN_KINDS, DUPLICATE_KINDS, PRICE_TYPO_MIN_FACTOR, build_demo
+from core.demo.fashion import CONFUSION_GROUPS, FASHION_CLASSES, MEDIAN_PRICE_EUR, load_fashion_mnist
+from core.demo.styles import DEFAULT_SOURCE, DemoOutputError, DemoSourceError
+from core.demo.write import LISTING_COLUMNS, TRUTH_COLUMNS
 
 PER_CLASS = 8
 # Higher rates than the defaults, so that 80 photos still get every kind of planted problem.

@@ -1,10 +1,9 @@
-"""Tests of the photos demo style (core/demo_photos.py through core.demo.build_demo and `listing-audit demo`),
+"""Tests of the photos demo style (core/demo/photos.py through core.demo.build.build_demo and `listing-audit demo`),
 on the real Tux Paint stamps and GIMP patterns at small sizes. Nothing is skipped: scripts/setup.sh installs
 tuxpaint-stamps-default, gimp-data and librsvg2-bin, and these tests fail without them."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,12 +11,14 @@ import pytest
 from PIL import Image
 
 from cli.main import main
-from core.demo import LISTING_COLUMNS, TRUTH_COLUMNS, DemoError, DemoSourceError, build_demo
-from core.demo_photos import (
-    BROAD_CLASSES, BROAD_NEIGHBOURS, CATALOGUE, FINE_CLASSES, MAX_SIDE, MIN_SIDE, TITLE_KINDS,
-    ListingPhotosStyle, load_sources, read_gimp_pattern, round_price,
-)
-from tests.core.test_demo import files_on_disk, read_csv
+from core.demo.write import LISTING_COLUMNS, TRUTH_COLUMNS
+from core.demo.styles import DemoError, DemoSourceError
+from core.demo.build import build_demo
+from core.demo.catalogue import BROAD_CLASSES, BROAD_NEIGHBOURS, CATALOGUE, FINE_CLASSES
+from core.demo.photos import MAX_SIDE, MIN_SIDE, ListingPhotosStyle, round_price
+from core.demo.titles import TITLE_KINDS
+from core.demo.sources import load_sources, read_gimp_pattern
+from tests.core.demo.test_build import files_on_disk, read_csv
 
 PER_CLASS = 6
 # Higher rates than the defaults, so that 54 photos still get every kind of planted problem.

@@ -1,4 +1,5 @@
-"""Backbones, object crops and cached embeddings, on small real image files."""
+"""Tests of core.models.embeddings: backbones and offline weights, embeddings of real images, the cache.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -6,23 +7,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from core.features import (
-    BACKBONES,
-    MissingWeightsError,
-    UnreadableImageError,
-    build_extractor,
-    cache_key,
-    check_weights,
-    crop_to_object,
-    embed_cached,
-    embed_images,
-    get_backbone,
-    hog,
-    load_object,
-    object_box,
-    weights_path,
-)
 from core.models.data import IMAGENET_MEAN, IMAGENET_STD
+from core.models.embeddings import (BACKBONES, MissingWeightsError, UnreadableImageError, build_extractor, cache_key,
+                                    check_weights, embed_cached, embed_images, get_backbone, weights_path)
+from core.models.views import load_object
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
 from tests.training_data import one_torch_thread
@@ -107,33 +95,6 @@ def test_network_embeddings_are_the_extractor_on_the_normalised_view(tmp_path, v
     np.testing.assert_array_equal(vectors, expected)
 
 
-def test_the_object_crop_centres_the_item_whatever_its_place_in_the_photo(tmp_path):
-    left = Image.open(item_photo(tmp_path / "left.png", box=(2, 20, 21, 39))).convert("RGB")
-    right = Image.open(item_photo(tmp_path / "right.png", box=(40, 2, 59, 21))).convert("RGB")
-    crop_left, background = crop_to_object(left, 32)
-    crop_right, _ = crop_to_object(right, 32)
-    np.testing.assert_allclose(background, [235, 235, 235])
-    np.testing.assert_allclose(np.asarray(crop_left, float), np.asarray(crop_right, float), atol=2)
-    centre = np.asarray(crop_left)[16, 16]
-    corner = np.asarray(crop_left)[0, 0]
-    assert centre.tolist() == [40, 40, 120] and corner.tolist() == [235, 235, 235]
-
-
-def test_a_busy_background_keeps_the_whole_image():
-    noise = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
-    (left, top, right, bottom), _ = object_box(noise)
-    assert right - left == pytest.approx(60 * 1.1) and bottom - top == pytest.approx(60 * 1.1)
-
-
-def test_hog_of_a_vertical_edge_votes_for_horizontal_gradients():
-    images = np.zeros((1, 8, 8), np.float32)
-    images[:, :, 4:] = 1.0
-    features = hog(images)
-    assert features.shape == (1, 1 * 1 * 4 * 9)
-    block = features[0, :9]
-    assert block.argmax() == 0  # gradient along x: orientation bin 0
-
-
 def test_cache_keys_name_everything_that_changes_the_vectors():
     assert cache_key("mobilenet_v2", image_size=112) == "mobilenet_v2@112/crop1"
     assert cache_key("pixels", image_size=224) == "pixels@28/crop1"
@@ -157,9 +118,9 @@ def test_a_second_embedding_of_the_same_files_computes_nothing(tmp_path, factory
 
 def test_new_vectors_are_cached_a_chunk_at_a_time_so_a_failed_embedding_keeps_the_chunks_before(
         tmp_path, factory, monkeypatch):
-    import core.features
+    import core.models.embeddings
 
-    monkeypatch.setattr(core.features, "CACHE_CHUNK_IMAGES", 2)
+    monkeypatch.setattr(core.models.embeddings, "CACHE_CHUNK_IMAGES", 2)
     paths = [item_photo(tmp_path / f"{i}.png", box=(4 * i, 4, 30 + 4 * i, 40)) for i in range(5)]
     original = paths[4].read_bytes()
     paths[4].write_bytes(b"cut off by a full disk")
