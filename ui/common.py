@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
@@ -31,6 +32,8 @@ REVIEWER_KEY = "reviewer"
 REVIEWER_NAME_KEY = "reviewer_name"
 #: The time left of a running job is guessed once it has run this many seconds and done this share.
 ETA_AFTER_S, ETA_AFTER_PROGRESS = 10.0, 0.02
+#: The recent pace of a running job is its progress over about this many seconds.
+PACE_WINDOW_S = 30.0
 #: Mantissas of the round numbers a log-scale range slider stops at (1, 1.5, 2, 3, 5, 7, 10, 15, ...).
 _ROUND_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
@@ -219,16 +222,46 @@ def _cancel(job_id: int) -> None:
         request_cancel(session, job_id)
 
 
-def time_left(progress: float, elapsed_s: float) -> str:
-    """The rest of a job at its pace so far (share `progress` done in `elapsed_s` seconds), as text to append:
-    ", about 3 min left"; "" while too little is done to tell (before ETA_AFTER_S or ETA_AFTER_PROGRESS)."""
+def seconds_left(progress: float, elapsed_s: float, recent: Optional[tuple[float, float]] = None) -> Optional[float]:
+    """Seconds a job still needs, or None while too little is done to tell (before ETA_AFTER_S or
+    ETA_AFTER_PROGRESS, or no progress over a full window).
+
+    The job has done share `progress` in `elapsed_s` seconds; recent: (seconds, share gained) over the last
+    PACE_WINDOW_S when known. A job's steps do not move the bar evenly (a check's fits are slower per share
+    than its embeddings, and the cheap ones are quick), so the slower of the two paces is the estimate: an
+    estimate that runs out early ("less than a minute" for 95 s) misleads more than one that ends early.
+    """
     if elapsed_s < ETA_AFTER_S or not ETA_AFTER_PROGRESS <= progress < 1.0:
+        return None
+    estimate = elapsed_s * (1.0 - progress) / progress
+    if recent is not None and recent[0] >= PACE_WINDOW_S / 2:
+        window_s, gained = recent
+        if gained <= 0.0:
+            return None
+        estimate = max(estimate, window_s * (1.0 - progress) / gained)
+    return estimate
+
+
+def time_left(progress: float, elapsed_s: float, recent: Optional[tuple[float, float]] = None) -> str:
+    """`seconds_left` as text to append: ", about 40 s left", ", about 3 min left"; "" when it cannot tell."""
+    seconds = seconds_left(progress, elapsed_s, recent)
+    if seconds is None:
         return ""
-    seconds = elapsed_s * (1.0 - progress) / progress
-    if seconds < 60:
-        return ", less than a minute left"
-    minutes = round(seconds / 60)
+    if seconds < 55:
+        return f", about {max(10, round(seconds / 10) * 10)} s left"
+    minutes = max(1, round(seconds / 60))
     return f", about {minutes} min left" if minutes < 60 else f", about {minutes // 60} h {minutes % 60:02d} min left"
+
+
+def recent_pace(job: JobSnapshot, now_s: float) -> Optional[tuple[float, float]]:
+    """(seconds, share gained) over about the last PACE_WINDOW_S of `job`, from the readings this browser
+    session made (kept in its session state); None until a second reading."""
+    readings = st.session_state.setdefault(f"job_pace_{job.id}", [])
+    readings.append((now_s, job.progress))
+    while len(readings) > 2 and now_s - readings[1][0] >= PACE_WINDOW_S:
+        readings.pop(0)
+    (first_s, first_progress), (last_s, last_progress) = readings[0], readings[-1]
+    return (last_s - first_s, last_progress - first_progress) if len(readings) > 1 else None
 
 
 def _elapsed(job: JobSnapshot) -> str:
@@ -239,7 +272,9 @@ def _elapsed(job: JobSnapshot) -> str:
     end = job.finished_at or datetime.now(timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=timezone.utc)
     seconds = (end - started).total_seconds()
-    return f" ({seconds:.0f} s{time_left(job.progress, seconds) if job.active else ''})"
+    if not job.active:
+        return f" ({seconds:.0f} s)"
+    return f" ({seconds:.0f} s{time_left(job.progress, seconds, recent_pace(job, time.monotonic()))})"
 
 
 def _render_active(job: JobSnapshot, title: str) -> None:

@@ -32,8 +32,9 @@ CHECK_MODULES = {
 }
 #: The order checks run in: price after mislabel, whose suggestions explain some odd prices.
 CHECK_ORDER = tuple(CHECK_MODULES)
-#: Relative share of the progress bar per check (default 1): mislabel embeds images and cross-validates.
-PROGRESS_WEIGHTS = {"mislabel": 20.0, "duplicate": 2.0}
+#: Relative share of the progress bar per check (default 1), from a cold audit of 2,800 listings: mislabel
+#: (embeds and cross-validates) 62 s, price 4.6 s, duplicate 0.4 s, broken and quality under 0.2 s.
+PROGRESS_WEIGHTS = {"mislabel": 20.0, "price": 1.5, "duplicate": 0.3, "broken": 0.2, "quality": 0.2}
 FLAG_COLUMNS = ["sample_id", "kind", "score", "given_label", "suggested_label", "group", "reason", "evidence"]
 
 
