@@ -90,13 +90,19 @@ class _Progress:
     def __init__(self, report: ProgressCallback, *, start: float, end: float, total_steps: int, label: str):
         self.report, self.start, self.end, self.total_steps, self.label = report, start, end, max(total_steps, 1), label
         self.started = time.monotonic()
+        self.fraction = 0.0
 
     def step(self, steps_done_before: int, step: int, message: str) -> None:
         done = steps_done_before + step
         elapsed = time.monotonic() - self.started
-        fraction = done / self.total_steps
+        self.fraction = done / self.total_steps
         eta = elapsed / done * (self.total_steps - done) if done else float("nan")
-        self.report(self.start + (self.end - self.start) * fraction, f"{self.label}{message} · ETA {_format_eta(eta)}")
+        self.report(self.start + (self.end - self.start) * self.fraction,
+                    f"{self.label}{message} · ETA {_format_eta(eta)}")
+
+    def say(self, message: str) -> None:
+        """Report `message` where the bar stands (evaluation adds no steps, but a cancel is heard)."""
+        self.report(self.start + (self.end - self.start) * self.fraction, f"{self.label}{message}")
 
 
 @dataclass
@@ -168,7 +174,9 @@ def fit(config: TrainConfig, samples: RunSamples, pixels: torch.Tensor, *, out_d
         train_images += averages["images"]
         evaluated = time.perf_counter()
         with clock.phase("evaluate"):
-            evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype)
+            evaluation = evaluate(training.model, val_batches, autocast_dtype=training.autocast_dtype,
+                                  on_batch=lambda done, batches: tracker.say(
+                                      f"epoch {epoch + 1}/{config.epochs} · validating, batch {done}/{batches}"))
         eval_seconds += time.perf_counter() - evaluated
         eval_images += len(evaluation.probs)
         entry = EpochLog(epoch, averages["loss"], averages["accuracy"], evaluation.loss, evaluation.accuracy, lr,
@@ -251,5 +259,7 @@ def out_of_fold_pred_probs(config: TrainConfig, samples: RunSamples, pixels: tor
                 training.scheduler.step()
         held_out_batches = evaluation_batches(placed, samples.labels, held_out, config=config, device=device)
         with clock.phase("evaluate", fold=fold):
-            probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype).probs
+            probs[held_out] = evaluate(training.model, held_out_batches, autocast_dtype=training.autocast_dtype,
+                                       on_batch=lambda done, batches: tracker.say(
+                                           f"predicting held-out photos, batch {done}/{batches}")).probs
     return probs
