@@ -250,19 +250,8 @@ photos of items on tables and floors, with titles, prices and planted problems) 
 """
 
 
-#: The app's pages, in the sidebar's order; the home page is `home` below.
-PAGES = (
-    ("pages/1_Browse.py", ":material/photo_library:"),
-    ("pages/2_Review.py", ":material/rule:"),
-    ("pages/4_Train.py", ":material/model_training:"),
-    ("pages/5_Metrics.py", ":material/bar_chart:"),
-    ("pages/6_History.py", ":material/history:"),
-    ("pages/7_Export.py", ":material/download:"),
-)
-
-
-def home() -> None:
-    """The home page: scan a folder, pick a dataset, its summary and the audit."""
+def main() -> None:
+    st.set_page_config(page_title="listing-audit", layout="wide")
     dataset = selected_dataset()
     render_reviewer()
     st.title("listing-audit")
@@ -273,14 +262,6 @@ def home() -> None:
     render_scan_status(dataset)
     render_summary(dataset)
     render_audit_section(dataset)
-
-
-def main() -> None:
-    """Route to the page in the address; the sidebar names the home page "Home", not the script."""
-    st.set_page_config(page_title="listing-audit", layout="wide")
-    pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    pages += [st.Page(path, icon=icon) for path, icon in PAGES]
-    st.navigation(pages).run()
 
 
 main()

@@ -88,8 +88,6 @@ def test_hostile_names_are_shown_as_typed_and_never_fetched(hostile_app, browser
         open_page(page, f"{hostile_app}/{name}", title)
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
         assert hostile_elements(page) == 0, name
-    sidebar = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
-    assert [text.split("\n")[-1] for text in sidebar] == ["Home", *list(PAGES.values())[1:]]
 
     open_page(page, f"{hostile_app}/Browse", "Browse")
     tile = page.locator('[class*="st-key-open_"]').filter(has=page.locator("button")).first
