@@ -19,8 +19,8 @@ from db.queries import get_or_create_dataset, list_datasets
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
 from ui.audit_panel import render_audit_section
 from ui.common import (
-    DatasetRef, db_path, factory_for, job_status_panel, render_reviewer, select_dataset, selected_dataset,
-    session_factory,
+    DatasetRef, db_path, factory_for, job_status_panel, render_navigation, render_reviewer, select_dataset,
+    selected_dataset, session_factory,
 )
 from ui.text import plain
 
@@ -252,6 +252,7 @@ photos of items on tables and floors, with titles, prices and planted problems) 
 
 def main() -> None:
     st.set_page_config(page_title="listing-audit", layout="wide")
+    render_navigation()
     dataset = selected_dataset()
     render_reviewer()
     st.title("listing-audit")

@@ -11,9 +11,11 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.corrections import MAX_REVIEWER_CHARS
@@ -34,6 +36,16 @@ REVIEWER_NAME_KEY = "reviewer_name"
 ETA_AFTER_S, ETA_AFTER_PROGRESS = 10.0, 0.02
 #: The recent pace of a running job is its progress over about this many seconds.
 PACE_WINDOW_S = 30.0
+#: The sidebar's links: (script, label, icon), in order.
+NAVIGATION = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Browse.py", "Browse", ":material/photo_library:"),
+    ("pages/2_Review.py", "Review", ":material/rule:"),
+    ("pages/4_Train.py", "Train", ":material/model_training:"),
+    ("pages/5_Metrics.py", "Metrics", ":material/bar_chart:"),
+    ("pages/6_History.py", "History", ":material/history:"),
+    ("pages/7_Export.py", "Export", ":material/download:"),
+)
 #: Mantissas of the round numbers a log-scale range slider stops at (1, 1.5, 2, 3, 5, 7, 10, 15, ...).
 _ROUND_MANTISSAS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 
@@ -139,10 +151,24 @@ def select_dataset(dataset_id: int) -> None:
     st.session_state[DATASET_KEY] = dataset_id
 
 
+def render_navigation() -> None:
+    """The sidebar's links to every page, "Home" first. Streamlit's own list (hidden in .streamlit/config.toml)
+    names the home page after its script, "app"; routing with st.navigation instead takes effect beside a
+    pages/ folder only once the home page has run in the server, so a first visit to /Review kept that list."""
+    context = get_script_run_ctx()
+    if context is None or Path(context.main_script_path).name != "app.py":
+        return  # a page script run on its own (AppTest.from_file of it) has no other page to link to
+    with st.sidebar:
+        for path, label, icon in NAVIGATION:
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
+
+
 def open_page(title: str) -> Optional[DatasetRef]:
-    """Start a page: its browser title and heading, the sidebar dataset picker and reviewer name. Returns
-    the chosen dataset, or None after telling the user to scan a folder first."""
+    """Start a page: its browser title and heading, the sidebar's links, dataset picker and reviewer name.
+    Returns the chosen dataset, or None after telling the user to scan a folder first."""
     st.set_page_config(page_title=f"{title} · listing-audit", layout="wide")
+    render_navigation()
     dataset = selected_dataset()
     render_reviewer()
     st.title(title)

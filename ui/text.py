@@ -28,3 +28,15 @@ def plain(text) -> str:
 def _escape_marker(marker: str) -> str:
     """'1.' -> '1\\.', '#' -> '\\#'."""
     return marker[:-1] + "\\" + marker[-1] if marker[0].isdigit() else "\\" + marker
+
+
+def shortened_path(path: str, limit: int) -> str:
+    """`path` in at most `limit` characters, cut in the middle so that the file name stays whole and the
+    class folder starts it: "home-garden/batch-2/L004821.jpg" -> "home-gar…/L004821.jpg" at 21."""
+    if len(path) <= limit:
+        return path
+    head, _, name = path.rpartition("/")
+    room = limit - len(name) - 2  # "…/"
+    if not head or room < 3:
+        return path[: max(limit - 1, 1) // 2] + "…" + path[-(limit - 1 - max(limit - 1, 1) // 2):]
+    return f"{head[:room]}…/{name}"

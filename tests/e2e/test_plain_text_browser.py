@@ -29,8 +29,11 @@ BROKEN_FILE = "shoe/[b](pwn-broken).jpg"
 COPY_FILE = "shoe/copy [d](pwn-dup).png"
 HOSTILE_TITLE = "![ti](pwn-title.png) **Nordvik** [jacket](pwn-link)"
 #: URL path -> the page's title, shown once the page has rendered.
-PAGES = {"": "listing-audit", "Browse": "Browse", "Review": "Review", "Train": "Train", "Metrics": "Metrics",
-         "History": "History", "Export": "Export"}
+#: The pages, the home page last: a server's first visit to another page once showed the pages folder's
+#: own sidebar list, which names the home page "app".
+PAGES = {"Browse": "Browse", "Review": "Review", "Train": "Train", "Metrics": "Metrics", "History": "History",
+         "Export": "Export", "": "listing-audit"}
+SIDEBAR_LINKS = ["Home", "Browse", "Review", "Train", "Metrics", "History", "Export"]
 
 
 def build_hostile_dataset(root):
@@ -88,6 +91,9 @@ def test_hostile_names_are_shown_as_typed_and_never_fetched(hostile_app, browser
         open_page(page, f"{hostile_app}/{name}", title)
         expect(page.locator('[data-testid="stException"]')).to_have_count(0)
         assert hostile_elements(page) == 0, name
+        links = page.get_by_test_id("stSidebar").get_by_test_id("stPageLink-NavLink").all_inner_texts()
+        assert [link.split("\n")[-1] for link in links] == SIDEBAR_LINKS, name
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
 
     open_page(page, f"{hostile_app}/Browse", "Browse")
     tile = page.locator('[class*="st-key-open_"]').filter(has=page.locator("button")).first

@@ -60,6 +60,9 @@ def test_without_a_dataset_the_page_explains_how_to_start(app_db):
     text = " ".join(m.value for m in app.markdown)
     assert "one subfolder per class" in text and "make run" in text
     assert app.button(key="scan_start") and not app.metric
+    links = [(link.proto.label, link.proto.page) for link in app.sidebar.get("page_link")]
+    assert links == [("Home", ""), ("Browse", "Browse"), ("Review", "Review"), ("Train", "Train"),
+                     ("Metrics", "Metrics"), ("History", "History"), ("Export", "Export")]
 
 
 def test_listings_changed_counts_listings_not_log_rows_so_undone_decisions_count_nothing(factory, shop):
@@ -226,7 +229,7 @@ def test_after_an_audit_home_shows_what_it_found_review_progress_and_a_link_to_r
     [done] = [success.value for success in app.success if "finished" in success.value]
     assert done.startswith(f"Audit job {job_id} finished") and "Broken files 1" in done and "Poor images 0" in done
     assert metrics(app)["Poor images"] == "0"
-    [link] = app.get("page_link")
+    [link] = app.main.get("page_link")
     assert link.proto.page == "Review"
     progress = next(frame.value for frame in app.dataframe if "reviewed" in frame.value.columns)
     broken = progress.set_index("kind").loc["Broken files"]
