@@ -36,12 +36,15 @@ from ui.review_widgets import (
     shortcut_legend, show_full_resolution, undo_last,
 )
 from ui.review_grid import GRID_KIND_KEY, GRID_KINDS, GRID_OFFSET_KEY, GRID_SIZE_KEY, GRID_SIZES, render_grid
-from ui.text import plain
+from ui.text import plain, shortened_path
 from ui.thumbnails import THUMBNAIL_SIDE
 from ui.url_state import first_run, set_url, url_choices, url_number
 from ui.warm_up import in_background
 
 PER_PAGE = 20
+#: The most characters of a path in the queue: about what its column shows at 1440 px without the state and
+#: kind columns, each of which takes the room of COLUMN_CHARS.
+QUEUE_PATH_CHARS, COLUMN_CHARS = 26, 9
 #: Most similar photos shown beside a mislabel flag.
 NEIGHBOURS = 6
 CACHE_TTL_S = 600
@@ -386,16 +389,21 @@ def jump_to_row(offset: int) -> None:
         st.session_state[POSITION_KEY] = offset + int(rows[0])
 
 
-def render_queue_table(page: pd.DataFrame, offset: int, position: int, *, state_filter: str) -> None:
-    """This page of the queue; clicking a row shows that item. The state column only when the queue mixes
-    open and decided items, so the path has the room."""
+def render_queue_table(page: pd.DataFrame, offset: int, position: int, *, queue: QueueFilter) -> None:
+    """This page of the queue; clicking a row shows that item. The state and kind columns only when the
+    queue mixes states or kinds, so the path has the room; a path longer than it is cut in the middle,
+    keeping its class folder and file name (the item's heading shows it whole)."""
     table = pd.DataFrame({
         "#": [f"▶ {offset + i + 1}" if offset + i == position else str(offset + i + 1) for i in range(len(page))],
         "state": np.where(page["decided"], "decided", "open"), "kind": page["kind"],
         "sure": [sure_text(score) for score in page["score"]], "path": page["path"],
     })
-    if state_filter != "all":
+    if queue.state != "all":
         table = table.drop(columns="state")
+    if len(queue.kinds) == 1:
+        table = table.drop(columns="kind")
+    room = QUEUE_PATH_CHARS - COLUMN_CHARS * (("state" in table) + ("kind" in table))
+    table["path"] = [shortened_path(path, room) for path in table["path"]]
     st.dataframe(table, hide_index=True, key=QUEUE_TABLE_KEY, height=min(38 + 35 * len(table), 460),
                  on_select=lambda: jump_to_row(offset), selection_mode="single-row",
                  column_config={"#": st.column_config.TextColumn(width=56),
@@ -577,7 +585,7 @@ def main() -> None:
         write_view_to_url(view, queue, int(item["flag_id"]))
         queue_column, item_column = st.columns([3, 5])
         with queue_column:
-            render_queue_table(page, offset, position, state_filter=queue.state)
+            render_queue_table(page, offset, position, queue=queue)
         with item_column:
             render_item(item, position, total, dataset, context, database, version, locate)
         upcoming = page.iloc[position - offset + 1] if position - offset + 1 < len(page) else None

@@ -153,6 +153,17 @@ def test_filters_by_class_score_and_state(factory, data):
     assert "Nothing to review" in app.success[0].value
 
 
+def test_the_queue_shows_the_state_and_kind_columns_only_when_they_differ_between_rows(data):
+    app = open_review()
+    queue = lambda: app.dataframe(key="queue_table").value
+    assert list(queue().columns) == ["#", "kind", "sure", "path"]
+    app.segmented_control(key="filter_state").set_value("all").run()
+    assert list(queue().columns) == ["#", "state", "kind", "sure", "path"]
+    app.multiselect(key="filter_kind").set_value(["mislabel"]).run()
+    assert list(queue().columns) == ["#", "state", "sure", "path"]
+    assert queue()["path"].tolist()[0] in heading(app)
+
+
 def test_bulk_accept_states_the_count_then_relabels_exactly_that_many(factory, data):
     app = open_review()
     app.number_input(key="bulk_count").set_value(2).run()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ui.text import plain
+from ui.text import plain, shortened_path
 
 
 @pytest.mark.parametrize("text, shown", [
@@ -25,3 +25,13 @@ def test_markup_is_escaped(text, shown):
                                   "Scan failed: NotADirectoryError"])
 def test_ordinary_text_is_unchanged(text):
     assert plain(text) == text
+
+
+@pytest.mark.parametrize("path, limit, shown", [
+    ("vehicles/L002468.jpg", 26, "vehicles/L002468.jpg"),
+    ("home-garden/batch-2/L004821.jpg", 21, "home-gar…/L004821.jpg"),
+    ("home-garden/batch-2/L004821.jpg", 17, "home…/L004821.jpg"),
+    ("bag/" + "x" * 30 + ".jpg", 17, "bag/xxxx…xxxx.jpg"),  # no room beside the name: cut in the middle
+])
+def test_a_long_path_is_cut_in_the_middle_keeping_its_class_folder_and_file_name(path, limit, shown):
+    assert shortened_path(path, limit) == shown and len(shown) <= limit
