@@ -1,12 +1,13 @@
 """Review in a real browser: click-to-settled time of each keyboard action on the 5,000-listing photo demo.
 
-Usage: python bench/review_browser.py [--dataset DIR] [--db FILE] [--reuse-db FILE] [--repeat 15] [--json]
+Usage: python bench/review_browser.py [--dataset DIR] [--db FILE] [--reuse-db FILE] [--dataset-id N]
+                                      [--url URL] [--repeat 15] [--json]
 
 Set-up: scan the dataset and audit it (broken, duplicate, price and mislabel checks; 4 to 12
 minutes on 2 cores, with the load) into --db, or copy an audited database given with --reuse-db (the copy
 is changed, the original never). Then `streamlit run app.py` on that database (the E2E
 recipe of tests/e2e/browser.py: the system Chromium, headless, 1440x900) opens
-/Review?reviewer=bench, filters the queue to mislabels and times, per key press:
+/Review?reviewer=bench&dataset=N, filters the queue to mislabels and times, per key press:
 
 - next (`n`), accept the suggestion (`a`), relabel to the class in the list (`l`), undo (`u`),
   one cycle n, a, l, u per repeat on the single-item view;
@@ -19,6 +20,11 @@ also waits until every image on the page has loaded. One warm-up cycle is not co
 machine's load average is sampled during the run: the machine may be shared, and wall times
 grow with it; the app server's CPU time per action (user + system, from /proc, from the key
 press to settled) grows far less, and tells code changes apart on a busy machine.
+
+The dataset measured is --dataset-id, else the one whose folder is --dataset, else the only one in the
+database. With --url the app already running there is measured instead (no set-up, no server of our own):
+--db then names the database that server uses, and the server's CPU time is read when it runs here.
+The actions decide flags, so measure a copy of a database that matters (--reuse-db).
 """
 from __future__ import annotations
 
@@ -159,9 +165,10 @@ def focus_page(page) -> None:
     page.get_by_role("heading", name="Review", exact=True).click()
 
 
-def open_review(page, url: str) -> None:
-    """Review as REVIEWER (from the URL), single-item view, the queue filtered to mislabels."""
-    page.goto(f"{url}/Review?reviewer={REVIEWER}")
+def open_review(page, url: str, dataset_id: int) -> None:
+    """Review of dataset `dataset_id` as REVIEWER (both from the URL), single-item view, the queue filtered to
+    mislabels."""
+    page.goto(f"{url}/Review?reviewer={REVIEWER}&dataset={dataset_id}")
     page.get_by_role("heading", name=re.compile(r"^\d+ of \d+ · ")).wait_for()
     wait_idle(page)
     page.get_by_test_id("stSidebar").get_by_role("combobox", name=re.compile("Kind of flag")).click()
@@ -362,10 +369,10 @@ def run_cycles(cycle, page, *, repeat: int, samples: dict[str, list[Timing]]) ->
             samples.setdefault(action, []).append(timing)
 
 
-def measure(page, url: str, *, repeat: int) -> dict[str, list[Timing]]:
+def measure(page, url: str, dataset_id: int, *, repeat: int) -> dict[str, list[Timing]]:
     """One warm-up cycle of each view, then `repeat` counted cycles of each."""
     samples: dict[str, list[Timing]] = {}
-    open_review(page, url)
+    open_review(page, url, dataset_id)
     run_cycles(review_cycle, page, repeat=repeat, samples=samples)
     open_grid(page)
     run_cycles(grid_cycle, page, repeat=repeat, samples=samples)
@@ -380,7 +387,7 @@ def print_table(result: dict) -> None:
     load = result["load_1min"]
     print(f"1-minute load average: {load['before']:.2f} before the app started; during the run min "
           f"{load['min']:.2f}, median {load['median']:.2f}, max {load['max']:.2f} ({load['samples']} samples)")
-    print(f"dataset {result['dataset']}: set-up {result['setup_s']:.0f} s, "
+    print(f"dataset {result['dataset_id']} ({result['dataset']}){' at ' + result['url'] if result['url'] else ''}: set-up {result['setup_s']:.0f} s, "
           f"{result['mislabels_open_at_start']} open mislabel flags at the start")
     print()
     print(f"{'action':32} {'n':>3} {'median s':>9} {'p90 s':>7} {'+ images median':>16} {'p90':>6} "
@@ -395,20 +402,49 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--dataset", type=Path, help="dataset folder (default: data/demo-photos, else a new demo)")
     parser.add_argument("--db", type=Path, help="database to fill and measure on (default: a temporary file)")
     parser.add_argument("--reuse-db", type=Path, help="copy this audited database instead of scanning and auditing")
+    parser.add_argument("--dataset-id", type=int, help="the database's dataset to measure (default: the one "
+                        "whose folder is --dataset, else the only one)")
+    parser.add_argument("--url", help="measure the app running at this address (with --db, its database)")
     parser.add_argument("--repeat", type=int, default=15, help="counted cycles of each view")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.url and not args.db:
+        parser.error("--url needs --db, the database of the app running there")
+    if args.url and args.reuse_db:
+        parser.error("--url measures a running app: it cannot also copy --reuse-db")
     return args
 
 
-def open_mislabels(db: Path) -> int:
-    """Open mislabel flags of the first dataset's latest audit (the dataset the app opens on)."""
+def chosen_dataset(db: Path, *, dataset_id: Optional[int], folder: Optional[Path]) -> tuple[int, str]:
+    """(id, folder) of the dataset to measure: `dataset_id`, else the one scanned from `folder`, else the
+    only one. Exits with one line when there is no such dataset or the choice is ambiguous."""
     engine = make_engine(str(db))
     try:
         with make_session_factory(engine)() as session:
-            job_id = data_version(session, list_datasets(session)[0].id)[0]
+            datasets = {dataset.id: dataset.root for dataset in list_datasets(session)}
+    finally:
+        engine.dispose()
+    if dataset_id is not None:
+        if dataset_id not in datasets:
+            raise SystemExit(f"error: {db} has no dataset {dataset_id}; it has {sorted(datasets) or 'none'}")
+        return dataset_id, datasets[dataset_id]
+    if folder is not None:
+        matches = [key for key, root in datasets.items() if Path(root).resolve() == folder]
+        if matches:
+            return matches[0], datasets[matches[0]]
+    if len(datasets) == 1:
+        return next(iter(datasets.items()))
+    raise SystemExit(f"error: {db} has {len(datasets)} datasets ({sorted(datasets)}); name one with --dataset-id")
+
+
+def open_mislabels(db: Path, dataset_id: int) -> int:
+    """Open mislabel flags of the dataset's latest audit."""
+    engine = make_engine(str(db))
+    try:
+        with make_session_factory(engine)() as session:
+            job_id = data_version(session, dataset_id)[0]
             return queue_count(session, job_id, QueueFilter(kinds=("mislabel",), state="open"))
     finally:
         engine.dispose()
@@ -420,23 +456,45 @@ def mislabels_needed(repeat: int) -> int:
     return cycles * 1 + cycles * (GRID_TILES - 1) + GRID_TILES
 
 
+@contextmanager
+def browser_on(url: str) -> Iterator[tuple[object, str]]:
+    """(page, url): a 1440x900 page of headless Chromium for the app already running at `url`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            yield page, url.rstrip("/")
+        finally:
+            browser.close()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="review-browser-") as workdir:
         workdir = Path(workdir)
-        dataset = (args.dataset or demo_dataset(workdir)).resolve()
-        db = (args.db or workdir / "review.db").resolve()
-        setup_s = prepare_database(dataset, db, reuse_db=args.reuse_db)
-        mislabels = open_mislabels(db)
+        if args.url:
+            db, setup_s = args.db.resolve(), 0.0
+            folder = args.dataset.resolve() if args.dataset else None
+        else:
+            folder = (args.dataset or demo_dataset(workdir)).resolve()
+            db = (args.db or workdir / "review.db").resolve()
+            setup_s = prepare_database(folder, db, reuse_db=args.reuse_db)
+        dataset_id, dataset = chosen_dataset(db, dataset_id=args.dataset_id, folder=folder)
+        mislabels = open_mislabels(db, dataset_id)
         needed = mislabels_needed(args.repeat)
         if mislabels < needed:
             raise SystemExit(f"error: {mislabels} open mislabel flags; --repeat {args.repeat} needs {needed}")
         load_before = os.getloadavg()[0]
-        with app_in_browser(db, workdir / "streamlit.log") as (page, url), LoadSampler() as load:
-            samples = measure(page, url, repeat=args.repeat)
+        app = browser_on(args.url) if args.url else app_in_browser(db, workdir / "streamlit.log")
+        with app as (page, url), LoadSampler() as load:
+            samples = measure(page, url, dataset_id, repeat=args.repeat)
             browser_version = page.context.browser.version
     result = {
-        "dataset": str(dataset), "setup_s": setup_s, "mislabels_open_at_start": mislabels, "repeat": args.repeat,
+        "dataset": dataset, "dataset_id": dataset_id, "url": args.url, "setup_s": setup_s,
+        "mislabels_open_at_start": mislabels, "repeat": args.repeat,
         "machine": machine(browser_version),
         "load_1min": {"before": load_before, "min": min(load.samples), "median": statistics.median(load.samples),
                       "max": max(load.samples), "samples": len(load.samples)},

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import select  # noqa: E402
 
 from bench.review_browser import (  # noqa: E402
-    IMAGES_LOADED_JS, REPO, REVIEWER, TEXT_SETTLED_JS, app_in_browser, cli, demo_dataset, focus_page, grid_tiles,
-    open_grid, open_review, prepare_database, wait_idle,
+    IMAGES_LOADED_JS, REPO, REVIEWER, TEXT_SETTLED_JS, app_in_browser, chosen_dataset, cli, demo_dataset, focus_page,
+    grid_tiles, open_grid, open_review, prepare_database, wait_idle,
 )
 from db.engine import make_engine, make_session_factory  # noqa: E402
 from db.models import Job  # noqa: E402
@@ -44,15 +44,15 @@ def shoot(page, out: Path, name: str) -> Path:
     return path
 
 
-def review_single(page, url: str, out: Path) -> Path:
-    open_review(page, url)
+def review_single(page, url: str, dataset_id: int, out: Path) -> Path:
+    open_review(page, url, dataset_id)
     page.get_by_role("heading", name=re.compile(r"^1 of \d+ · mislabel · ")).scroll_into_view_if_needed()
     return shoot(page, out, "review-single.png")
 
 
-def review_price(page, url: str, out: Path) -> Path:
+def review_price(page, url: str, dataset_id: int, out: Path) -> Path:
     """Review on the surest price flag: its expected range, the most similar listings' prices, the slip."""
-    page.goto(f"{url}/Review?reviewer={REVIEWER}&kind=price")
+    page.goto(f"{url}/Review?reviewer={REVIEWER}&dataset={dataset_id}&kind=price")
     page.get_by_role("heading", name=re.compile(r"^1 of \d+ · price · ")).wait_for()
     wait_idle(page)
     page.get_by_text(re.compile(r"^Price ")).first.scroll_into_view_if_needed()
@@ -127,10 +127,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         dataset = (args.dataset or demo_dataset(workdir)).resolve()
         db = (args.db or workdir / "screenshots.db").resolve()
         prepare_database(dataset, db, reuse_db=args.reuse_db)
+        dataset_id = chosen_dataset(db, dataset_id=None, folder=dataset)[0]
         if not has_finished_run(db):
             cli("train", str(dataset), "--db", str(db), *TRAIN_OPTIONS)
         with app_in_browser(db, workdir / "streamlit.log") as (page, url):
-            shots = [review_single(page, url, args.out), review_price(page, url, args.out), review_grid(page, args.out),
+            shots = [review_single(page, url, dataset_id, args.out), review_price(page, url, dataset_id, args.out),
+                     review_grid(page, args.out),
                      home_progress(page, url, args.out), metrics_cell(page, url, args.out)]
     for path in shots:
         print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
