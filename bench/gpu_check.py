@@ -128,11 +128,11 @@ def train_job(root: Path, db: Path, sizes: Sizes, env: dict[str, str], *, pretra
         argv += ["--cpu-threads", str(sizes.threads)]
     out, process_seconds = cli(*argv, env=env)
     trained = json.loads(out)
-    metrics_out, _ = cli("metrics", str(trained["run_id"]), "--db", str(db), "--format", "json", env=env)
+    metrics_out, _ = cli("metrics", str(trained["run"]), "--db", str(db), "--format", "json", env=env)
     timing = json.loads(metrics_out)
     phases = timing["phases"]
     working = phases["train"] + phases["evaluate"]
-    return {"run_id": trained["run_id"], "device": trained["device"], "epochs": epochs, "folds": folds,
+    return {"run": trained["run"], "device": trained["device"], "epochs": epochs, "folds": folds,
             "process_seconds": round(process_seconds, 2), "seconds": timing["seconds"], "phases": phases,
             "fold_phases": timing["fold_phases"], "train_plus_evaluate_s": round(working, 3),
             "wall_over_train_evaluate": timing["seconds"] / working if working else None,

@@ -16,7 +16,7 @@ from db.corrections import in_effect
 from db.engine import insert_ignoring_duplicates
 from db.models import Correction, EvaluationSide, Sample, utcnow
 from db.queries import samples_frame
-from db.runs import get_run, run_predictions
+from db.runs import get_run, run_name, run_predictions
 
 #: Which labels runs are scored against: every listing's label after all decisions, or only the
 #: listings a reviewer relabelled or kept (decisions still in effect).
@@ -97,11 +97,13 @@ def compare_runs(session: Session, before_id: int, after_id: int, *, labels: str
     """Runs `before_id` and `after_id` (succeeded runs of one dataset) compared on the validation images both
     scored, against `labels` (see reference_labels); ValueError in one line otherwise."""
     jobs = [get_run(session, run_id) for run_id in (before_id, after_id)]
-    for run_id, job in zip((before_id, after_id), jobs):
-        if job is None or job.status != "succeeded":
-            raise ValueError(f"run {run_id} is not a finished training run")
+    for job in jobs:
+        if job is not None and job.status != "succeeded":
+            raise ValueError(f"{run_name(job.run_number, capital=False)} is not a finished training run")
+    if None in jobs:
+        raise ValueError("no such training run")
     if jobs[0].dataset_id != jobs[1].dataset_id:
-        raise ValueError(f"runs {before_id} and {after_id} trained on different datasets")
+        raise ValueError(f"runs {jobs[0].run_number} and {jobs[1].run_number} trained on different datasets")
     reference = reference_labels(session, jobs[0].dataset_id, labels=labels)
     return compare_predictions(run_predictions(jobs[0]), run_predictions(jobs[1]), reference, rounds=rounds)
 

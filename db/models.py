@@ -162,6 +162,9 @@ class Job(Base):
     started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    #: A training run's name in this database: Run 1, Run 2, ... in the order they were made; None for the
+    #: other kinds. The CLI and the pages take and show it; the job id stays internal.
+    run_number: Mapped[Optional[int]] = mapped_column(Integer, unique=True, index=True)
 
 
 class Flag(Base):

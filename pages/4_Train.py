@@ -17,10 +17,10 @@ from core.models.config import BACKBONE_NAMES, BALANCING, DEVICES, OPTIMIZERS, S
 from core.train.estimate import EarlierRun, describe_seconds, estimate_seconds
 from db.models import Job
 from db.evaluation import split_summary
-from db.runs import (TRAIN_KIND, active_run_like, dataset_snapshot, get_run, replaced_run, requeue_run, run_config, run_epochs,
-                     run_phases, runs_frame)
+from db.runs import (TRAIN_KIND, active_run_like, dataset_snapshot, get_run, replaced_run, requeue_run, run_config,
+                     run_epochs, run_name, run_phases, runs_frame)
 from jobs.runner import ACTIVE, create_job, job_params, reap_dead_jobs, spawn_job
-from ui.common import DatasetRef, db_path, job_status_panel, open_page, session_factory
+from ui.common import DatasetRef, db_path, job_status_panel, open_page, run_title, session_factory
 from ui.run_comparison import comparison_for, render_comparison_headline
 from ui.train_charts import curves_figure
 
@@ -55,7 +55,8 @@ def start_run(dataset_id: int, config: TrainConfig, *, replaces: Optional[int] =
     with session_factory().begin() as session:
         twin = active_run_like(session, dataset_id, params["config"])
         if twin is not None:
-            raise SameRunActive(f"Run {twin.id} with these settings is already {twin.status}: nothing was started.")
+            raise SameRunActive(f"{run_name(twin.run_number)} with these settings is already {twin.status}: "
+                                "nothing was started.")
         run_id = create_job(session, dataset_id, TRAIN_KIND, params).id
     spawn_job(db_path(), run_id)
     return run_id
@@ -75,7 +76,8 @@ def _retrain_clicked(dataset_id: int, run_id: int) -> None:
         st.session_state[FEEDBACK_KEY] = ("warning", str(error))
         return
     st.session_state[RUN_KEY] = new_id
-    st.session_state[FEEDBACK_KEY] = ("success", f"Run {new_id} started with the settings of run {run_id}.")
+    st.session_state[FEEDBACK_KEY] = ("success", f"{run_title(new_id)} started with the settings of "
+                                                 f"{run_title(run_id, capital=False)}.")
 
 
 def resume_run(run_id: int) -> None:
@@ -100,7 +102,7 @@ def _start_clicked(dataset_id: int) -> None:
         st.session_state[FEEDBACK_KEY] = ("warning", str(error))
         return
     st.session_state[RUN_KEY] = run_id
-    st.session_state[FEEDBACK_KEY] = ("success", f"Run {run_id} started.")
+    st.session_state[FEEDBACK_KEY] = ("success", f"{run_title(run_id)} started.")
 
 
 def _resume_clicked(run_id: int) -> None:
@@ -109,7 +111,7 @@ def _resume_clicked(run_id: int) -> None:
     except ValueError as error:
         st.session_state[FEEDBACK_KEY] = ("error", str(error))
         return
-    st.session_state[FEEDBACK_KEY] = ("success", f"Run {run_id} resumes from its last checkpoint.")
+    st.session_state[FEEDBACK_KEY] = ("success", f"{run_title(run_id)} resumes from its last checkpoint.")
 
 
 # --- rendering ----------------------------------------------------------------------------------------
@@ -181,7 +183,8 @@ def render_estimate(runs: pd.DataFrame) -> None:
     if seconds is None:
         st.caption(f"No estimate yet: the first {values['backbone']} run on this dataset sets one.")
         return
-    st.caption(f"Expected time with these settings: {describe_seconds(seconds)} (from run {run_id}; less if early "
+    st.caption(f"Expected time with these settings: {describe_seconds(seconds)} (from "
+               f"{run_title(run_id, capital=False)}; less if early "
                "stopping ends it sooner, more while another run holds the queue).")
 
 
@@ -254,7 +257,8 @@ def render_retrain(dataset_id: int, runs: pd.DataFrame) -> None:
         return
     run_id, since = candidate
     text, button = st.columns([3, 1], vertical_alignment="center")
-    text.info(f"{since:,} review decision{'s' if since != 1 else ''} since run {run_id} trained. Retrain with its "
+    text.info(f"{since:,} review decision{'s' if since != 1 else ''} since {run_title(run_id, capital=False)} "
+              "trained. Retrain with its "
               "settings to see what they changed, on the same images against the same labels.")
     button.button("Retrain with the same settings", key="train_retrain", type="primary", width="stretch",
                   on_click=_retrain_clicked, args=(dataset_id, run_id))
@@ -269,15 +273,16 @@ def render_replaced_comparison(dataset_id: int, run_id: int) -> None:
     comparison = comparison_for(str(db_path()), dataset_id, replaces, run_id, "current")
     if comparison is None:
         return
-    st.markdown(f"**Compared with run {replaces}, which it replaces**")
+    before = run_title(replaces, capital=False)
+    st.markdown(f"**Compared with {before}, which it replaces**")
     render_comparison_headline(comparison, replaces, run_id, "current")
-    st.caption(f"Per class, and against verified labels only: the Metrics page (baseline run {replaces}).")
+    st.caption(f"Per class, and against verified labels only: the Metrics page (baseline {before}).")
 
 
 def render_run(dataset_id: int, run_id: int) -> None:
     """Progress (with Cancel) and live curves of one run; Resume when it failed or was cancelled; the comparison
     with the run it replaces and where the time went when it succeeded."""
-    status = job_status_panel(run_id, title=f"Run {run_id}")
+    status = job_status_panel(run_id, title=run_title(run_id))
     if status is None:
         return
     if status in ACTIVE:
@@ -300,7 +305,8 @@ def _run_label(runs: pd.DataFrame, run_id: int) -> str:
     """What identifies a run in the picker: only what never changes (its state and epochs are shown below it;
     a label that changed while the run trained went stale in the browser)."""
     row = runs.set_index("id").loc[run_id]
-    return f"Run {run_id} · {row.backbone} · {row.image_size} px · {row.epochs} epochs · {row.created_at:%Y-%m-%d %H:%M}"
+    return (f"{run_name(row.number)} · {row.backbone} · {row.image_size} px · {row.epochs} epochs · "
+            f"{row.created_at:%Y-%m-%d %H:%M}")
 
 
 def choose_run(runs: pd.DataFrame) -> int:
@@ -312,9 +318,10 @@ def choose_run(runs: pd.DataFrame) -> int:
 
 
 def render_runs_table(runs: pd.DataFrame) -> None:
-    table = runs[["id", "status", "backbone", "image_size", "epochs_done", "epochs", "accuracy", "macro_f1",
+    table = runs[["number", "status", "backbone", "image_size", "epochs_done", "epochs", "accuracy", "macro_f1",
                   "corrections", "device", "created_at"]]
     st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "number": st.column_config.NumberColumn("run"),
         "accuracy": st.column_config.NumberColumn(format="%.4f"),
         "macro_f1": st.column_config.NumberColumn("macro F1", format="%.4f"),
         "corrections": st.column_config.NumberColumn("corrections applied"),

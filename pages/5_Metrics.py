@@ -21,9 +21,9 @@ from core.models.metrics import PER_CLASS_METRICS, cell_members, compare_reports
 from db.corrections import Decision
 from db.queries import dataset_classes
 from db.review import sample_view
-from db.runs import get_run, replaced_run, run_config, run_epochs, run_result, runs_frame
+from db.runs import get_run, replaced_run, run_config, run_epochs, run_name, run_result, runs_frame
 from jobs.runner import reap_dead_jobs
-from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
+from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, run_title, session_factory
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.run_comparison import (
     comparison_column_config, comparison_for, label_choice, render_comparison_headline, styled_comparison,
@@ -82,7 +82,7 @@ def run_label(runs: pd.DataFrame, run_id: int) -> str:
         return "(no comparison)"
     row = runs.set_index("id").loc[run_id]
     finished = pd.Timestamp(row.finished_at).strftime("%Y-%m-%d %H:%M") if pd.notna(row.finished_at) else ""
-    return (f"Run {run_id} · {row.backbone} · accuracy {row.accuracy:.3f} · macro F1 {row.macro_f1:.3f} · "
+    return (f"{run_name(row.number)} · {row.backbone} · accuracy {row.accuracy:.3f} · macro F1 {row.macro_f1:.3f} · "
             f"{int(row.corrections or 0)} corrections · {finished}")
 
 
@@ -169,7 +169,8 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
                                 state_filter="all")
     samples = view.reindex([i for i in confidence if i in view.index])
     render_cell_actions(context, samples, predicted=classes[pred_index], diagonal=true_index == pred_index,
-                        note=f"Metrics, run {run.id}: {classes[true_index]} predicted as {classes[pred_index]}")
+                        note=f"Metrics, {run_title(run.id, capital=False)}: {classes[true_index]} predicted as "
+                             f"{classes[pred_index]}")
     for start in range(0, len(samples), GRID_COLUMNS):  # one row of columns per row of tiles, so rows line up
         for column, row in zip(st.columns(GRID_COLUMNS), samples.iloc[start:start + GRID_COLUMNS].itertuples()):
             with column:
@@ -327,7 +328,7 @@ def render_comparison(dataset: DatasetRef, runs: pd.DataFrame, run: RunView) -> 
     labels = label_choice(LABELS_KEY)
     comparison = comparison_for(str(db_path()), dataset.id, other_id, run.id, labels)
     if comparison is None:
-        st.warning(f"Run {other_id} can no longer be compared: it is not a finished run of this dataset.")
+        st.warning(f"{run_title(other_id)} can no longer be compared: it is not a finished run of this dataset.")
         return
     render_comparison_headline(comparison, other_id, run.id, labels)
     if comparison.images:

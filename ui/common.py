@@ -22,6 +22,7 @@ from db.corrections import MAX_REVIEWER_CHARS
 from db.engine import DatabaseAccessError, canonical_location, default_location, make_engine, make_session_factory
 from db.models import Job
 from db.queries import get_dataset, list_datasets
+from db.runs import run_name, run_numbers
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
 from ui.text import plain
 from ui.url_state import set_url, url_number
@@ -241,6 +242,17 @@ def read_job(job_id: int, *, reap: bool = True) -> Optional[JobSnapshot]:
             job.id, job.kind, job.status, float(job.progress or 0.0), job.message or "", job.error,
             bool(job.cancel_requested), job.started_at, job.finished_at,
         )
+
+
+def run_number_of(run_id: int) -> Optional[int]:
+    """Training run `run_id`'s number in the database, its name (the job id stays internal); None if none."""
+    with session_factory()() as session:
+        return run_numbers(session, [run_id]).get(run_id)
+
+
+def run_title(run_id: int, *, capital: bool = True) -> str:
+    """"Run 3": the name of training run `run_id`."""
+    return run_name(run_number_of(run_id), capital=capital)
 
 
 def _cancel(job_id: int) -> None:

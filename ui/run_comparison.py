@@ -10,7 +10,7 @@ import streamlit as st
 from core.train.compare import CLASS_METRICS, OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
 from db.queries import correction_counts
-from ui.common import factory_for
+from ui.common import factory_for, run_number_of
 
 LABEL_CHOICES = {"current": "Today's labels", "verified": "Verified only"}
 HEADLINE_METRICS = {"accuracy": "Accuracy", "macro_f1": "Macro F1"}
@@ -50,15 +50,16 @@ def is_real(row) -> bool:
 
 def render_comparison_headline(comparison: RunComparison, before_id: int, after_id: int, labels: str) -> None:
     """The one line of ground, then accuracy and macro F1 after, with their change and its interval."""
-    st.caption(comparison.ground(before_id, after_id, LABEL_SOURCE_TEXT[labels]))
+    before, after = run_number_of(before_id), run_number_of(after_id)
+    st.caption(comparison.ground(before, after, LABEL_SOURCE_TEXT[labels]))
     if not comparison.images:
         return
     columns = st.columns(len(HEADLINE_METRICS) + 1)
     for column, (metric, label) in zip(columns, HEADLINE_METRICS.items()):
         row = comparison.overall(metric)
-        column.metric(f"{label}, run {after_id} (vs {before_id}, same images)", f"{row.after:.3f}",
+        column.metric(f"{label}, run {after} (vs {before}, same images)", f"{row.after:.3f}",
                       delta=change_text(row), delta_color="normal" if is_real(row) else "off",
-                      help=f"Run {before_id}: {row.before:.3f}. In brackets: the 95% interval of the change, "
+                      help=f"Run {before}: {row.before:.3f}. In brackets: the 95% interval of the change, "
                            "grey when it includes no change.")
     columns[-1].metric("Images compared", f"{comparison.images:,}")
 

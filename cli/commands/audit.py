@@ -17,7 +17,7 @@ from cli.common import CliError, ProgressBar, add_db_option, add_format_option, 
 from cli.executor import add_executor_option, chosen_executor
 from core.audit.run import available_checks
 from db.flags import class_flag_counts
-from db.runs import get_run, latest_out_of_fold_run, run_result
+from db.runs import latest_out_of_fold_run, run_by_number, run_result
 from jobs.audit import AuditError, audit_params
 from jobs.runner import create_job, job_result, run_job
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                         help="where the mislabel check's out-of-fold probabilities come from: cached backbone "
                              "embeddings and cross-validated classifiers (default); K networks fine-tuned on the "
                              "photos (slow without a GPU); or a K-fold training run (`listing-audit train --folds K`)")
-    parser.add_argument("--run", type=int, default=None, metavar="RUN_ID",
+    parser.add_argument("--run", type=int, default=None, metavar="RUN",
                         help="with --mislabel-source run: the training run (default: the newest with "
                              "out-of-fold probabilities)")
     parser.add_argument("--members", default=None,
@@ -121,7 +121,7 @@ def out_of_fold_run_dir(session: Session, dataset_id: int, run_id: Optional[int]
             raise CliError("no finished training run of this dataset has out-of-fold probabilities; "
                            "train one with `listing-audit train DATASET_DIR --folds 5`")
         return folder
-    run = get_run(session, run_id)
+    run = run_by_number(session, run_id)
     if run is None or run.dataset_id != dataset_id:
         raise CliError(f"run {run_id} is not a training run of this dataset")
     result = run_result(run)

@@ -7,6 +7,7 @@ import argparse
 from cli.common import CliError, add_db_option, add_format_option, open_db, print_json, shown
 from core.train.compare import OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
+from db.runs import run_by_number
 
 OVERALL_NAMES = {"accuracy": "accuracy", "macro_precision": "macro precision", "macro_recall": "macro recall",
                  "macro_f1": "macro F1"}
@@ -18,8 +19,8 @@ def register(subparsers) -> None:
         description="Score two runs' stored validation predictions against the same labels on the images both "
                     "evaluated, with a paired bootstrap interval for every change.",
     )
-    parser.add_argument("run_a", type=int, help="the baseline run (for example before a cleaning round)")
-    parser.add_argument("run_b", type=int, help="the run to compare with it")
+    parser.add_argument("run_a", type=int, help="the baseline run's number (for example before a cleaning round)")
+    parser.add_argument("run_b", type=int, help="the number of the run to compare with it")
     parser.add_argument("--labels", choices=LABEL_SOURCES, default="current",
                         help="today's labels after every review decision (current), or only the listings a "
                              "reviewer relabelled or kept (verified)")
@@ -50,8 +51,12 @@ def format_text(comparison: RunComparison, run_a: int, run_b: int, labels: str) 
 def run(args: argparse.Namespace) -> int:
     factory = open_db(args)
     with factory() as session:
+        runs = [run_by_number(session, number) for number in (args.run_a, args.run_b)]
+        for number, found in zip((args.run_a, args.run_b), runs):
+            if found is None:
+                raise CliError(f"no training run {number}")
         try:
-            comparison = compare_runs(session, args.run_a, args.run_b, labels=args.labels)
+            comparison = compare_runs(session, runs[0].id, runs[1].id, labels=args.labels)
         except ValueError as error:
             raise CliError(str(error)) from error
     if args.format == "json":

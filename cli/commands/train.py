@@ -12,7 +12,7 @@ from pathlib import Path
 from cli.common import CliError, ProgressBar, add_db_option, add_format_option, open_db, print_json
 from core.models.config import BACKBONE_NAMES, DEVICES, SPLITS, TrainConfig
 from db.queries import get_dataset
-from db.runs import TRAIN_KIND, get_run, requeue_run, run_metrics, run_phases, run_result, runs_frame
+from db.runs import TRAIN_KIND, requeue_run, run_by_number, run_metrics, run_phases, run_result, runs_frame
 from jobs.runner import create_job, reap_dead_jobs, run_job
 
 DEFAULTS = TrainConfig()
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
                             "other work, fewer are often faster)")
     train.add_argument("--out-dir", type=Path, default=None,
                        help="checkpoint folder (default: runs/<database name>-<id>/<run id> beside the database)")
-    train.add_argument("--resume", type=int, default=None, metavar="RUN_ID",
+    train.add_argument("--resume", type=int, default=None, metavar="RUN",
                        help="continue a failed or cancelled run from its last checkpoint (other options ignored "
                             "except --epochs)")
     train.set_defaults(func=run_train)
@@ -77,7 +77,7 @@ def register(subparsers) -> None:
 
     metrics = subparsers.add_parser(
         "metrics", help="print a training run's evaluation and seconds per phase (JSON by default)")
-    metrics.add_argument("run_id", type=int)
+    metrics.add_argument("run", type=int, help="the run's number (`listing-audit runs` lists them)")
     add_db_option(metrics)
     add_format_option(metrics, choices=("json", "text"))
     metrics.set_defaults(func=run_metrics_command)
@@ -131,27 +131,28 @@ def run_train(args: argparse.Namespace) -> int:
     dataset_id = _dataset_id(factory, args.dataset_dir)
     with factory.begin() as session:
         if args.resume is not None:
-            run = get_run(session, args.resume)
+            run = run_by_number(session, args.resume)
             if run is None or run.dataset_id != dataset_id:
                 raise CliError(f"run {args.resume} is not a training run of {args.dataset_dir}")
             try:
-                job_id = requeue_run(session, args.resume, epochs=args.epochs).id
+                job = requeue_run(session, run.id, epochs=args.epochs)
             except ValueError as error:
                 raise CliError(str(error)) from error
         else:
             config = config_from_args(args)
-            job_id = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()}).id
-    bar = ProgressBar(f"run {job_id}")
+            job = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()})
+        job_id, number = job.id, job.run_number
+    bar = ProgressBar(f"run {number}")
     job = run_job(factory, job_id, echo=bar)
     bar.close()
     if job.status != "succeeded":
-        raise CliError(f"run {job_id} {job.status}: {(job.error or '').splitlines()[0] if job.error else ''}")
+        raise CliError(f"run {number} {job.status}: {(job.error or '').splitlines()[0] if job.error else ''}")
     result = run_result(job)
     if args.format == "json":
-        print_json({"run_id": job_id, **{k: result[k] for k in ("device", "best_epoch", "stopped_early", "metrics")}})
+        print_json({"run": number, **{k: result[k] for k in ("device", "best_epoch", "stopped_early", "metrics")}})
         return 0
     metrics = result["metrics"]
-    print(f"run {job_id} succeeded on {result['device']} in {result['seconds']:.1f} s: "
+    print(f"run {number} succeeded on {result['device']} in {result['seconds']:.1f} s: "
           f"{result['samples']['train']} training and {result['samples']['val']} validation images, "
           f"best epoch {result['best_epoch'] + 1} of {len(result['history'])}")
     print(f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_avg']['f1']:.4f}")
@@ -165,7 +166,7 @@ def run_runs(args: argparse.Namespace) -> int:
     dataset_id = _dataset_id(factory, args.dataset_dir)
     with factory.begin() as session:
         reap_dead_jobs(session)
-        table = runs_frame(session, dataset_id)
+        table = runs_frame(session, dataset_id).drop(columns="id").rename(columns={"number": "run"})
     if args.format == "json":
         print_json(table.astype(object).where(table.notna(), None).to_dict("records"))
         return 0
@@ -177,7 +178,7 @@ def run_runs(args: argparse.Namespace) -> int:
         epochs = f"{row.epochs_done}/{row.epochs}"
         accuracy = "" if row.accuracy != row.accuracy else f"{row.accuracy:.4f}"  # NaN until finished
         macro = "" if row.macro_f1 != row.macro_f1 else f"{row.macro_f1:.4f}"
-        print(f"{row.id:>5}  {row.status:<10} {row.backbone or '':<16} {row.image_size or '':>4} {epochs:>7} "
+        print(f"{row.run:>5}  {row.status:<10} {row.backbone or '':<16} {row.image_size or '':>4} {epochs:>7} "
               f"{accuracy:>8} {macro:>8}  {row.device or ''}")
     return 0
 
@@ -185,16 +186,16 @@ def run_runs(args: argparse.Namespace) -> int:
 def run_metrics_command(args: argparse.Namespace) -> int:
     factory = open_db(args)
     with factory() as session:
-        run = get_run(session, args.run_id)
+        run = run_by_number(session, args.run)
         if run is None:
-            raise CliError(f"no training run with id {args.run_id}")
-        metrics = run_metrics(session, args.run_id)
-        timing = run_phases(session, args.run_id) or {}
+            raise CliError(f"no training run {args.run}")
+        metrics = run_metrics(session, run.id)
+        timing = run_phases(session, run.id) or {}
         status = run.status
     if metrics is None:
-        raise CliError(f"run {args.run_id} has no metrics: it is {status}")
+        raise CliError(f"run {args.run} has no metrics: it is {status}")
     if args.format == "json":
-        print_json({"run_id": args.run_id, **metrics, **timing})
+        print_json({"run": args.run, **metrics, **timing})
         return 0
     print(format_report(metrics))
     if timing:

@@ -63,12 +63,13 @@ class RunComparison:
         rows = self.changes[(self.changes["row"] == OVERALL) & (self.changes["metric"] == metric)]
         return rows.iloc[0]
 
-    def ground(self, before_id: int, after_id: int, labels_text: str) -> str:
-        """One line saying which images and which labels the comparison used."""
-        left_out = (f"; left out: {self.before_only:,} of run {before_id}'s and {self.after_only:,} of run "
-                    f"{after_id}'s validation images, not scored by both or without a label"
+    def ground(self, before: int, after: int, labels_text: str) -> str:
+        """One line saying which images and which labels the comparison used; before, after: the runs' names
+        (their numbers)."""
+        left_out = (f"; left out: {self.before_only:,} of run {before}'s and {self.after_only:,} of run "
+                    f"{after}'s validation images, not scored by both or without a label"
                     if self.before_only or self.after_only else "")
-        return (f"Run {before_id} → run {after_id} on the {self.images:,} validation images both runs scored, "
+        return (f"Run {before} → run {after} on the {self.images:,} validation images both runs scored, "
                 f"against {labels_text}{left_out}. Intervals: {INTERVAL_LEVEL:.0%}, paired bootstrap of "
                 f"{self.rounds:,} resamples.")
 

@@ -118,12 +118,14 @@ def test_mislabels_from_a_k_fold_training_run(capsys, shop, db_path):
                          "--epochs", "1", "--batch-size", "4", "--folds", "2", "--cpu-threads", "1",
                          "--format", "json")
     assert code == 0, err
-    run_id = json.loads(out)["run_id"]
+    run_id = json.loads(out)["run"]
     code, out, err = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--mislabel-source", "run",
                          "--run", run_id, "--format", "json")
     assert code == 0, err
     summary = json.loads(out)["checks"]["mislabel"]
-    assert summary["source"] == "run" and summary["run_dir"].endswith(str(run_id))
+    assert summary["source"] == "run"
+    runs = json.loads(run_cli(capsys, "runs", shop, "--db", db_path, "--format", "json")[1])
+    assert [run["run"] for run in runs] == [int(run_id)] and Path(summary["run_dir"], "oof_pred_probs.npy").is_file()
     code, out, err = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "mislabel", "--run", run_id)
     assert code == 2 and "--run needs --mislabel-source run" in err
     for stored in Path(summary["run_dir"]).glob("oof*"):  # the run's probabilities are gone: that check fails alone

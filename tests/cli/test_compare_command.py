@@ -17,7 +17,7 @@ def trained(capsys, db_path, dataset_dir, *options: str) -> int:
     status, out, err = run_cli(capsys, "train", dataset_dir, "--db", db_path, *FAST_OPTIONS, *options,
                                "--format", "json")
     assert status == 0, err
-    return json.loads(out)["run_id"]
+    return json.loads(out)["run"]
 
 
 def test_compare_scores_both_runs_on_the_same_images_and_labels(capsys, factory, db_path, tmp_path,
@@ -50,4 +50,4 @@ def test_compare_scores_both_runs_on_the_same_images_and_labels(capsys, factory,
     assert verified["images"] <= 1 and verified["before_only"] == compared["images"] - verified["images"]
 
     status, _, err = run_cli(capsys, "compare", before, 999, "--db", db_path)
-    assert status == 2 and err.strip() == "error: run 999 is not a finished training run"
+    assert status == 2 and err.strip() == "error: no training run 999"

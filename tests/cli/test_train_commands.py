@@ -32,7 +32,7 @@ def test_train_prints_the_run_id_and_metrics_which_metrics_and_runs_read_back(
                              "--format", "json")
     assert status == 0
     trained = json.loads(out)
-    run_id = trained["run_id"]
+    run_id = trained["run"]
     assert trained["device"].startswith("cpu") and trained["best_epoch"] == 0
 
     status, out, _ = run_cli(capsys, "metrics", run_id, "--db", db_path, "--format", "json")
@@ -45,7 +45,7 @@ def test_train_prints_the_run_id_and_metrics_which_metrics_and_runs_read_back(
         assert key in metrics
     assert np.asarray(metrics["confusion_matrix"]).sum() == sum(metrics["support"]) == metrics["macro_avg"]["support"]
     timing = {key: metrics.pop(key) for key in ("seconds", "phases", "fold_phases")}
-    assert metrics == {"run_id": run_id, **trained["metrics"]}
+    assert metrics == {"run": run_id, **trained["metrics"]}
     assert timing["phases"]["train"] > 0 and timing["fold_phases"] == []
     assert sum(timing["phases"].values()) == pytest.approx(timing["seconds"], abs=0.01)
     status, plain, _ = run_cli(capsys, "metrics", run_id, "--db", db_path)
@@ -55,7 +55,7 @@ def test_train_prints_the_run_id_and_metrics_which_metrics_and_runs_read_back(
 
     status, out, _ = run_cli(capsys, "runs", dataset_dir, "--db", db_path, "--format", "json")
     runs = json.loads(out)
-    assert [(r["id"], r["status"], r["backbone"], r["epochs_done"]) for r in runs] == [
+    assert [(r["run"], r["status"], r["backbone"], r["epochs_done"]) for r in runs] == [
         (run_id, "succeeded", "mobilenet_v2", 1)]
     status, out, _ = run_cli(capsys, "runs", dataset_dir, "--db", db_path)
     assert status == 0 and "succeeded" in out.splitlines()[1]
@@ -72,7 +72,7 @@ def test_train_in_text_prints_a_classification_report(capsys, db_path, dataset_d
 
 def test_errors_are_reported_with_status_2(capsys, db_path, dataset_dir, tmp_path):
     status, _, err = run_cli(capsys, "metrics", "42", "--db", db_path)
-    assert status == 2 and "no training run with id 42" in err
+    assert status == 2 and "no training run 42" in err
     (tmp_path / "unscanned" / "a").mkdir(parents=True)
     status, _, err = run_cli(capsys, "train", tmp_path / "unscanned", "--db", db_path)
     assert status == 2 and "listing-audit scan" in err

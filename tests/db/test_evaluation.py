@@ -12,6 +12,7 @@ from db.engine import make_engine, make_session_factory
 from db.evaluation import compare_runs, ensure_evaluation_split, evaluation_sides, reference_labels, split_summary
 from db.models import Job, Sample
 from db.queries import dataset_classes
+from db.runs import next_run_number
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
 from tests.db.many_samples import add_many_samples
@@ -105,7 +106,8 @@ def stored_run(session, dataset_id: int, predictions: dict[int, str], classes=CL
     """A finished train job whose result holds `predictions` (sample id -> class) as its validation predictions."""
     result = {"classes": list(classes), "validation": {"sample_ids": list(predictions),
                                                        "pred": [classes.index(p) for p in predictions.values()]}}
-    job = Job(dataset_id=dataset_id, kind="train", status=status, params_json="{}", result_json=json.dumps(result))
+    job = Job(dataset_id=dataset_id, kind="train", status=status, params_json="{}", result_json=json.dumps(result),
+              run_number=next_run_number(session))
     session.add(job)
     session.flush()
     return job.id
@@ -122,7 +124,8 @@ def test_two_runs_with_different_splits_are_compared_on_their_common_images_agai
         failed = stored_run(session, dataset_id, {}, status="failed")
     with factory() as session:
         comparison = compare_runs(session, before, after, rounds=50)
-        with pytest.raises(ValueError, match=f"run {failed} is not a finished training run"):
+        failed_number = session.get(Job, failed).run_number
+        with pytest.raises(ValueError, match=f"run {failed_number} is not a finished training run"):
             compare_runs(session, before, failed)
     assert (comparison.images, comparison.before_only, comparison.after_only) == (4, 4, 4)
     common = pd.Series({i: labels[i] for i in ids[4:8]})

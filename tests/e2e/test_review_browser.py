@@ -146,7 +146,7 @@ def test_the_reviewer_name_survives_a_reload_and_shows_on_every_page(app_server,
     expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")
     expect(page.get_by_role("button", name="Delete")).to_be_enabled()
     for name in ("Train", "Metrics", "Browse"):
-        page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+        page.get_by_test_id("stSidebar").get_by_role("link", name=re.compile(rf"\b{name}$")).click()
         expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible()
         expect(page.get_by_label("Reviewer", exact=True)).to_have_value("eve")
 
