@@ -8,7 +8,8 @@ for the Metrics page. Then, as reviewer "bench": Review on a mislabel (review-si
 the surest price flag (review-price.png);
 the grid with one tile unticked (review-grid.png), whose page is then accepted; home with
 the audit's review progress (home-progress.png); Metrics with the most confused cell and
-three of its images ticked (metrics-cell.png).
+three of its images ticked (metrics-cell.png); Browse's embedding map with a lasso drawn on it
+(browse-map.png).
 """
 from __future__ import annotations
 
@@ -92,6 +93,29 @@ def metrics_cell(page, url: str, out: Path) -> Path:
     return shoot(page, out, "metrics-cell.png")
 
 
+def browse_map(page, url: str, out: Path) -> Path:
+    """Browse's embedding map coloured by label, with a lasso drawn round part of it (what it selected below)."""
+    page.goto(f"{url}/Browse?reviewer={REVIEWER}")
+    page.get_by_role("heading", name="Browse", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_text("Embedding map", exact=True).click()
+    chart = page.get_by_test_id("stPlotlyChart").first
+    chart.wait_for()
+    wait_idle(page)
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    corners = [(0.35, 0.3), (0.55, 0.3), (0.55, 0.6), (0.35, 0.6), (0.35, 0.31)]
+    page.mouse.move(box["x"] + box["width"] * corners[0][0], box["y"] + box["height"] * corners[0][1])
+    page.mouse.down()
+    for x, y in corners[1:]:
+        page.mouse.move(box["x"] + box["width"] * x, box["y"] + box["height"] * y, steps=6)
+    page.mouse.up()
+    page.get_by_text(re.compile(r"listings selected")).first.wait_for()
+    wait_idle(page)
+    chart.scroll_into_view_if_needed()
+    return shoot(page, out, "browse-map.png")
+
+
 def tile_boxes(page) -> list:
     """The tick boxes of the cell's images in reading order (a column per tile, a row of columns per row)."""
     checkbox = page.get_by_test_id("stCheckbox")
@@ -133,7 +157,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         with app_in_browser(db, workdir / "streamlit.log") as (page, url):
             shots = [review_single(page, url, dataset_id, args.out), review_price(page, url, dataset_id, args.out),
                      review_grid(page, args.out),
-                     home_progress(page, url, args.out), metrics_cell(page, url, args.out)]
+                     home_progress(page, url, args.out), metrics_cell(page, url, args.out),
+                     browse_map(page, url, args.out)]
     for path in shots:
         print(f"{path} ({path.stat().st_size / 1024:.0f} KB)")
     return 0
