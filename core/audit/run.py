@@ -98,17 +98,16 @@ def run_audit(context: AuditContext, check_names: Iterable[str], *,
     names = resolve_checks(check_names)
     options = options or {}
     weights = np.array([PROGRESS_WEIGHTS.get(name, 1.0) for name in names])
-    starts = np.concatenate([[0.0], np.cumsum(weights)[:-1]]) / weights.sum()
-    shares = weights / weights.sum()
+    bounds = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
     run = AuditRun()
-    for name, start, share in zip(names, starts, shares):
+    for name, start, end in zip(names, bounds[:-1], bounds[1:]):
         check = load_check(name, **options.get(name, {}))
         samples = context.samples
         if check.needs_readable:
             samples = samples[samples["readable"].astype(bool)]
         context.progress(float(start), f"{name}: starting")
         check_context = dataclasses.replace(context, samples=samples,
-                                            progress=_scaled(context.progress, name, start, share))
+                                            progress=_scaled(context.progress, name, float(start), float(end)))
         began = time.perf_counter()
         try:
             result = check.find_issues(check_context)
@@ -130,8 +129,13 @@ def one_line_error(error: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _scaled(progress, name: str, start: float, share: float):
-    return lambda fraction, message: progress(start + share * max(0.0, min(1.0, fraction)), f"{name}: {message}")
+def _scaled(progress, name: str, start: float, end: float):
+    """A check's progress callback: its fraction done mapped onto [start, end] of the audit's (a finished check
+    reports `end` exactly, so the next check's start never falls below it)."""
+    def scaled(fraction: float, message: str) -> None:
+        fraction = max(0.0, min(1.0, fraction))
+        progress(end if fraction == 1.0 else start + (end - start) * fraction, f"{name}: {message}")
+    return scaled
 
 
 def add_cross_evidence(results: dict[str, CheckResult]) -> None:
