@@ -21,8 +21,8 @@ from db.models import Correction, Job, Sample, Setting, TrainEpoch
 TRAIN_KIND = "train"
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
 DATABASE_ID_KEY = "database_id"
-RUN_COLUMNS = ["id", "number", "status", "created_at", "finished_at", "backbone", "image_size", "epochs", "epochs_done",
-               "accuracy", "macro_f1", "device", "corrections", "message", "error"]
+RUN_COLUMNS = ["id", "number", "status", "created_at", "finished_at", "backbone", "image_size", "epochs",
+               "epochs_done", "accuracy", "macro_f1", "device", "corrections", "message", "error"]
 
 
 def database_identity(session: Session) -> str:
@@ -64,7 +64,7 @@ def run_name(number: Optional[int], *, capital: bool = True) -> str:
 def run_numbers(session: Session, run_ids: list[int]) -> dict[int, int]:
     """{job id: run number} of those of `run_ids` that are training runs."""
     rows = session.execute(select(Job.id, Job.run_number).where(Job.id.in_(run_ids), Job.kind == TRAIN_KIND))
-    return {int(job_id): int(number) for job_id, number in rows}
+    return {int(job_id): int(number) for job_id, number in rows if number is not None}
 
 
 def _loads(text: Optional[str]) -> dict[str, Any]:

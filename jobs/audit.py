@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.audit.checks.base import AuditContext
 from core.audit.run import AuditRun, flags_table, resolve_checks, run_audit
 from core.executors import resolve_executor
-from core.progress import ProgressCallback
+from core.progress import ProgressCallback, within
 from db.embeddings import DbEmbeddingStore
 from db.flags import store_flags
 from db.models import Dataset, Job
@@ -106,10 +106,9 @@ def audit_job(factory: sessionmaker[Session], job_id: int, progress: ProgressCal
     except ValueError as error:
         raise AuditError(str(error)) from error
     progress(LOAD_SHARE, f"auditing {len(samples)} samples")
-    check_share = 1.0 - LOAD_SHARE - STORE_SHARE
     context = AuditContext(
         samples=samples, classes=classes, root=root, params=params,
-        progress=lambda fraction, message: progress(LOAD_SHARE + check_share * fraction, message),
+        progress=within(progress, LOAD_SHARE, 1.0 - STORE_SHARE),
         embeddings=DbEmbeddingStore(factory),
     )
     run = run_audit(context, checks, options=params.get("options"))

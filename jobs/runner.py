@@ -81,7 +81,6 @@ def create_job(session: Session, dataset_id: int, kind: str, params: dict[str, A
     return job
 
 
-
 def job_params(job: Job) -> dict[str, Any]:
     return json.loads(job.params_json or "{}")
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.audit.checks.base import REGISTRY, AuditContext, CheckResult, get_check
+from core.progress import within
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def run_audit(context: AuditContext, check_names: Iterable[str], *,
             samples = samples[samples["readable"].astype(bool)]
         context.progress(float(start), f"{name}: starting")
         check_context = dataclasses.replace(context, samples=samples,
-                                            progress=_scaled(context.progress, name, float(start), float(end)))
+                                            progress=within(context.progress, float(start), float(end), f"{name}: "))
         began = time.perf_counter()
         try:
             result = check.find_issues(check_context)
@@ -128,14 +129,6 @@ def one_line_error(error: BaseException, limit: int = 300) -> str:
     text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
-
-def _scaled(progress, name: str, start: float, end: float):
-    """A check's progress callback: its fraction done mapped onto [start, end] of the audit's (a finished check
-    reports `end` exactly, so the next check's start never falls below it)."""
-    def scaled(fraction: float, message: str) -> None:
-        fraction = max(0.0, min(1.0, fraction))
-        progress(end if fraction == 1.0 else start + (end - start) * fraction, f"{name}: {message}")
-    return scaled
 
 
 def add_cross_evidence(results: dict[str, CheckResult]) -> None:

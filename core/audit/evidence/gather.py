@@ -23,6 +23,7 @@ from core.audit.evidence.combine import Combination, combine
 from core.audit.evidence.count import IssueCount, count_label_issues
 from core.audit.evidence.folds import AuditFolds, audit_duplicate_groups, make_folds
 from core.audit.oof import DEFAULT_FOLDS
+from core.progress import within
 
 SOURCES = ("embeddings", "finetune", "run")
 #: cleanlab's ranking method, chosen by measurement on several datasets (docs/mislabel.md): the least
@@ -193,16 +194,15 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
     members, unavailable = choose_members(data, options, photo_evidence)
     steps = [(r, m) for r in range(options.rounds) for m in members]
     weights = np.array([PROGRESS_WEIGHTS.get(m.name, 1.0) * (1 if r == 0 else 0.3) for r, m in steps])
-    starts = np.concatenate([[0.0], np.cumsum(weights)[:-1]]) / weights.sum()
+    bounds = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
     exclude = np.zeros(len(labels), bool)
     seconds: dict[str, float] = {}
     for round_index in range(options.rounds):
         outputs = []
         for member in members:
             position = steps.index((round_index, member))
-            start, share = starts[position], weights[position] / weights.sum()
-            progress = (lambda f, m, s=start, w=share, name=member.name, r=round_index:
-                        context.progress(s + w * f, f"round {r + 1}, {name}: {m}"))
+            progress = within(context.progress, float(bounds[position]), float(bounds[position + 1]),
+                              f"round {round_index + 1}, {member.name}: ")
             progress(0.0, "starting")
             began = time.perf_counter()
             output = member.out_of_fold(dataclasses.replace(data, progress=progress), folds, exclude=exclude)
