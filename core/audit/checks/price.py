@@ -20,7 +20,8 @@ import pandas as pd
 
 from core.audit.checks.base import AuditContext, Check, CheckResult, register
 from core.audit.checks.price_model import (ExpectedPrices, Neighbours, class_sample, expected_prices, SOURCES,
-                                           nearest_neighbours, photo_projection, title_features, title_search_vectors)
+                                           nearest_neighbours, photo_projection, stray_estimate, title_features,
+                                           title_search_vectors)
 from core.audit.evidence.folds import audit_duplicate_groups
 from core.audit.evidence.title import titles_of
 
@@ -274,6 +275,10 @@ class PriceCheck(Check):
         summary: dict = {"used": use_model, "alpha": self.alpha, "unavailable": unavailable, "fallback": None}
         if expected is not None:
             summary.update(sigma=expected.model.sigma, weights=expected.model.weights)
+        odd = stray_estimate(expected) if use_model else None
+        if odd is not None:
+            summary["odd_prices"] = {"count": round(odd.count, 1), "low": round(odd.low, 1),
+                                     "high": round(odd.high, 1), "of": odd.rows}
         if not use_model:
             summary["fallback"] = (
                 "no similar photos or titles to compare prices with: class statistics" if expected is None else
@@ -310,6 +315,10 @@ def expected_price_text(summary: dict) -> str:
         weights = sorted(model["weights"].items(), key=lambda item: -item[1])
         text = "expected prices from " + ", ".join(f"{SOURCE_TEXT.get(name, name)} {weight:.0%}"
                                                    for name, weight in weights if weight >= 0.005)
+        odd = model.get("odd_prices")
+        if odd:
+            text += (f"; about {odd['count']:,.0f} of the {odd['of']:,} prices fit no similar listing (95%: "
+                     f"{odd['low']:,.0f}-{odd['high']:,.0f}), {summary.get('flagged', 0):,} flagged")
     else:
         fallback = model.get("fallback") or ""
         text = "class statistics: " + fallback.removesuffix(": class statistics")

@@ -42,6 +42,8 @@ SEARCH_DIMENSIONS = 128
 SIGMAS = (0.3, 0.45, 0.6, 0.8)
 #: Share of the flat density in the likelihood: prices no source explains (the typos themselves).
 STRAY_SHARE = 0.05
+#: The drop in log-likelihood that bounds a 95% profile-likelihood interval (chi-squared, 1 df: 3.84 / 2).
+PROFILE_DROP = 1.92
 EM_ROUNDS = 80
 #: A neighbour whose own price has a p-value below this in the first fit does not count in the second. Above
 #: the flag threshold on purpose: two typos of one kind of item (two dresses at 100x) vouch for each other
@@ -329,6 +331,53 @@ class ExpectedPrices:
         best = p.argmax(axis=1)
         best_p = p[np.arange(len(rows)), best]
         return np.where(best_p >= SLIP_MIN_P, np.array(SLIP_POWERS)[best], 0).astype(np.int64), best_p
+
+
+@dataclass(frozen=True)
+class StrayEstimate:
+    """How many assessed prices no source explains ("odd prices": typos, and honest prices nothing predicts):
+    `count` of `rows`, with the 95% interval [low, high]."""
+
+    count: float
+    low: float
+    high: float
+    rows: int
+
+
+def stray_estimate(expected: ExpectedPrices, *, rounds: int = 200) -> Optional[StrayEstimate]:
+    """The share of the flat density in the fitted mixture, fitted by EM on the assessed prices (the sources'
+    weights as fitted; the fit itself keeps STRAY_SHARE fixed), times the rows, with a 95% interval from the
+    share's profile likelihood. On nine demos it came within 0.6-1.25x of the planted typos (docs/checks.md).
+    None when fewer than two prices were assessed."""
+    rows = np.flatnonzero(np.isfinite(expected.assessment.expected))
+    if len(rows) < 2:
+        return None
+    sources, model, log_price = expected._sources, expected.model, expected.log_price
+    weights = np.array([model.weights[name] for name in sources.names])
+    own = np.concatenate([
+        _mix(sources.densities(block, log_price[block][:, None], model.sigma), sources.available(block),
+             weights)[:, 0]
+        for block in np.array_split(rows, max(1, -(-len(rows) // ROW_CHUNK)))]).astype(np.float64)
+    flat = 1.0 / max(float(np.ptp(log_price[rows])), 1.0)
+    share = STRAY_SHARE
+    for _ in range(rounds):
+        share = float(np.mean(share * flat / (share * flat + (1 - share) * own)))
+    log_likelihood = lambda s: float(np.log(np.maximum(s * flat + (1 - s) * own, 1e-300)).sum())
+    drop = log_likelihood(share) - PROFILE_DROP
+    n = len(rows)
+    return StrayEstimate(share * n, _crossing(log_likelihood, drop, share, 0.0) * n,
+                         _crossing(log_likelihood, drop, share, 1.0) * n, n)
+
+
+def _crossing(log_likelihood: Callable[[float], float], level: float, inside: float, edge: float) -> float:
+    """Where the concave `log_likelihood` falls to `level` between `inside` (above it) and `edge` (bisection);
+    `edge` itself when it never falls that low."""
+    if log_likelihood(edge) >= level:
+        return edge
+    for _ in range(50):
+        middle = (inside + edge) / 2
+        inside, edge = (middle, edge) if log_likelihood(middle) >= level else (inside, middle)
+    return (inside + edge) / 2
 
 
 def expected_prices(log_price: np.ndarray, neighbours: list[Neighbours], class_median: np.ndarray,

@@ -1,6 +1,7 @@
 """The expected-price model on listings whose prices vary by item inside a class, as real listings do."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from core.audit.checks.base import AuditContext
 from core.audit.checks.price import (PriceCheck, class_price_stats, expected_price_text, price_suggestion,
                                      valid_log_prices)
 from core.audit.checks.price_model import (class_sample, expected_prices, nearest_neighbours, photo_projection,
-                                           title_features, title_search_vectors)
+                                           stray_estimate, title_features, title_search_vectors)
 
 #: class -> (item words, median price) of its kinds of item: one class spans a 100-fold range of prices.
 ITEMS = {
@@ -205,3 +206,30 @@ def test_a_class_too_small_for_statistics_is_judged_by_similar_titles():
     assert 1002 in result.flagged().index and not result.issues.loc[[1000, 1001], "is_price_issue"].any()
     assert "median" not in result.issues.at[1002, "reason"]
     assert result.summary["classes"]["scarf"]["median"] is None
+
+
+def test_the_odd_prices_are_counted_with_an_interval_that_holds_the_planted_typos():
+    samples, vectors = item_listings()
+    rng = np.random.default_rng(3)
+    planted = rng.choice(samples.index.to_numpy(), size=12, replace=False)
+    for sample_id in planted:
+        samples.loc[sample_id, "price"] = round(float(samples.at[sample_id, "price"]) * 100.0, 2)
+    log_price = valid_log_prices(samples["price"])
+    median, scale = class_rows(samples)
+    odd = stray_estimate(expected_prices(log_price, sources(samples, vectors), median, scale))
+    assert odd.rows == len(samples) and odd.low <= 12 <= odd.high and 8 <= odd.count <= 16
+    honest = item_listings(seed=1)[0]
+    log_price = valid_log_prices(honest["price"])
+    median, scale = class_rows(honest)
+    none = stray_estimate(expected_prices(log_price, sources(honest, vectors), median, scale))
+    assert none.low == 0.0 and none.count < 2
+
+
+def test_the_summary_line_gives_the_odd_prices_beside_the_flags():
+    samples, _ = item_listings()
+    retype(samples, "iphone 12 pro", 0.001)
+    result = PriceCheck().find_issues(AuditContext(samples=samples, classes=sorted(ITEMS), root=Path(".")))
+    odd = result.summary["expected_price"]["odd_prices"]
+    assert odd["of"] == len(samples) and odd["low"] <= 1 <= odd["high"]
+    assert re.search(rf"; about \d+ of the {len(samples)} prices fit no similar listing \(95%: \d+-\d+\), 1 flagged",
+                     expected_price_text(result.summary))
