@@ -20,8 +20,7 @@ import pandas as pd
 
 from core.audit.checks.base import AuditContext, Check, CheckResult, register
 from core.audit.checks.price_model import (ExpectedPrices, Neighbours, class_sample, expected_prices, SOURCES,
-                                           nearest_neighbours, photo_projection, stray_estimate, title_features,
-                                           title_search_vectors)
+                                           nearest_neighbours, photo_projection, title_features, title_search_vectors)
 from core.audit.evidence.folds import audit_duplicate_groups
 from core.audit.evidence.title import titles_of
 
@@ -275,7 +274,7 @@ class PriceCheck(Check):
         summary: dict = {"used": use_model, "alpha": self.alpha, "unavailable": unavailable, "fallback": None}
         if expected is not None:
             summary.update(sigma=expected.model.sigma, weights=expected.model.weights)
-        odd = stray_estimate(expected) if use_model else None
+        odd = expected.stray_estimate() if use_model else None
         if odd is not None:
             summary["odd_prices"] = {"count": round(odd.count, 1), "low": round(odd.low, 1),
                                      "high": round(odd.high, 1), "of": odd.rows}

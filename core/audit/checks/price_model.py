@@ -313,6 +313,17 @@ def _assess(log_price: np.ndarray, sources: _Sources, model: PriceModel, rows: n
     return p, median, low, high
 
 
+@dataclass(frozen=True)
+class StrayEstimate:
+    """How many assessed prices no source explains ("odd prices": typos, and honest prices nothing predicts):
+    `count` of `rows`, with the 95% interval [low, high]."""
+
+    count: float
+    low: float
+    high: float
+    rows: int
+
+
 class ExpectedPrices:
     """The fitted mixture of a dataset and its assessment of every price (`model`, `assessment`)."""
 
@@ -333,40 +344,30 @@ class ExpectedPrices:
         return np.where(best_p >= SLIP_MIN_P, np.array(SLIP_POWERS)[best], 0).astype(np.int64), best_p
 
 
-@dataclass(frozen=True)
-class StrayEstimate:
-    """How many assessed prices no source explains ("odd prices": typos, and honest prices nothing predicts):
-    `count` of `rows`, with the 95% interval [low, high]."""
-
-    count: float
-    low: float
-    high: float
-    rows: int
-
-
-def stray_estimate(expected: ExpectedPrices, *, rounds: int = 200) -> Optional[StrayEstimate]:
-    """The share of the flat density in the fitted mixture, fitted by EM on the assessed prices (the sources'
-    weights as fitted; the fit itself keeps STRAY_SHARE fixed), times the rows, with a 95% interval from the
-    share's profile likelihood. On nine demos it came within 0.6-1.25x of the planted typos (docs/checks.md).
-    None when fewer than two prices were assessed."""
-    rows = np.flatnonzero(np.isfinite(expected.assessment.expected))
-    if len(rows) < 2:
-        return None
-    sources, model, log_price = expected._sources, expected.model, expected.log_price
-    weights = np.array([model.weights[name] for name in sources.names])
-    own = np.concatenate([
-        _mix(sources.densities(block, log_price[block][:, None], model.sigma), sources.available(block),
-             weights)[:, 0]
-        for block in np.array_split(rows, max(1, -(-len(rows) // ROW_CHUNK)))]).astype(np.float64)
-    flat = 1.0 / max(float(np.ptp(log_price[rows])), 1.0)
-    share = STRAY_SHARE
-    for _ in range(rounds):
-        share = float(np.mean(share * flat / (share * flat + (1 - share) * own)))
-    log_likelihood = lambda s: float(np.log(np.maximum(s * flat + (1 - s) * own, 1e-300)).sum())
-    drop = log_likelihood(share) - PROFILE_DROP
-    n = len(rows)
-    return StrayEstimate(share * n, _crossing(log_likelihood, drop, share, 0.0) * n,
-                         _crossing(log_likelihood, drop, share, 1.0) * n, n)
+    def stray_estimate(self, *, rounds: int = 200) -> Optional[StrayEstimate]:
+        """How many of the assessed prices no source explains: the share of the flat density in the mixture,
+        fitted by EM on those prices (the sources' weights as fitted; the fit itself keeps STRAY_SHARE fixed),
+        times the rows, with a 95% interval from the share's profile likelihood. On nine demos it came within
+        0.6-1.25x of the planted typos (docs/checks.md). None when fewer than two prices were assessed."""
+        rows = np.flatnonzero(np.isfinite(self.assessment.expected))
+        if len(rows) < 2:
+            return None
+        sources, model, log_price = self._sources, self.model, self.log_price
+        weights = np.array([model.weights[name] for name in sources.names])
+        own = np.concatenate([
+            _mix(sources.densities(block, log_price[block][:, None], model.sigma), sources.available(block),
+                 weights)[:, 0]
+            for block in (rows[start:start + ROW_CHUNK] for start in range(0, len(rows), ROW_CHUNK))
+        ]).astype(np.float64)
+        flat = 1.0 / max(float(np.ptp(log_price[rows])), 1.0)
+        share = STRAY_SHARE
+        for _ in range(rounds):
+            share = float(np.mean(share * flat / (share * flat + (1 - share) * own)))
+        log_likelihood = lambda s: float(np.log(np.maximum(s * flat + (1 - s) * own, 1e-300)).sum())
+        drop = log_likelihood(share) - PROFILE_DROP
+        n = len(rows)
+        return StrayEstimate(share * n, _crossing(log_likelihood, drop, share, 0.0) * n,
+                             _crossing(log_likelihood, drop, share, 1.0) * n, n)
 
 
 def _crossing(log_likelihood: Callable[[float], float], level: float, inside: float, edge: float) -> float:

@@ -12,7 +12,7 @@ from core.audit.checks.base import AuditContext
 from core.audit.checks.price import (PriceCheck, class_price_stats, expected_price_text, price_suggestion,
                                      valid_log_prices)
 from core.audit.checks.price_model import (class_sample, expected_prices, nearest_neighbours, photo_projection,
-                                           stray_estimate, title_features, title_search_vectors)
+                                           title_features, title_search_vectors)
 
 #: class -> (item words, median price) of its kinds of item: one class spans a 100-fold range of prices.
 ITEMS = {
@@ -216,12 +216,12 @@ def test_the_odd_prices_are_counted_with_an_interval_that_holds_the_planted_typo
         samples.loc[sample_id, "price"] = round(float(samples.at[sample_id, "price"]) * 100.0, 2)
     log_price = valid_log_prices(samples["price"])
     median, scale = class_rows(samples)
-    odd = stray_estimate(expected_prices(log_price, sources(samples, vectors), median, scale))
+    odd = expected_prices(log_price, sources(samples, vectors), median, scale).stray_estimate()
     assert odd.rows == len(samples) and odd.low <= 12 <= odd.high and 8 <= odd.count <= 16
     honest = item_listings(seed=1)[0]
     log_price = valid_log_prices(honest["price"])
     median, scale = class_rows(honest)
-    none = stray_estimate(expected_prices(log_price, sources(honest, vectors), median, scale))
+    none = expected_prices(log_price, sources(honest, vectors), median, scale).stray_estimate()
     assert none.low == 0.0 and none.count < 2
 
 
