@@ -19,8 +19,8 @@ from db.queries import get_or_create_dataset, list_datasets
 from jobs.runner import ACTIVE, create_job, latest_job, reap_dead_jobs, spawn_job
 from ui.audit_panel import render_audit_section
 from ui.common import (
-    DatasetRef, db_path, factory_for, job_status_panel, render_navigation, render_reviewer, select_dataset,
-    selected_dataset, session_factory,
+    DatasetRef, db_path, factory_for, job_name, job_status_panel, render_navigation, render_reviewer,
+    select_dataset, selected_dataset, session_factory,
 )
 from ui.text import plain
 
@@ -74,7 +74,8 @@ def _scan_clicked(root: Optional[str] = None, confirmed: bool = False) -> None:
     dataset_id, job_id, started = start_scan(str(check.folder))
     select_dataset(dataset_id)
     if not started:
-        st.session_state[SCAN_FEEDBACK_KEY] = ("info", f"A scan of this folder is already running (job {job_id}).")
+        st.session_state[SCAN_FEEDBACK_KEY] = ("info", f"A scan of this folder is already running "
+                                                       f"({job_name('scan', job_id)}).")
 
 
 def render_scan_form(dataset: Optional[DatasetRef]) -> None:

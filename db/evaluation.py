@@ -99,11 +99,11 @@ def compare_runs(session: Session, before_id: int, after_id: int, *, labels: str
     jobs = [get_run(session, run_id) for run_id in (before_id, after_id)]
     for job in jobs:
         if job is not None and job.status != "succeeded":
-            raise ValueError(f"{run_name(job.run_number, capital=False)} is not a finished training run")
+            raise ValueError(f"{run_name(job.number, capital=False)} is not a finished training run")
     if None in jobs:
         raise ValueError("no such training run")
     if jobs[0].dataset_id != jobs[1].dataset_id:
-        raise ValueError(f"runs {jobs[0].run_number} and {jobs[1].run_number} trained on different datasets")
+        raise ValueError(f"runs {jobs[0].number} and {jobs[1].number} trained on different datasets")
     reference = reference_labels(session, jobs[0].dataset_id, labels=labels)
     return compare_predictions(run_predictions(jobs[0]), run_predictions(jobs[1]), reference, rounds=rounds)
 

@@ -144,7 +144,8 @@ class Job(Base):
     """
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_dataset_kind", "dataset_id", "kind"),)
+    __table_args__ = (Index("ix_jobs_dataset_kind", "dataset_id", "kind"),
+                      Index("ix_jobs_kind_number", "kind", "number", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -162,9 +163,9 @@ class Job(Base):
     started_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    #: A training run's name in this database: Run 1, Run 2, ... in the order they were made; None for the
-    #: other kinds. The CLI and the pages take and show it; the job id stays internal.
-    run_number: Mapped[Optional[int]] = mapped_column(Integer, unique=True, index=True)
+    #: The job's name among the jobs of its kind in this database (Run 1, Audit 1, ...), in the order they
+    #: were made. The CLI and the pages take and show it; the job id stays internal.
+    number: Mapped[Optional[int]] = mapped_column(Integer)
 
 
 class Flag(Base):

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Correction, Dataset, Sample
+from db.models import Correction, Dataset, Job, Sample
 
 SAMPLE_COLUMNS = [
     "id", "path", "label", "current_label", "deleted", "readable", "error", "missing",
@@ -32,6 +32,23 @@ def resolve_root(root: str | Path) -> str:
 def get_dataset(session: Session, root: str | Path) -> Optional[Dataset]:
     """The dataset registered for folder `root`, or None."""
     return session.scalars(select(Dataset).where(Dataset.root == resolve_root(root))).one_or_none()
+
+
+def next_job_number(session: Session, kind: str) -> int:
+    """The number the next job of `kind` in this database is named by (Run 1, Audit 1, ...). Two writers that
+    take the same one meet the unique index on (kind, number), and the second one's transaction fails."""
+    return int(session.scalar(select(func.max(Job.number)).where(Job.kind == kind)) or 0) + 1
+
+
+def job_by_number(session: Session, kind: str, number: int) -> Optional[Job]:
+    """The job of `kind` named `number`, or None."""
+    return session.scalars(select(Job).where(Job.kind == kind, Job.number == number)).one_or_none()
+
+
+def job_numbers(session: Session, job_ids: list[int]) -> dict[int, int]:
+    """{job id: its number} of those of `job_ids` that have one."""
+    rows = session.execute(select(Job.id, Job.number).where(Job.id.in_(job_ids)))
+    return {int(job_id): int(number) for job_id, number in rows if number is not None}
 
 
 def get_or_create_dataset(session: Session, root: str | Path) -> Dataset:

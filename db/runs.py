@@ -1,7 +1,7 @@
 """Query functions for training runs (jobs of kind "train") and their per-epoch logs. Each takes the session first.
 
 A run's id is its job id, which stays internal; people name a run by its number in the database
-(`Job.run_number`: Run 1, Run 2, ...), which the CLI takes and the pages show (`run_name`). Its config
+(`Job.number`: Run 1, Run 2, ...), which the CLI takes and the pages show (`run_name`). Its config
 is in the job's params, its outcome (metrics, split, validation predictions) in the job's result, its
 curves in `train_epochs`.
 """
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from db.engine import insert_ignoring_duplicates, json_text
 from db.models import Correction, Job, Sample, Setting, TrainEpoch
+from db.queries import job_by_number
 
 TRAIN_KIND = "train"
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
@@ -47,24 +48,12 @@ def get_run(session: Session, run_id: int) -> Optional[Job]:
 
 def run_by_number(session: Session, number: int) -> Optional[Job]:
     """The training run named `number` (Run 1 is 1), or None."""
-    return session.scalars(select(Job).where(Job.run_number == number, Job.kind == TRAIN_KIND)).one_or_none()
-
-
-def next_run_number(session: Session) -> int:
-    """The number the next training run of this database is named by: 1 for the first. Two writers that
-    take the same one meet the unique index, and the second one's transaction fails."""
-    return int(session.scalar(select(func.max(Job.run_number))) or 0) + 1
+    return job_by_number(session, TRAIN_KIND, number)
 
 
 def run_name(number: Optional[int], *, capital: bool = True) -> str:
     """"Run 3" (or "run 3" with capital=False) for run number 3."""
     return f"{'Run' if capital else 'run'} {number}"
-
-
-def run_numbers(session: Session, run_ids: list[int]) -> dict[int, int]:
-    """{job id: run number} of those of `run_ids` that are training runs."""
-    rows = session.execute(select(Job.id, Job.run_number).where(Job.id.in_(run_ids), Job.kind == TRAIN_KIND))
-    return {int(job_id): int(number) for job_id, number in rows if number is not None}
 
 
 def _loads(text: Optional[str]) -> dict[str, Any]:
@@ -145,7 +134,7 @@ def runs_frame(session: Session, dataset_id: int) -> pd.DataFrame:
     params, result = json_text(Job.params_json), json_text(Job.result_json)
     rows = session.execute(
         select(
-            Job.id, Job.run_number, Job.status, Job.created_at, Job.finished_at,
+            Job.id, Job.number, Job.status, Job.created_at, Job.finished_at,
             params[("config", "backbone")].as_string(), params[("config", "image_size")].as_integer(),
             params[("config", "epochs")].as_integer(), func.coalesce(epochs_done.c.done, 0),
             result[("metrics", "accuracy")].as_float(), result[("metrics", "macro_avg", "f1")].as_float(),
@@ -227,7 +216,7 @@ def requeue_run(session: Session, run_id: int, *, epochs: Optional[int] = None) 
     if job is None:
         raise ValueError(f"no training run with id {run_id}")
     if job.status not in ("failed", "cancelled"):
-        raise ValueError(f"{run_name(job.run_number, capital=False)} is {job.status}: only failed or cancelled runs "
+        raise ValueError(f"{run_name(job.number, capital=False)} is {job.status}: only failed or cancelled runs "
                          "can be resumed")
     params = _loads(job.params_json)
     if epochs is not None:

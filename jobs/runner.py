@@ -31,7 +31,7 @@ from db.engine import (
     DatabaseAccessError, canonical_location, data_dir, make_engine, make_session_factory, write_transaction,
 )
 from db.models import Job
-from db.runs import TRAIN_KIND, next_run_number
+from db.queries import next_job_number
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def create_job(session: Session, dataset_id: int, kind: str, params: dict[str, A
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; kinds are: {', '.join(sorted(JOB_KINDS))}")
     job = Job(dataset_id=dataset_id, kind=kind, params_json=json.dumps(params), status="queued",
-              run_number=next_run_number(session) if kind == TRAIN_KIND else None)
+              number=next_job_number(session, kind))
     session.add(job)
     session.flush()
     return job

@@ -79,7 +79,7 @@ def wait_for_train_slot(factory: sessionmaker[Session], run_id: int, *, poll_s: 
             if job.status == "cancelled" or job.cancel_requested:
                 raise JobCancelled()
             other = running_train_job(session, host, besides=run_id)
-            job.message = f"waiting for run {other.run_number} to finish" if other else "waiting for the training slot"
+            job.message = f"waiting for run {other.number} to finish" if other else "waiting for the training slot"
             job.heartbeat_at = utcnow()
         time.sleep(poll_s)
 

@@ -28,7 +28,7 @@ from db.review import (
 from db.models import Job
 from jobs.runner import job_result
 from db.corrections import Decision
-from ui.common import DatasetRef, db_path, factory_for, open_page, reviewer_name, session_factory
+from ui.common import DatasetRef, db_path, factory_for, job_name, open_page, reviewer_name, session_factory
 from ui.review_widgets import (
     BULK_PLAN_KEY, EXAMPLES_PER_CLASS, ITEM_IMAGE_SIDE, POSITION_KEY, PRICE_KEY, RELABEL_CLASS_KEY, SHORTCUTS,
     ReviewContext, apply_many, copies_note, decide_on_sample, image_bytes, keep_group, listing_lines, member_states,
@@ -559,7 +559,7 @@ def main() -> None:
                             state_filter=queue.state, job_id=job_id)
     render_notice()
     st.caption(" · ".join(f"{row.kind}: {row.open} open of {row.items}" for row in summary.itertuples())
-               + f" — audit job {job_id}")
+               + f" — {job_name('audit', job_id)}")
     render_mislabel_trust(database, job_id, version)
     total = load_count(database, job_id, version, queue)
     open_mislabels = load_count(database, job_id, version, replace(queue, kinds=("mislabel",), state="open"))

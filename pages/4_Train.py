@@ -55,7 +55,7 @@ def start_run(dataset_id: int, config: TrainConfig, *, replaces: Optional[int] =
     with session_factory().begin() as session:
         twin = active_run_like(session, dataset_id, params["config"])
         if twin is not None:
-            raise SameRunActive(f"{run_name(twin.run_number)} with these settings is already {twin.status}: "
+            raise SameRunActive(f"{run_name(twin.number)} with these settings is already {twin.status}: "
                                 "nothing was started.")
         run_id = create_job(session, dataset_id, TRAIN_KIND, params).id
     spawn_job(db_path(), run_id)

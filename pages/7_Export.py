@@ -59,7 +59,7 @@ def start_export(dataset: DatasetRef) -> None:
     with session_factory().begin() as session:
         running = latest_job(session, dataset.id, "export")
         if running is not None and running.status in ACTIVE:
-            notify("info", f"An export of this dataset is already running (job {running.id}).")
+            notify("info", f"An export of this dataset is already running (export {running.number}).")
             return
         job_id = create_job(session, dataset.id, "export", {"out": out, "mode": mode, "overwrite": overwrite}).id
     spawn_job(db_path(), job_id)

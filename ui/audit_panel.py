@@ -17,7 +17,7 @@ from db.models import Job
 from db.review import latest_audit_job
 from jobs.audit import AuditError, audit_params
 from jobs.runner import ACTIVE, create_job, job_result, latest_job, reap_dead_jobs, spawn_job
-from ui.common import DatasetRef, db_path, job_status_panel, session_factory
+from ui.common import DatasetRef, db_path, job_name, job_status_panel, session_factory
 from ui.text import plain
 
 #: Backbones offered for the mislabel check's embeddings (names of core.models.embeddings.BACKBONES, listed
@@ -98,7 +98,8 @@ def _audit_clicked(dataset_id: int) -> None:
         return
     job_id, started = start_audit(dataset_id, params)
     if not started:
-        st.session_state[FEEDBACK_KEY] = ("info", f"An audit of this dataset is already running (job {job_id}).")
+        st.session_state[FEEDBACK_KEY] = ("info", "An audit of this dataset is already running "
+                                                  f"({job_name('audit', job_id)}).")
 
 
 def _photo_source_label(source: str) -> str:
@@ -182,7 +183,8 @@ def render_completion(job_id: int, finished_at, kinds: pd.DataFrame) -> None:
     """That the audit finished, with what it found per kind, and the way to the Review page."""
     when = f" {finished_at:%Y-%m-%d %H:%M} UTC" if finished_at else ""
     found = " · ".join(f"{kind_label(row.kind)} {count_text(row)}" for row in kinds.itertuples())
-    st.success(f"Audit job {job_id} finished{when}. " + (found or "It flagged nothing."), icon=":material/task_alt:")
+    st.success(f"{job_name('Audit', job_id)} finished{when}. " + (found or "It flagged nothing."),
+               icon=":material/task_alt:")
     still_open = int(kinds["open"].sum())
     label = f"Review: {_counted(still_open, 'item')} to decide" if still_open else "Review: every flag has a decision"
     st.page_link(REVIEW_PAGE, label=label, icon=":material/rule:")
@@ -335,7 +337,7 @@ def render_changes(job_id: int) -> None:
             return
         diff = diff_flags(session, previous.id, job_id)
     counts = diff.counts()
-    st.markdown(f"**Since the previous audit** (job {previous.id})")
+    st.markdown(f"**Since the previous audit** (audit {previous.number})")
     if counts.empty:
         st.write(f"Nothing changed: the same {diff.kept} flags.")
         return

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.corrections import MAX_REVIEWER_CHARS
 from db.engine import DatabaseAccessError, canonical_location, default_location, make_engine, make_session_factory
 from db.models import Job
-from db.queries import get_dataset, list_datasets
-from db.runs import run_name, run_numbers
+from db.queries import get_dataset, job_numbers, list_datasets
+from db.runs import run_name
 from jobs.runner import ACTIVE, reap_dead_jobs, request_cancel
 from ui.text import plain
 from ui.url_state import set_url, url_number
@@ -244,15 +244,20 @@ def read_job(job_id: int, *, reap: bool = True) -> Optional[JobSnapshot]:
         )
 
 
-def run_number_of(run_id: int) -> Optional[int]:
-    """Training run `run_id`'s number in the database, its name (the job id stays internal); None if none."""
+def job_number_of(job_id: int) -> Optional[int]:
+    """Job `job_id`'s number among the jobs of its kind, its name (the job id stays internal); None if none."""
     with session_factory()() as session:
-        return run_numbers(session, [run_id]).get(run_id)
+        return job_numbers(session, [job_id]).get(job_id)
+
+
+def job_name(kind_word: str, job_id: int) -> str:
+    """"audit 3": `kind_word` and job `job_id`'s number among the jobs of its kind."""
+    return f"{kind_word} {job_number_of(job_id)}"
 
 
 def run_title(run_id: int, *, capital: bool = True) -> str:
     """"Run 3": the name of training run `run_id`."""
-    return run_name(run_number_of(run_id), capital=capital)
+    return run_name(job_number_of(run_id), capital=capital)
 
 
 def _cancel(job_id: int) -> None:

@@ -10,7 +10,7 @@ import streamlit as st
 from core.train.compare import CLASS_METRICS, OVERALL, RunComparison
 from db.evaluation import LABEL_SOURCE_TEXT, LABEL_SOURCES, compare_runs
 from db.queries import correction_counts
-from ui.common import factory_for, run_number_of
+from ui.common import factory_for, job_number_of
 
 LABEL_CHOICES = {"current": "Today's labels", "verified": "Verified only"}
 HEADLINE_METRICS = {"accuracy": "Accuracy", "macro_f1": "Macro F1"}
@@ -50,7 +50,7 @@ def is_real(row) -> bool:
 
 def render_comparison_headline(comparison: RunComparison, before_id: int, after_id: int, labels: str) -> None:
     """The one line of ground, then accuracy and macro F1 after, with their change and its interval."""
-    before, after = run_number_of(before_id), run_number_of(after_id)
+    before, after = job_number_of(before_id), job_number_of(after_id)
     st.caption(comparison.ground(before, after, LABEL_SOURCE_TEXT[labels]))
     if not comparison.images:
         return

@@ -9,6 +9,7 @@ batch, so `--undo` (or the Review page's undo) reverts them together. --dry-run 
 from __future__ import annotations
 
 import argparse
+from typing import Optional
 
 import pandas as pd
 
@@ -18,7 +19,7 @@ from core.audit.acceptance import ACCEPTABLE_KINDS, plan_acceptance
 from db.corrections import DecisionError, undo_last_action
 from db.engine import write_transaction
 from db.models import Job
-from db.queries import dataset_classes
+from db.queries import dataset_classes, job_by_number
 from db.review import QueueFilter, apply_plan, latest_audit_job, open_flag_rows
 
 SHOWN_IN_DRY_RUN = 20
@@ -36,7 +37,7 @@ def register(subparsers) -> None:
                         help=f"comma-separated kinds of flag to accept (default: {','.join(ACCEPTABLE_KINDS)})")
     parser.add_argument("--max-score", type=float, default=1.0,
                         help="accept only flags scored at most this (lower is more certain; default 1)")
-    parser.add_argument("--job", type=int, default=None, help="the audit job (default: the latest)")
+    parser.add_argument("--job", type=int, default=None, help="the audit's number (default: the latest)")
     parser.add_argument("--dry-run", action="store_true", help="show what would be decided; change nothing")
     parser.add_argument("--undo", action="store_true", help="revert the reviewer's last action instead")
     parser.add_argument("--reviewer", default=None, help="who decides (default: your login name)")
@@ -54,10 +55,11 @@ def chosen_kinds(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def audit_job_of(session, dataset_id: int, job_id) -> Job:
-    job = latest_audit_job(session, dataset_id) if job_id is None else session.get(Job, job_id)
-    if job is None or job.dataset_id != dataset_id or job.kind != "audit" or job.status != "succeeded":
-        raise CliError("no finished audit of this dataset" + (f" with id {job_id}" if job_id is not None else "")
+def audit_job_of(session, dataset_id: int, number: Optional[int]) -> Job:
+    """The dataset's audit named `number`, or its latest finished one; CliError unless it finished."""
+    job = latest_audit_job(session, dataset_id) if number is None else job_by_number(session, "audit", number)
+    if job is None or job.dataset_id != dataset_id or job.status != "succeeded":
+        raise CliError("no finished audit of this dataset" + (f" numbered {number}" if number is not None else "")
                        + "; run `listing-audit audit DATASET_DIR` first")
     return job
 

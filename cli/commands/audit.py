@@ -52,11 +52,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def format_summary(job_id: int, root: str, result: dict, classes: pd.DataFrame) -> str:
-    """The text summary of an audit job: flags and time per check, then the noisiest classes
+def format_summary(number: int, root: str, result: dict, classes: pd.DataFrame) -> str:
+    """The text summary of audit `number`: flags and time per check, then the noisiest classes
     (`classes`: db.flags.class_flag_counts)."""
     lines = [
-        f"Audit job {job_id} of {root}: {result['samples']} samples, {len(result['classes'])} classes, "
+        f"Audit {number} of {root}: {result['samples']} samples, {len(result['classes'])} classes, "
         f"{result['flags']} flags in {result['seconds']:.1f} s",
         f"  {'check':<10} {'flags':>6} {'seconds':>8}",
     ]
@@ -150,20 +150,21 @@ def run(args: argparse.Namespace) -> int:
         mislabel = mislabel_options(session, dataset.id, args)
         if mislabel:
             params["options"] = {"mislabel": mislabel}
-        job_id = create_job(session, dataset.id, "audit", params).id
-    bar = ProgressBar(f"audit {job_id}")
+        job = create_job(session, dataset.id, "audit", params)
+        job_id, number = job.id, job.number
+    bar = ProgressBar(f"audit {number}")
     job = run_job(factory, job_id, echo=bar)
     bar.close()
     if job.status != "succeeded":
         first_line = (job.error or "").splitlines()[0] if job.error else ""
-        raise CliError(f"audit {job_id} {job.status}: {first_line}")
+        raise CliError(f"audit {number} {job.status}: {first_line}")
     result = job_result(job)
     if args.format == "json":
-        print_json({"job_id": job_id, **result})
+        print_json({"audit": number, **result})
         return failed_checks_status(result)
     with factory() as session:
         classes = class_flag_counts(session, job_id)
-    print(format_summary(job_id, root, result, classes))
+    print(format_summary(number, root, result, classes))
     return failed_checks_status(result)
 
 

@@ -12,11 +12,11 @@ from cli.common import CliError, add_db_option, open_db, print_csv, print_json, 
 from core.audit.run import CHECK_ORDER
 from core.audit.checks.base import sure_text
 from db.flags import flags_frame
-from db.models import Job
+from db.queries import job_by_number
 from db.review import latest_audit_job
 
 COLUMNS = ["path", "kind", "sure", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
-           "job_id"]
+           "audit"]
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("dataset_dir", help="the dataset folder (scanned and audited before)")
     add_db_option(parser)
     parser.add_argument("--kind", default=None, help="only flags of this kind (mislabel, price, duplicate, ...)")
-    parser.add_argument("--job", type=int, default=None, help="audit job id (default: the latest succeeded audit)")
+    parser.add_argument("--job", type=int, default=None,
+                        help="the audit's number (default: the latest succeeded audit)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default: csv)")
     parser.add_argument("--evidence", action="store_true", help="add each flag's evidence (JSON) as a column")
     parser.set_defaults(func=run)
@@ -37,12 +38,13 @@ def _blank(value) -> object:
     return value
 
 
-def flag_rows(frame, *, with_evidence: bool) -> list[dict]:
+def flag_rows(frame, *, audit: int, with_evidence: bool) -> list[dict]:
     """Output rows: COLUMNS (and `evidence`), with empty strings where a value is absent; `sure` is the
-    flag's score as the Review page shows it (core.audit.checks.base.sure_text, e.g. "0.934")."""
+    flag's score as the Review page shows it (core.audit.checks.base.sure_text, e.g. "0.934"); `audit` the
+    audit's number."""
     rows = []
     for record in frame.to_dict("records"):
-        values = {**record, "sure": sure_text(record["score"])}
+        values = {**record, "sure": sure_text(record["score"]), "audit": audit}
         row = {column: _blank(values[column]) for column in COLUMNS}
         if row["group"] != "":
             row["group"] = int(row["group"])
@@ -63,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
             if job is None:
                 raise CliError(f"{args.dataset_dir} has no finished audit; run `listing-audit audit {args.dataset_dir}`")
         else:
-            job = session.get(Job, args.job)
-            if job is None or job.kind != "audit" or job.dataset_id != dataset.id:
-                raise CliError(f"job {args.job} is not an audit of {args.dataset_dir}")
+            job = job_by_number(session, "audit", args.job)
+            if job is None or job.dataset_id != dataset.id:
+                raise CliError(f"audit {args.job} is not an audit of {args.dataset_dir}")
             if job.status != "succeeded":
-                raise CliError(f"audit job {args.job} is {job.status}; it has no complete set of flags")
+                raise CliError(f"audit {args.job} is {job.status}; it has no complete set of flags")
         frame = flags_frame(session, job.id, kind=args.kind)
-    rows = flag_rows(frame, with_evidence=args.evidence)
+        number = job.number
+    rows = flag_rows(frame, audit=number, with_evidence=args.evidence)
     if args.format == "json":
         print_json(rows)
     else:

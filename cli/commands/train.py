@@ -141,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             config = config_from_args(args)
             job = create_job(session, dataset_id, TRAIN_KIND, {"config": config.to_dict()})
-        job_id, number = job.id, job.run_number
+        job_id, number = job.id, job.number
     bar = ProgressBar(f"run {number}")
     job = run_job(factory, job_id, echo=bar)
     bar.close()

@@ -12,7 +12,7 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 #: The revision that db.models describes; update it with every new revision.
-HEAD_REVISION = "0006_run_numbers"
+HEAD_REVISION = "0006_job_numbers"
 
 #: Alembic's table of the database's revision, as Alembic itself defines it
 #: (alembic.ddl.impl.DefaultImpl.version_table_impl), for stamping a new database without Alembic.

@@ -13,7 +13,7 @@ from tests.cli import run_cli
 
 CHECKS = "broken,quality,duplicate,price"
 FLAG_COLUMNS = ["path", "kind", "sure", "given_label", "suggested_label", "group", "reason", "sample_id", "flag_id",
-                "job_id"]
+                "audit"]
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_audit_prints_a_summary_per_kind(capsys, shop, db_path):
     code, out, err = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", CHECKS)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("Audit job 2 of ") and "22 samples, 2 classes, 4 flags" in lines[0]
+    assert lines[0].startswith("Audit 1 of ") and "22 samples, 2 classes, 4 flags" in lines[0]
     table = {line.split()[0]: line.split()[1] for line in lines[2:6]}
     assert table == {"broken": "1", "quality": "0", "duplicate": "2", "price": "1"}
     assert "1 groups, 1 with conflicting labels" in out
@@ -37,7 +37,7 @@ def test_audit_prints_a_summary_per_kind(capsys, shop, db_path):
 def test_audit_json_output(capsys, shop, db_path):
     code, out, _ = run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "broken,price", "--format", "json")
     result = json.loads(out)
-    assert code == 0 and result["job_id"] == 2 and result["flags_by_kind"] == {"broken": 1, "price": 1}
+    assert code == 0 and result["audit"] == 1 and result["flags_by_kind"] == {"broken": 1, "price": 1}
 
 
 def test_flags_lists_one_row_per_flag_worst_first(capsys, shop, db_path):
@@ -68,7 +68,7 @@ def test_flags_of_a_given_job_after_a_later_audit(capsys, shop, db_path):
     run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "broken")
     run_cli(capsys, "audit", shop, "--db", db_path, "--checks", "price")
     latest = list(csv.DictReader(io.StringIO(run_cli(capsys, "flags", shop, "--db", db_path)[1])))
-    first = list(csv.DictReader(io.StringIO(run_cli(capsys, "flags", shop, "--db", db_path, "--job", 2)[1])))
+    first = list(csv.DictReader(io.StringIO(run_cli(capsys, "flags", shop, "--db", db_path, "--job", 1)[1])))
     assert [row["kind"] for row in latest] == ["price"] and [row["kind"] for row in first] == ["broken"]
 
 
@@ -77,7 +77,7 @@ def test_flags_of_a_given_job_after_a_later_audit(capsys, shop, db_path):
     (["audit", "{root}", "--folds", "1"], "--folds must be at least 2"),
     (["audit", "{root}", "--backbone", "nonexistent"], "unknown backbone 'nonexistent'; backbones are: "),
     (["flags", "{root}"], "has no finished audit"),
-    (["flags", "{root}", "--job", "1"], "job 1 is not an audit of"),
+    (["flags", "{root}", "--job", "1"], "audit 1 is not an audit of"),
     (["flags", "{root}", "--kind", "colour"], "unknown kind 'colour'"),
 ])
 def test_clear_errors(capsys, shop, db_path, argv, message):

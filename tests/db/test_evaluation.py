@@ -11,8 +11,7 @@ from db.corrections import decide, undo_decision
 from db.engine import make_engine, make_session_factory
 from db.evaluation import compare_runs, ensure_evaluation_split, evaluation_sides, reference_labels, split_summary
 from db.models import Job, Sample
-from db.queries import dataset_classes
-from db.runs import next_run_number
+from db.queries import dataset_classes, next_job_number
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
 from tests.db.many_samples import add_many_samples
@@ -107,7 +106,7 @@ def stored_run(session, dataset_id: int, predictions: dict[int, str], classes=CL
     result = {"classes": list(classes), "validation": {"sample_ids": list(predictions),
                                                        "pred": [classes.index(p) for p in predictions.values()]}}
     job = Job(dataset_id=dataset_id, kind="train", status=status, params_json="{}", result_json=json.dumps(result),
-              run_number=next_run_number(session))
+              number=next_job_number(session, "train"))
     session.add(job)
     session.flush()
     return job.id
@@ -124,7 +123,7 @@ def test_two_runs_with_different_splits_are_compared_on_their_common_images_agai
         failed = stored_run(session, dataset_id, {}, status="failed")
     with factory() as session:
         comparison = compare_runs(session, before, after, rounds=50)
-        failed_number = session.get(Job, failed).run_number
+        failed_number = session.get(Job, failed).number
         with pytest.raises(ValueError, match=f"run {failed_number} is not a finished training run"):
             compare_runs(session, before, failed)
     assert (comparison.images, comparison.before_only, comparison.after_only) == (4, 4, 4)

@@ -149,7 +149,7 @@ def test_a_database_at_an_older_revision_is_upgraded(tmp_path):
     engine.dispose()
 
 
-def test_runs_made_before_run_numbers_are_numbered_in_the_order_they_were_made(tmp_path):
+def test_jobs_made_before_job_numbers_are_numbered_per_kind_in_the_order_they_were_made(tmp_path):
     path = _database_at(tmp_path / "runs.db", "0005_evaluation_split")
     _sqlite(path, "INSERT INTO datasets (id, name, root, created_at) VALUES (1, 'd', '/d', '2026-01-01')")
     for job_id, kind in enumerate(["scan", "audit", "train", "audit", "train"], start=1):
@@ -157,8 +157,7 @@ def test_runs_made_before_run_numbers_are_numbered_in_the_order_they_were_made(t
                       f"cancel_requested, created_at) VALUES ({job_id}, 1, '{kind}', 'succeeded', '{{}}', 1, '', 0, "
                       "'2026-01-01')")
     make_engine(path).dispose()
-    assert _sqlite(path, "SELECT id, run_number FROM jobs ORDER BY id") == [
-        (1, None), (2, None), (3, 1), (4, None), (5, 2)]
+    assert _sqlite(path, "SELECT id, number FROM jobs ORDER BY id") == [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2)]
 
 
 def test_a_database_from_a_newer_version_is_refused_in_one_line(tmp_path):

@@ -40,13 +40,13 @@ def new_job(factory, dataset_id: int, kind: str, params: dict | None = None) -> 
         return create_job(session, dataset_id, kind, params or {}).id
 
 
-def test_training_runs_are_numbered_on_their_own_so_the_first_run_is_run_1(factory, dataset_id, tmp_path):
+def test_jobs_are_numbered_per_kind_so_the_first_run_is_run_1(factory, dataset_id, tmp_path):
     kinds = ["scan", "audit", "train", "audit", "train"]
     jobs_made = [new_job(factory, dataset_id, kind) for kind in kinds]
     with factory.begin() as session:
         other = get_or_create_dataset(session, tmp_path / "other").id
     jobs_made.append(new_job(factory, other, "train"))
-    assert [load(factory, job_id).run_number for job_id in jobs_made] == [None, None, 1, None, 2, 3]
+    assert [load(factory, job_id).number for job_id in jobs_made] == [1, 1, 1, 2, 2, 3]
 
 
 def load(factory, job_id: int) -> Job:

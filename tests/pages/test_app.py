@@ -227,7 +227,7 @@ def test_after_an_audit_home_shows_what_it_found_review_progress_and_a_link_to_r
         decide(session, broken, "delete", classes=dataset_classes(session, dataset_id), reviewer="ana")
     app = run_home()
     [done] = [success.value for success in app.success if "finished" in success.value]
-    assert done.startswith(f"Audit job {job_id} finished") and "Broken files 1" in done and "Poor images 0" in done
+    assert done.startswith("Audit 1 finished") and "Broken files 1" in done and "Poor images 0" in done
     assert metrics(app)["Poor images"] == "0"
     [link] = app.main.get("page_link")
     assert link.proto.page == "Review"

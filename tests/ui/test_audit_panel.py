@@ -119,10 +119,10 @@ def test_counts_per_kind_and_noisiest_classes_of_the_latest_audit(factory, shop)
 
 
 def test_a_finished_audit_says_what_it_found_and_links_to_review(factory, shop):
-    job_id = audit(factory, shop[0], ["broken", "quality", "duplicate", "price"])
+    audit(factory, shop[0], ["broken", "quality", "duplicate", "price"])
     app = open_section(shop)
     [done] = [success.value for success in app.success]
-    assert done.startswith(f"Audit job {job_id} finished")
+    assert done.startswith("Audit 1 finished")
     assert done.endswith("Price outliers 1 · Duplicates 1 group (2 files) · Broken files 1 · Poor images 0")
     [link] = app.get("page_link")
     assert link.proto.page == "Review" and link.proto.label == "Review: 3 items to decide"
