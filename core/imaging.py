@@ -8,18 +8,18 @@ are decoded whole, within MAX_DECODE_BYTES, and reduced before any conversion.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import os
 import warnings
 from dataclasses import dataclass
-from stat import S_ISREG
-from typing import BinaryIO, Optional
+from typing import Optional
 
 import numpy as np
 import scipy.fftpack
 from PIL import Image, ImageOps, UnidentifiedImageError, features
+
+from core.files import open_regular
 
 #: Longest side, in pixels, of the grayscale image that the pHash and the luma
 #: statistics are measured on. pHash itself only looks at a 32x32 reduction;
@@ -142,23 +142,6 @@ def to_rgb(image: Image.Image, *, full_scale: Optional[float] = None) -> Image.I
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
-
-
-class NotARegularFile(OSError):
-    """A dataset path that is no longer a regular file (a pipe, socket or device swapped in since the scan)."""
-
-
-def open_regular(path: str | os.PathLike) -> BinaryIO:
-    """`path` opened for reading, never blocking: NotARegularFile (an OSError) unless it is a regular file, so
-    a FIFO put where an image was after the scan fails its reader at once instead of hanging it."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        if not S_ISREG(os.fstat(descriptor).st_mode):
-            raise NotARegularFile(errno.EINVAL, "not a regular file (a pipe, socket or device)", str(path))
-    except BaseException:
-        os.close(descriptor)
-        raise
-    return os.fdopen(descriptor, "rb")
 
 
 def open_rgb(source, *, max_side: Optional[int] = None) -> Image.Image:

@@ -26,7 +26,7 @@ READABILITY = ("all", "readable", "unreadable")
 #: Columns of a browse page, in order.
 PAGE_COLUMNS = [
     "id", "path", "label", "current_label", "deleted", "readable", "error",
-    "price", "title", "file_size", "mtime_ns",
+    "price", "title", "file_size", "mtime_ns", "content_hash",
 ]
 HISTORY_COLUMNS = ["id", "when", "reviewer", "action", "change", "note"]
 
@@ -159,7 +159,7 @@ def browse_page(session: Session, dataset_id: int, browse: BrowseFilter, *, page
     statement = _filtered(
         _current_state_select(
             Sample.id, Sample.path, Sample.label, Sample.readable, Sample.error,
-            Sample.price, Sample.title, Sample.file_size, Sample.mtime_ns,
+            Sample.price, Sample.title, Sample.file_size, Sample.mtime_ns, Sample.content_hash,
         ),
         dataset_id, browse,
     ).order_by(Sample.path, Sample.id).limit(per_page).offset((page - 1) * per_page)

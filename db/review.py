@@ -38,12 +38,12 @@ GROUP_DECIDING_ACTIONS = ("delete", "keep", "restore")
 QUEUE_COLUMNS = [
     "flag_id", "kind", "score", "given_label", "suggested_label", "group_id", "reason", "evidence",
     "sample_id", "path", "label", "current_label", "deleted", "last_correction_id", "readable", "error",
-    "missing", "price", "title", "mtime_ns", "file_size", "listing_id", "width", "height", "decided",
+    "missing", "price", "title", "mtime_ns", "file_size", "content_hash", "listing_id", "width", "height", "decided",
 ]
 #: Columns of sample_view, used for anything drawn on screen: identity, file version, current state.
 SAMPLE_VIEW_COLUMNS = [
     "sample_id", "path", "label", "current_label", "deleted", "last_correction_id", "readable", "error",
-    "missing", "price", "title", "mtime_ns", "file_size", "listing_id", "width", "height",
+    "missing", "price", "title", "mtime_ns", "file_size", "content_hash", "listing_id", "width", "height",
 ]
 
 
@@ -184,7 +184,7 @@ def sample_view(session: Session, sample_ids: Iterable[int]) -> pd.DataFrame:
             func.coalesce(Correction.new_label, Sample.label), func.coalesce(Correction.deleted, False),
             func.coalesce(Correction.id, 0), Sample.readable, Sample.error, Sample.missing,
             func.coalesce(Correction.new_price, Sample.price), Sample.title, Sample.mtime_ns, Sample.file_size,
-            Sample.listing_id, Sample.width,
+            Sample.content_hash, Sample.listing_id, Sample.width,
             Sample.height,
         )
         .outerjoin(Correction, Correction.id == last_id)

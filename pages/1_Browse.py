@@ -28,7 +28,7 @@ from ui.common import (
 from ui.embedding_map import render_embedding_map
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.text import plain
-from ui.thumbnails import large_image, thumbnail, unreadable_placeholder
+from ui.thumbnails import large_image, scanned_hash, thumbnail, unreadable_placeholder
 
 PER_PAGE = 24
 GRID_COLUMNS = 6
@@ -170,7 +170,8 @@ def tile_caption(row) -> str:
 
 def render_tile(dataset: DatasetRef, row) -> None:
     if row.readable:
-        image = thumbnail(str(Path(dataset.root) / row.path), int(row.mtime_ns), int(row.file_size))
+        image = thumbnail(str(Path(dataset.root) / row.path), int(row.mtime_ns), int(row.file_size),
+                          root=dataset.root, content_hash=scanned_hash(row))
     else:
         image = unreadable_placeholder(row.error or "unknown reason")
     st.image(image, caption=tile_caption(row), width="stretch")
@@ -266,7 +267,8 @@ def render_detail(dataset: DatasetRef, sample_id: int, reviewer: str) -> None:
         image_column, facts_column = st.columns([2, 3])
         with image_column:
             if detail.readable:
-                image, problem = large_image(detail.absolute_path, detail.mtime_ns, detail.file_size)
+                image, problem = large_image(detail.absolute_path, detail.mtime_ns, detail.file_size,
+                                             root=detail.dataset_root, content_hash=detail.content_hash)
                 st.image(image, width="stretch")
                 if problem:
                     st.warning(plain(problem))

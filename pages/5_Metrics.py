@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core.models.metrics import PER_CLASS_METRICS, cell_members, compare_reports, report_table
+from core.models.samples import skipped_text
 from db.corrections import Decision
 from db.queries import dataset_classes
 from db.review import sample_view
@@ -28,7 +29,7 @@ from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, 
 from ui.run_comparison import (
     comparison_column_config, comparison_for, label_choice, render_comparison_headline, styled_comparison,
 )
-from ui.thumbnails import thumbnail
+from ui.thumbnails import scanned_hash, thumbnail
 from ui.train_charts import confusion_figure, curves_figure
 from ui.text import plain
 
@@ -180,8 +181,8 @@ def render_cell_images(dataset: DatasetRef, run: RunView, true_index: int, pred_
 
 def render_cell_tile(root: str, row, *, caption: str) -> None:
     """One validation image (a square thumbnail) with its caption and tick box."""
-    st.image(thumbnail(str(Path(root) / row.path), int(row.mtime_ns), int(row.file_size)), caption=plain(caption),
-             width="stretch")
+    st.image(thumbnail(str(Path(root) / row.path), int(row.mtime_ns), int(row.file_size), root=root,
+                       content_hash=scanned_hash(row)), caption=plain(caption), width="stretch")
     st.checkbox(f"Tick {plain(row.path)}", key=tick_key(row.sample_id), label_visibility="collapsed",
                 disabled=bool(row.deleted), help="Deleted: restore it on Browse first" if row.deleted else None)
 
@@ -271,7 +272,7 @@ def render_details(run: RunView) -> None:
             f"- dataset snapshot: {snapshot.get('corrections', 0)} corrections in the log "
             f"({snapshot.get('relabelled', 0)} images relabelled, {snapshot.get('deleted', 0)} deleted)\n"
             f"- images: {samples['train']} training, {samples['val']} validation, "
-            f"{len(samples['skipped'])} left out because they could not be decoded\n"
+            f"{skipped_text(samples['skipped'])}\n"
             f"- best epoch {result['best_epoch'] + 1} of {len(result['history'])}"
             + (" (stopped early)" if result["stopped_early"] else "")
             + (f"\n- resumed after epoch {result['resumed_from_epoch']}" if result.get("resumed_from_epoch") else "")

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.imaging import sha256_hex
 from core.models.config import TrainConfig
 from jobs.runner import create_job
 from jobs.scan import scan_dataset
@@ -72,7 +73,7 @@ def samples_table(root) -> pd.DataFrame:
         readable = not relative.endswith("broken.jpg")
         rows.append({"id": len(rows) + 1, "path": relative, "label": relative.split("/")[0],
                      "current_label": relative.split("/")[0], "deleted": False, "readable": readable,
-                     "content_hash": f"{hash(relative) & 0xFFFFFFFF:064x}" if readable else None})
+                     "content_hash": sha256_hex(path.read_bytes()) if readable else None})
     return pd.DataFrame(rows)
 
 

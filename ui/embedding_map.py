@@ -20,7 +20,7 @@ from db.review import latest_audit_job, sample_view
 from ui.common import factory_for, session_factory
 from ui.review_widgets import ReviewContext, apply_many, notify, render_notice, undo_last
 from ui.text import plain
-from ui.thumbnails import thumbnail
+from ui.thumbnails import scanned_hash, thumbnail
 
 SHOW_KEY, CHART_KEY, COLOUR_KEY = "browse_map_show", "browse_map", "browse_map_colour"
 SELECTED_KEY, SEEN_EVENT_KEY, RELABEL_KEY = "browse_map_selected", "browse_map_seen_event", "browse_map_relabel"
@@ -28,7 +28,7 @@ COLOURINGS = {"label": "Label", "flag": "Flag"}
 NOT_FLAGGED = "not flagged"
 SHOWN_TILES = 12
 TILE_COLUMNS = 6
-MAP_COLUMNS = ["sample_id", "x", "y", "label", "flag", "path", "mtime_ns", "file_size"]
+MAP_COLUMNS = ["sample_id", "x", "y", "label", "flag", "path", "mtime_ns", "file_size", "content_hash"]
 
 
 @st.cache_data(ttl=600, max_entries=4, show_spinner="Drawing the map…")
@@ -49,7 +49,7 @@ def load_map(database: str, dataset_id: int, version: str) -> tuple[pd.DataFrame
     rows = samples.loc[frame["sample_id"]]
     frame = frame.assign(label=rows["current_label"].to_numpy(), path=rows["path"].to_numpy(),
                          mtime_ns=rows["mtime_ns"].to_numpy(),
-                         file_size=rows["file_size"].to_numpy(),
+                         file_size=rows["file_size"].to_numpy(), content_hash=rows["content_hash"].to_numpy(),
                          flag=frame["sample_id"].map(flag).astype(object).fillna(NOT_FLAGGED).to_numpy())
     return frame[MAP_COLUMNS].reset_index(drop=True), len(ids)
 
@@ -107,7 +107,8 @@ def render_selection(root: str, frame: pd.DataFrame, context: ReviewContext) -> 
     shown = chosen.head(SHOWN_TILES)
     for start in range(0, len(shown), TILE_COLUMNS):
         for column, (sample_id, row) in zip(st.columns(TILE_COLUMNS), shown.iloc[start:start + TILE_COLUMNS].iterrows()):
-            column.image(thumbnail(str(Path(root) / row["path"]), int(row["mtime_ns"]), int(row["file_size"])),
+            column.image(thumbnail(str(Path(root) / row["path"]), int(row["mtime_ns"]), int(row["file_size"]),
+                                   root=root, content_hash=scanned_hash(row)),
                          caption=plain(f"{row['path']} · {row['label']}"), width="stretch")
     cannot = not context.reviewer
     target, relabel, delete, undo = st.columns([2, 2, 1, 1], vertical_alignment="bottom")

@@ -25,7 +25,7 @@ from db.models import Correction, Sample
 from db.review import CARRIED_IN_BULK, carry_to_copies
 from ui.common import session_factory
 from ui.text import plain
-from ui.thumbnails import THUMBNAIL_SIDE, large_image, thumbnail, unreadable_placeholder
+from ui.thumbnails import THUMBNAIL_SIDE, large_image, scanned_hash, thumbnail, unreadable_placeholder
 
 NOTICE_KEY = "review_notice"
 POSITION_KEY = "review_position"
@@ -245,9 +245,10 @@ def image_bytes(root: str, row, *, max_side: int) -> bytes:
     if not row["readable"]:
         return unreadable_placeholder(row["error"] or "unreadable", side=max_side)
     path = str(Path(root) / row["path"])
+    version = {"root": root, "content_hash": scanned_hash(row)}
     if max_side <= THUMBNAIL_SIDE:
-        return thumbnail(path, int(row["mtime_ns"]), int(row["file_size"]))
-    return large_image(path, int(row["mtime_ns"]), int(row["file_size"]), max_side=max_side)[0]
+        return thumbnail(path, int(row["mtime_ns"]), int(row["file_size"]), **version)
+    return large_image(path, int(row["mtime_ns"]), int(row["file_size"]), max_side=max_side, **version)[0]
 
 
 def sample_caption(row) -> str:
@@ -298,7 +299,8 @@ def show_full_resolution(root: str, row) -> None:
         st.error(plain(f"cannot open: {error}"))
         return
     st.markdown(plain(f"{facts.describe()} · {human_size(int(row['file_size']))}"))
-    image, problem = large_image(str(path), int(row["mtime_ns"]), int(row["file_size"]), max_side=ZOOM_SIDE)
+    image, problem = large_image(str(path), int(row["mtime_ns"]), int(row["file_size"]), max_side=ZOOM_SIDE,
+                                 root=root, content_hash=scanned_hash(row))
     st.image(image, width="content")  # at its own size (at most ZOOM_SIDE): never blown up past the file's pixels
     if problem:
         st.warning(plain(problem))

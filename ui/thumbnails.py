@@ -2,7 +2,9 @@
 
 Only the images on screen are decoded (JPEG draft mode makes a 160 px
 thumbnail of a large photo cheap), and each rendering is cached under
-(path, mtime, size), so paging back and forth or rerunning decodes nothing twice.
+(path, mtime, size, content hash), so paging back and forth or rerunning decodes nothing twice.
+Files are read as the scan saw them (core.files.read_scanned): a picture put in a file's place
+since the scan shows as a placeholder that says so, never as the listing's photo.
 Thumbnails are square (the photo whole, centred on a light band), so tiles of photos
 of any shape line up in rows. An image that cannot be decoded gets a grey placeholder
 that says why.
@@ -17,6 +19,7 @@ from typing import Optional
 import streamlit as st
 from PIL import Image, ImageDraw, ImageFont
 
+from core.files import CHANGED_SINCE_SCAN, ContentChanged, FileRefused, read_scanned
 from core.imaging import open_rgb
 
 log = logging.getLogger(__name__)
@@ -66,16 +69,22 @@ def letterbox(image: Image.Image) -> Image.Image:
     return square
 
 
-def render_jpeg(path: str, *, max_side: int, square: bool = False) -> tuple[bytes, Optional[str]]:
+def render_jpeg(path: str, *, max_side: int, square: bool = False, root: Optional[str] = None,
+                content_hash: Optional[str] = None) -> tuple[bytes, Optional[str]]:
     """(JPEG bytes of the image at `path`, upright and at most `max_side` px, None), or (placeholder, problem).
 
     square: letterbox the image to a square of its longest side (placeholders are square already).
-    Never raises for a missing or undecodable file: the problem is returned instead.
+    root, content_hash: the dataset folder and the scan's sha256 of the file (None: not checked).
+    Never raises for a missing, changed or undecodable file: the problem is returned instead.
     """
     try:
-        image = open_rgb(path, max_side=max_side)
+        image = open_rgb(io.BytesIO(read_scanned(path, root=root, content_hash=content_hash)), max_side=max_side)
     except FileNotFoundError:
         problem = "file not found (moved or deleted since the scan)"
+    except ContentChanged:
+        problem = f"a different picture: the file {CHANGED_SINCE_SCAN}"
+    except FileRefused as refused:
+        problem = f"not read: {refused}"
     except _DECODE_ERRORS as error:
         problem = f"cannot decode: {error}"
     else:
@@ -84,20 +93,28 @@ def render_jpeg(path: str, *, max_side: int, square: bool = False) -> tuple[byte
     return placeholder_jpeg(problem, side=min(max_side, 2 * THUMBNAIL_SIDE)), problem
 
 
-@st.cache_data(max_entries=2000, show_spinner=False)
-def thumbnail(path: str, mtime_ns: int, file_size: int, *, max_side: int = THUMBNAIL_SIDE) -> bytes:
-    """JPEG bytes of a square thumbnail (letterboxed, see `letterbox`) of the image at absolute `path`, at most
-    `max_side` px a side (placeholder if it cannot be decoded).
+def scanned_hash(row) -> Optional[str]:
+    """The scan's content hash of a sample row (a mapping, a Series or a named tuple); None when it has none."""
+    value = row.get("content_hash") if hasattr(row, "get") else getattr(row, "content_hash", None)
+    return value if isinstance(value, str) and value else None
 
-    mtime_ns and file_size identify the file version: a changed file is rendered again.
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def thumbnail(path: str, mtime_ns: int, file_size: int, *, root: Optional[str] = None,
+              content_hash: Optional[str] = None, max_side: int = THUMBNAIL_SIDE) -> bytes:
+    """JPEG bytes of a square thumbnail (letterboxed, see `letterbox`) of the image at absolute `path`, at most
+    `max_side` px a side (placeholder if it cannot be shown; see render_jpeg for root and content_hash).
+
+    mtime_ns, file_size and content_hash identify the file version: a rescanned file is rendered again.
     """
-    return render_jpeg(path, max_side=max_side, square=True)[0]
+    return render_jpeg(path, max_side=max_side, square=True, root=root, content_hash=content_hash)[0]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def large_image(path: str, mtime_ns: int, file_size: int, *, max_side: int = LARGE_SIDE) -> tuple[bytes, Optional[str]]:
+def large_image(path: str, mtime_ns: int, file_size: int, *, root: Optional[str] = None,
+                content_hash: Optional[str] = None, max_side: int = LARGE_SIDE) -> tuple[bytes, Optional[str]]:
     """(JPEG bytes, problem or None) of the image at absolute `path` for the large view; see render_jpeg."""
-    return render_jpeg(path, max_side=max_side)
+    return render_jpeg(path, max_side=max_side, root=root, content_hash=content_hash)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

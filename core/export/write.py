@@ -6,7 +6,6 @@ longer matches the scan is left out and said so.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,9 +16,8 @@ from typing import Iterable, Optional
 from core.csvsafe import frame_to_csv
 from core.export.plan import (EXPORT_MODES, LISTINGS_NAME, MANIFEST_NAME, MAX_NAME_BYTES, SUMMARY_NAME, ExportError,
                               ExportPlan, after_writing, check_relative_path, manifest_csv, truncate_utf8)
-from core.imaging import open_regular
+from core.files import ContentChanged, read_scanned
 from core.progress import ProgressCallback
-from core.scan.walk import FileRefused, is_inside
 
 #: Written into every export: the files it wrote, so that --overwrite removes those and nothing else.
 MARKER_NAME = ".listing-audit-export.json"
@@ -137,31 +135,11 @@ def _move_into_place(staging: Path, target: Path, files: list[str], previous: li
     os.replace(staging / MARKER_NAME, target / MARKER_NAME)
 
 
-class ContentChanged(Exception):
-    """The source file's bytes are no longer those the scan hashed."""
-
-
-def _place(source: Path, destination: Path, mode: str, real_root: str, expected_hash: Optional[str]) -> None:
-    """Copy or link `source` to `destination` after reading it: FileNotFoundError when the source is gone,
-    FileRefused when, links resolved, it is not a regular file inside `real_root` (a link or a pipe swapped in
-    after the scan), ContentChanged when its sha256 is no longer `expected_hash` (None: not checked)."""
-    real = os.path.realpath(source)
-    if not is_inside(real, real_root):
-        raise FileRefused("link leads outside the dataset folder")
-    try:
-        with open_regular(real) as handle:
-            data = handle.read()
-    except IsADirectoryError as error:
-        raise FileRefused("a folder, not a file") from error
-    except OSError as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise FileRefused(str(error)) from error
-    if expected_hash is not None and hashlib.sha256(data).hexdigest() != expected_hash:
-        raise ContentChanged(str(source))
+def _place(source: Path, data: bytes, destination: Path, mode: str) -> None:
+    """Write `data`, the bytes just read from `source`, to `destination` ("copy"), or link it to `source`."""
     if mode == "copy":
         destination.write_bytes(data)
-        shutil.copystat(real, destination)
+        shutil.copystat(os.path.realpath(source), destination)
     else:
         destination.symlink_to(source)
 
@@ -174,20 +152,20 @@ def _write_images(plan: ExportPlan, source: Path, staging: Path, mode: str,
     failures: dict[str, str] = {}
     if mode == "manifest":
         return images, failures
-    real_root = os.path.realpath(source)
     included = plan.included()
     for number, (path, output) in enumerate(zip(included["path"], included["output_path"]), start=1):
         destination = staging / check_relative_path(output)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            _place(source / path, destination, mode, real_root, plan.content_hashes.get(path))
+        try:  # read even for a link: only a file still as the scan saw it is exported
+            data = read_scanned(source / path, root=source, content_hash=plan.content_hashes.get(path))
         except FileNotFoundError:
             failures[path] = "vanished"
-        except FileRefused:
-            failures[path] = "refused"
         except ContentChanged:
             failures[path] = "changed"
+        except OSError:  # core.files.FileRefused: a link out of the folder, a pipe, a folder
+            failures[path] = "refused"
         else:
+            _place(source / path, data, destination, mode)
             images.append(output)
         if number % 200 == 0:
             report(number / len(included), f"{number} of {len(included)} images")

@@ -13,6 +13,7 @@ jitter) runs on whole batches on the training device.
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import WeightedRandomSampler
 
-from core.imaging import open_regular, to_rgb
+from core.files import CHANGED_SINCE_SCAN, ContentChanged, read_scanned
+from core.imaging import to_rgb
 from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,13 @@ GPU_CACHE_SHARE = 0.5
 SAMPLERS = ("weighted", "shuffle", "sequential")
 
 
-def decode_for_training(path: str | os.PathLike, size: int) -> np.ndarray:
-    """One image file as EXIF-upright RGB, shorter side resized to `size` and centre-cropped: uint8, shape (size, size, 3)."""
-    with open_regular(path) as handle, Image.open(handle) as image:
+def decode_for_training(path: str | os.PathLike, size: int, *, root: Optional[str | os.PathLike] = None,
+                        content_hash: Optional[str] = None) -> np.ndarray:
+    """One image file as EXIF-upright RGB, shorter side resized to `size` and centre-cropped: uint8, shape
+    (size, size, 3). root, content_hash: as the scan saw it (core.files.read_scanned; ContentChanged when
+    the file is no longer the one the scan hashed)."""
+    data = read_scanned(path, root=root, content_hash=content_hash)
+    with Image.open(io.BytesIO(data)) as image:
         image.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still >= size
         rgb = to_rgb(ImageOps.exif_transpose(image))
     square = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)
@@ -109,9 +115,11 @@ def _write_shard(cache_dir: Path, size: int, content_hashes: list[str], pixels: 
     os.replace(temporary_hashes, final_hashes)
 
 
-def _decode_one(path: Path, size: int) -> tuple[Optional[np.ndarray], Optional[str]]:
+def _decode_one(root: Path, path: str, content_hash: str, size: int) -> tuple[Optional[np.ndarray], Optional[str]]:
     try:
-        return decode_for_training(path, size), None
+        return decode_for_training(root / path, size, root=root, content_hash=content_hash), None
+    except ContentChanged:
+        return None, CHANGED_SINCE_SCAN
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
         # Pillow's plugins raise any of these on malformed files.
         return None, f"{type(error).__name__}: {error}"
@@ -129,7 +137,9 @@ def load_images(
 ) -> DecodedImages:
     """Pixels of images `paths` (relative to `root`) at `size`, decoding only those not in the cache yet.
 
-    content_hashes: the sha256 of each file (from the scan), the cache key.
+    content_hashes: the sha256 of each file (from the scan), the cache key. A file that no longer hashes
+    to it, or that resolves outside `root`, fails with its reason (CHANGED_SINCE_SCAN for the first), so a
+    picture swapped in after the scan is never trained on or cached under the old one's hash.
     Newly decoded images are added to the cache as one shard. Decoding runs in
     `workers` threads (default: CPU count); Pillow releases the GIL while decoding.
     """
@@ -146,7 +156,7 @@ def load_images(
     if missing.size:
         root_path = Path(root)
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            results = pool.map(lambda p: _decode_one(root_path / paths[p], size), missing)
+            results = pool.map(lambda p: _decode_one(root_path, paths[p], content_hashes[p], size), missing)
             for done, (position, (array, error)) in enumerate(zip(missing, results), start=1):
                 if error is not None:
                     failed[int(position)] = error

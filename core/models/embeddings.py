@@ -25,7 +25,7 @@ from core.executors import RayStage, cluster_cpus, cluster_gpus, map_batches_on_
 from core.models.runtime import Runner, grid_pool, open_runner
 from core.models.store import EmbeddingStore
 from core.models.views import (COLOUR_LENGTH, DEFAULT_VIEW, PIXELS_SIDE, PREPROCESSING_VERSION, VIEWS, DifferenceImages,
-                               ObjectCrops, crop_batch, hog_length, pixels_batch, pixels_vectors)
+                               ObjectCrops, ScannedFiles, crop_batch, hog_length, pixels_batch, pixels_vectors)
 from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -193,24 +193,24 @@ def _loader(dataset: Dataset, batch_size: int, *, device: Optional[torch.device]
                       prefetch_factor=CUDA_PREFETCH_BATCHES if on_cuda and workers else None)
 
 
-def _embed_pixels(paths: Sequence[str | os.PathLike], *, batch_size: int,
-                  progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
+def _embed_pixels(files: ScannedFiles, *, batch_size: int, progress: ProgressCallback) -> tuple[np.ndarray, list[int]]:
     """Weight-free features, shape (N, BACKBONES["pixels"].dim): the difference image's pixels, its HOG,
     then the colour summary."""
-    vectors = np.zeros((len(paths), get_backbone("pixels").dim), dtype=np.float32)
+    vectors = np.zeros((len(files), get_backbone("pixels").dim), dtype=np.float32)
     failed: list[int] = []
     done = 0
-    for images, colours, ok in _loader(DifferenceImages(paths), batch_size):
+    for images, colours, ok in _loader(DifferenceImages(files.paths, root=files.root,
+                                                        content_hashes=files.content_hashes), batch_size):
         images = images.numpy()
         vectors[done:done + len(images)] = pixels_vectors(images, colours.numpy())
         failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
         done += len(images)
-        progress(done / len(paths), f"embedded {done}/{len(paths)} images")
+        progress(done / len(files), f"embedded {done}/{len(files)} images")
     return vectors, failed
 
 
 def _embed_network(
-    paths: Sequence[str | os.PathLike],
+    files: ScannedFiles,
     backbone: Backbone,
     *,
     image_size: int,
@@ -230,11 +230,12 @@ def _embed_network(
     goes straight into the result: the vectors are held once.
     """
     run = network_runner(backbone, device, image_size, batch_size, runtime)
-    vectors = np.empty((len(paths), backbone.dim), dtype=np.float32)
+    vectors = np.empty((len(files), backbone.dim), dtype=np.float32)
     on_device: list[tuple[int, torch.Tensor]] = []  # (first row, outputs) kept on a GPU until the end
     failed: list[int] = []
     done = 0
-    for images, ok in _loader(ObjectCrops(paths, image_size, view), batch_size, device=device):
+    crops = ObjectCrops(files.paths, image_size, view, root=files.root, content_hashes=files.content_hashes)
+    for images, ok in _loader(crops, batch_size, device=device):
         outputs = run(images)
         if device.type == "cpu":
             vectors[done:done + len(outputs)] = outputs.numpy()
@@ -242,7 +243,7 @@ def _embed_network(
             on_device.append((done, outputs))
         failed.extend(done + int(i) for i in np.flatnonzero(~ok.numpy()))
         done += len(images)
-        progress(done / len(paths), f"embedded {done}/{len(paths)} images")
+        progress(done / len(files), f"embedded {done}/{len(files)} images")
     for start, outputs in on_device:
         vectors[start:start + len(outputs)] = outputs.cpu().numpy()
     return vectors, failed
@@ -271,23 +272,24 @@ class NetworkEmbedder:
         return {"index": batch["index"], "vector": vectors.cpu().numpy(), "ok": batch["ok"]}
 
 
-def _embed_on_ray(paths: Sequence[str | os.PathLike], backbone: Backbone, *, image_size: int, view: str,
+def _embed_on_ray(files: ScannedFiles, backbone: Backbone, *, image_size: int, view: str,
                   batch_size: Optional[int], device: str, progress: ProgressCallback,
                   runtime: Optional[str] = None) -> tuple[np.ndarray, list[int]]:
     """embed_images on Ray Data: vectors (N, backbone.dim) and the indices of files that failed to decode.
 
     Files are decoded by tasks and a network runs in actors: one per GPU with the cluster's GPUs (device
     "auto" or "cuda"; decoding stays on the CPUs), else one per CPU (Ray Data fuses the decoding into
-    them). The nodes read `paths` and the weights file from their own disks.
+    them). The nodes read the files and the weights file from their own disks.
     """
-    rows = [{"path": str(path)} for path in paths]
+    rows = [{"path": str(path), "content_hash": content_hash or ""}
+            for path, content_hash in zip(files.paths, files.content_hashes)]
     if not backbone.pretrained:
-        stages = [RayStage(pixels_batch)]
+        stages = [RayStage(pixels_batch, kwargs={"root": files.root})]
         size = batch_size or DEFAULT_BATCH_SIZE
     else:
         gpus = _ray_gpus(device)
         size = batch_size or (CUDA_BATCH_SIZE if gpus else DEFAULT_BATCH_SIZE)
-        decode = RayStage(crop_batch, kwargs={"side": image_size, "view": view})
+        decode = RayStage(crop_batch, kwargs={"side": image_size, "view": view, "root": files.root})
         embed = RayStage(NetworkEmbedder, actors=gpus or cluster_cpus(), num_gpus=1 if gpus else 0,
                          constructor_kwargs={"backbone": backbone.name, "device": "cuda" if gpus else "cpu",
                                              "batch_size": size, "image_size": image_size, "runtime": runtime})
@@ -318,6 +320,8 @@ def embed_images(
     progress: Optional[ProgressCallback] = None,
     executor: str = "local",
     runtime: Optional[str] = None,
+    root: Optional[str | os.PathLike] = None,
+    content_hashes: Optional[Sequence[str]] = None,
 ) -> np.ndarray:
     """Embed image files: float32 array of shape (N, D), D = get_backbone(backbone).dim.
 
@@ -326,9 +330,11 @@ def embed_images(
     autocast on CUDA); "pixels" ignores image_size and view (always the crop). runtime: how a network
     runs (core.models.runtime.RUNTIMES; None: $LISTING_AUDIT_RUNTIME, else ONNX Runtime on a CPU; the vectors
     are the same within 1e-5 whichever runs, so they share one cache key).
-    batch_size: None for DEFAULT_BATCH_SIZE, or CUDA_BATCH_SIZE for a network on a GPU. Raises
+    batch_size: None for DEFAULT_BATCH_SIZE, or CUDA_BATCH_SIZE for a network on a GPU. root and
+    content_hashes (parallel to paths): as the scan saw the files; given, a file that resolves outside
+    root or no longer hashes as the scan recorded is not embedded (core.files.read_scanned). Raises
     MissingWeightsError when the backbone's weights are not installed and UnreadableImageError naming
-    files that do not decode. executor "ray": the same on Ray Data (see _embed_on_ray; equal to the local
+    files that do not decode or are no longer as the scan saw them. executor "ray": the same on Ray Data (see _embed_on_ray; equal to the local
     vectors within float rounding, 1e-5), raising core.executors.ExecutorError when Ray cannot be used.
     """
     spec = get_backbone(backbone)
@@ -336,19 +342,21 @@ def embed_images(
     progress = progress or (lambda fraction, message: None)
     if not paths:
         return np.zeros((0, spec.dim), dtype=np.float32)
+    files = ScannedFiles(paths, root=None if root is None else str(root), content_hashes=content_hashes)
     if resolve_executor(executor) == "ray":
-        vectors, failed = _embed_on_ray(paths, spec, image_size=image_size, view=view, batch_size=batch_size,
+        vectors, failed = _embed_on_ray(files, spec, image_size=image_size, view=view, batch_size=batch_size,
                                         device=device, progress=progress, runtime=runtime)
     elif spec.pretrained:
         chosen = pick_device(device)
         size = batch_size or (CUDA_BATCH_SIZE if chosen.type == "cuda" else DEFAULT_BATCH_SIZE)
-        vectors, failed = _embed_network(paths, spec, image_size=image_size, view=view, batch_size=size,
+        vectors, failed = _embed_network(files, spec, image_size=image_size, view=view, batch_size=size,
                                          device=chosen, progress=progress, runtime=runtime)
     else:
-        vectors, failed = _embed_pixels(paths, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress)
+        vectors, failed = _embed_pixels(files, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress)
     if failed:
         shown = ", ".join(str(paths[i]) for i in failed[:5])
-        raise UnreadableImageError(f"{len(failed)} image(s) could not be decoded (rescan the dataset): {shown}")
+        raise UnreadableImageError(f"{len(failed)} image(s) could not be decoded or changed since the scan "
+                                   f"(rescan the dataset): {shown}")
     return vectors
 
 
@@ -391,6 +399,7 @@ def embed_cached(
     progress: Optional[ProgressCallback] = None,
     executor: str = "local",
     runtime: Optional[str] = None,
+    root: Optional[str | os.PathLike] = None,
 ) -> Embeddings:
     """`embed_images` through a cache keyed by content hash: files already in `store` are not decoded,
     identical files are embedded once, and new vectors are written back every CACHE_CHUNK_IMAGES images,
@@ -399,6 +408,8 @@ def embed_cached(
     paths and content_hashes are parallel, length N. Returns Embeddings with vectors (N, D): the only
     array of all N vectors; cached and new ones are read and written a chunk at a time. executor: where
     the new vectors are computed ("local" or "ray") and runtime how a network runs (see embed_images).
+    Every file is read as the scan saw it (embed_images' root and content_hashes), so a picture put in a
+    file's place after the scan is never cached under the old one's hash.
     """
     if len(paths) != len(content_hashes):
         raise ValueError(f"{len(paths)} paths but {len(content_hashes)} content hashes")
@@ -419,7 +430,7 @@ def embed_cached(
                           report((s + f * n) / len(todo), f"embedded {s + int(f * n)}/{len(todo)} images"))
         fresh = embed_images([paths[rows_of[h][0]] for h in chunk], backbone=backbone, image_size=image_size,
                              view=view, batch_size=batch_size, device=device, progress=chunk_progress,
-                             executor=executor, runtime=runtime)
+                             executor=executor, runtime=runtime, root=root, content_hashes=chunk)
         for content_hash, vector in zip(chunk, fresh):
             vectors[rows_of[content_hash]] = vector
         if store is not None:

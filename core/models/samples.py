@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from core.files import CHANGED_SINCE_SCAN
 from core.scan.copies import duplicate_groups
 
 
@@ -138,6 +139,17 @@ def without_failed(samples: RunSamples, failed: dict[int, str]) -> tuple[RunSamp
         content_hashes=[samples.content_hashes[p] for p in kept], labels=samples.labels[kept],
         train_index=reindex(samples.train_index), val_index=reindex(samples.val_index), skipped=skipped,
     ), kept
+
+
+def skipped_text(skipped: dict) -> str:
+    """How many images a run left out and why, e.g. "3 left out: 2 changed since the scan (rescan the dataset),
+    1 could not be decoded" ("none left out" when `skipped`, sample id -> reason, is empty)."""
+    if not skipped:
+        return "none left out"
+    changed = sum(reason == CHANGED_SINCE_SCAN for reason in skipped.values())
+    parts = ([f"{changed:,} {CHANGED_SINCE_SCAN}"] if changed else []) + (
+        [f"{len(skipped) - changed:,} could not be decoded"] if len(skipped) > changed else [])
+    return f"{len(skipped):,} left out: {', '.join(parts)}"
 
 
 def check_trainable(samples: RunSamples) -> None:

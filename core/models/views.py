@@ -8,16 +8,18 @@ object's grey difference from the background, its HOG and colours) always use th
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from core.files import read_scanned
 from core.imaging import open_rgb
 
 log = logging.getLogger(__name__)
@@ -106,10 +108,13 @@ def crop_to_object(image: Image.Image, side: int, *, view: str = DEFAULT_VIEW) -
     return canvas.resize((side, side), Image.Resampling.BILINEAR, box=box), background
 
 
-def load_object(path: str | os.PathLike, side: int, *, view: str = DEFAULT_VIEW) -> tuple[Image.Image, np.ndarray]:
-    """The `view` ("crop" or "whole") of the image file at `path`, side x side RGB, and its background colour."""
+def load_object(path: str | os.PathLike, side: int, *, view: str = DEFAULT_VIEW, root: Optional[str] = None,
+                content_hash: Optional[str] = None) -> tuple[Image.Image, np.ndarray]:
+    """The `view` ("crop" or "whole") of the image file at `path`, side x side RGB, and its background colour.
+    root, content_hash: as the scan saw the file (core.files.read_scanned: an OSError when it no longer is)."""
     decode_side = side if view == "whole" else side * DECODE_FACTOR  # a crop is part of the image
-    return crop_to_object(open_rgb(path, max_side=decode_side), side, view=view)
+    data = read_scanned(path, root=root, content_hash=content_hash)
+    return crop_to_object(open_rgb(io.BytesIO(data), max_side=decode_side), side, view=view)
 
 
 def difference_image(crop: Image.Image, background: np.ndarray, side: int) -> np.ndarray:
@@ -161,54 +166,64 @@ def hog(images: np.ndarray) -> np.ndarray:
     return blocks.reshape(count, -1).astype(np.float32)
 
 
-class ObjectCrops(Dataset):
+class ScannedFiles(Dataset):
+    """Image files as the scan saw them: absolute `paths`, their dataset folder `root` and the scan's
+    `content_hashes` (parallel to paths; None: not checked). Subclasses say what each file becomes."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike], *, root: Optional[str] = None,
+                 content_hashes: Optional[Sequence[str]] = None) -> None:
+        self.paths = list(paths)
+        self.root = root
+        self.content_hashes = list(content_hashes) if content_hashes is not None else [None] * len(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+class ObjectCrops(ScannedFiles):
     """Image files as network input: the object crop or the whole image (`view`) as uint8 (S, S, 3)
     (a quarter of the bytes of floats to pass between processes and copy to a GPU;
     core.models.data.to_model_input normalises a batch of them), and whether the file decoded
     (zeros when it did not)."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike], side: int, view: str = DEFAULT_VIEW) -> None:
-        self.paths = list(paths)
+    def __init__(self, paths: Sequence[str | os.PathLike], side: int, view: str = DEFAULT_VIEW, *,
+                 root: Optional[str] = None, content_hashes: Optional[Sequence[str]] = None) -> None:
+        super().__init__(paths, root=root, content_hashes=content_hashes)
         self.side = side
         self.view = view
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
     def __getitem__(self, index: int) -> tuple[torch.Tensor, bool]:
-        pixels, ok = crop_pixels(self.paths[index], self.side, self.view)
+        pixels, ok = crop_pixels(self.paths[index], self.side, self.view, root=self.root,
+                                 content_hash=self.content_hashes[index])
         return torch.from_numpy(pixels), ok
 
 
-def crop_pixels(path: str | os.PathLike, side: int, view: str) -> tuple[np.ndarray, bool]:
-    """The `view` of the image file at `path` as uint8 (side, side, 3), and whether it decoded (zeros if not)."""
+def crop_pixels(path: str | os.PathLike, side: int, view: str, *, root: Optional[str] = None,
+                content_hash: Optional[str] = None) -> tuple[np.ndarray, bool]:
+    """The `view` of the image file at `path` as uint8 (side, side, 3), and whether it read (zeros if not:
+    undecodable, or no longer as the scan saw it; see load_object)."""
     try:
-        crop, _ = load_object(path, side, view=view)
+        crop, _ = load_object(path, side, view=view, root=root, content_hash=content_hash)
     except DECODE_ERRORS as error:
         log.warning("cannot decode %s for embedding: %s", path, error)
         return np.zeros((side, side, 3), dtype=np.uint8), False
     return np.array(crop, dtype=np.uint8), True
 
 
-class DifferenceImages(Dataset):
+class DifferenceImages(ScannedFiles):
     """Image files as PIXELS_SIDE x PIXELS_SIDE difference-from-background images, float32, their
     colour summary and whether the file decoded."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike]) -> None:
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        return difference_and_colour(self.paths[index])
+        return difference_and_colour(self.paths[index], root=self.root, content_hash=self.content_hashes[index])
 
 
-def difference_and_colour(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, bool]:
+def difference_and_colour(path: str | os.PathLike, *, root: Optional[str] = None,
+                          content_hash: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """The file's difference image, float32 (PIXELS_SIDE, PIXELS_SIDE), its colour summary, float32
-    (COLOUR_LENGTH,), and whether it decoded (zeros if not)."""
+    (COLOUR_LENGTH,), and whether it read (zeros if not; see load_object)."""
     try:
-        crop, background = load_object(path, 2 * PIXELS_SIDE)
+        crop, background = load_object(path, 2 * PIXELS_SIDE, root=root, content_hash=content_hash)
     except DECODE_ERRORS as error:
         log.warning("cannot decode %s for embedding: %s", path, error)
         return np.zeros((PIXELS_SIDE, PIXELS_SIDE), np.float32), np.zeros(COLOUR_LENGTH, np.float32), False
@@ -221,16 +236,25 @@ def pixels_vectors(images: np.ndarray, colours: np.ndarray) -> np.ndarray:
     return np.hstack([images.reshape(len(images), -1), hog(images), colours]).astype(np.float32, copy=False)
 
 
-def crop_batch(batch: dict[str, np.ndarray], side: int, view: str) -> dict[str, np.ndarray]:
-    """Ray Data batch function: columns index and path -> index, pixels uint8 (B, side, side, 3) and ok."""
-    crops = [crop_pixels(path, side, view) for path in batch["path"]]
+def _scanned_rows(batch: dict[str, np.ndarray]) -> list[tuple[str, Optional[str]]]:
+    """(path, content hash or None) of each row of a Ray batch; "" in content_hash means not checked."""
+    hashes = batch.get("content_hash", [""] * len(batch["path"]))
+    return [(str(path), str(content_hash) or None) for path, content_hash in zip(batch["path"], hashes)]
+
+
+def crop_batch(batch: dict[str, np.ndarray], side: int, view: str, root: Optional[str] = None) -> dict[str, np.ndarray]:
+    """Ray Data batch function: columns index, path and content_hash ("": not checked) -> index, pixels uint8
+    (B, side, side, 3) and ok; root: the dataset folder every path must stay inside (None: not checked)."""
+    crops = [crop_pixels(path, side, view, root=root, content_hash=content_hash)
+             for path, content_hash in _scanned_rows(batch)]
     return {"index": batch["index"], "pixels": np.stack([pixels for pixels, _ in crops]),
             "ok": np.array([ok for _, ok in crops], dtype=bool)}
 
 
-def pixels_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Ray Data batch function: columns index and path -> index, vector float32 (B, D) of the "pixels"
-    backbone, and ok."""
-    images, colours, ok = zip(*(difference_and_colour(path) for path in batch["path"]))
+def pixels_batch(batch: dict[str, np.ndarray], root: Optional[str] = None) -> dict[str, np.ndarray]:
+    """Ray Data batch function: columns index, path and content_hash (as crop_batch) -> index, vector
+    float32 (B, D) of the "pixels" backbone, and ok."""
+    images, colours, ok = zip(*(difference_and_colour(path, root=root, content_hash=content_hash)
+                                for path, content_hash in _scanned_rows(batch)))
     return {"index": batch["index"], "vector": pixels_vectors(np.stack(images), np.stack(colours)),
             "ok": np.array(ok, dtype=bool)}

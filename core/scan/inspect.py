@@ -23,9 +23,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from core.executors import RayStage, cluster_cpus, map_batches_on_ray, object_column, resolve_executor
+from core.files import MAX_IMAGE_FILE_BYTES, FileRefused, read_file_inside
 from core.imaging import ImageInfo, inspect_image_bytes
 from core.progress import ProgressCallback
-from core.scan.walk import FileEntry, FileRefused, read_file_inside
+from core.scan.walk import FileEntry
 
 #: progress(fraction in [0, 1], message)
 
@@ -36,8 +37,6 @@ RAY_MAX_CHUNK_SIZE = 1024
 RAY_BLOCKS_PER_CPU = 4
 #: Below this many files the pool's start-up costs more than it saves.
 MIN_FILES_FOR_POOL = 256
-#: A larger file is not read (a listing photo is a few MB; the bytes stay in a worker's memory while decoded).
-MAX_IMAGE_FILE_BYTES = 128 * 2**20
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 #: How often a worker without PR_SET_PDEATHSIG (not Linux) checks that its parent is alive, seconds.
 _PARENT_POLL_S = 1.0

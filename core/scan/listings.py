@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from core.scan.walk import FileRefused, read_file_inside
+from core.files import FileRefused, read_file_inside
 
 LISTINGS_FILE = "listings.csv"
 LISTING_COLUMNS = ("listing_id", "price", "title")

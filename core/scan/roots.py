@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from core.scan.walk import is_inside
+from core.files import is_inside
 
 #: os.pathsep-separated folders below which the app may scan; unset or empty: the user's home and PROJECT_DATA.
 ROOTS_ENV = "LISTING_AUDIT_ROOTS"

@@ -1,8 +1,7 @@
-"""Find the images and classes of a dataset folder, and read a file inside it safely.
+"""Find the images and classes of a dataset folder.
 
 `discover(root)` walks the class folders (never following a link out of the folder, never reading a special
-file), and says in one line per reason which files it skipped; `read_file_inside` reads a file only when it
-is a regular file below the root.
+file), and says in one line per reason which files it skipped; core.files reads the files it found.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Optional
 
+from core.files import is_inside
 from core.imaging import IMAGE_EXTENSIONS, UNSUPPORTED_IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,6 @@ UNSUPPORTED_FORMAT = "unsupported_format"
 LINK_TO_CLASS = "link_to_class_folder"
 #: How many example paths a skipped-files warning names.
 SKIPPED_EXAMPLES = 3
-
-
-class FileRefused(Exception):
-    """A file the scan does not read (outside the dataset folder, not a regular file, too large).
-
-    str(error) is a one-line reason.
-    """
 
 
 @dataclass(frozen=True)
@@ -108,11 +101,6 @@ def _is_image_name(name: str) -> bool:
 
 def _is_unsupported_image_name(name: str) -> bool:
     return not _is_hidden(name) and _extension(name) in UNSUPPORTED_IMAGE_EXTENSIONS
-
-
-def is_inside(real_path: str, real_root: str) -> bool:
-    """Whether `real_path` is `real_root` or below it (both already resolved, absolute)."""
-    return real_path == real_root or real_path.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def _leads_outside(entry: os.DirEntry, real_root: str) -> bool:
@@ -281,32 +269,3 @@ def skipped_warnings(skipped: dict[str, list[str]]) -> list[str]:
 
 def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
-def read_file_inside(root: str | os.PathLike, relative: str, *, max_bytes: int) -> bytes:
-    """The bytes of `root/relative`, read only if, links resolved, it is a regular file inside `root`.
-
-    Raises FileRefused (outside the root, not a regular file, more than
-    max_bytes) or OSError (cannot be opened or read). The resolved path is
-    opened without following a link and without blocking, so a file swapped
-    for a link or a pipe after the check is refused too.
-    """
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(real_root, relative))
-    if not is_inside(real, real_root):
-        raise FileRefused("link leads outside the dataset folder; not read")
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    descriptor = os.open(real, flags)
-    with os.fdopen(descriptor, "rb") as handle:
-        stat = os.fstat(descriptor)
-        if not S_ISREG(stat.st_mode):
-            raise FileRefused("not a regular file (a pipe, socket or device)")
-        # Asking for the file's size, not max_bytes, spares allocating (and freeing) a max_bytes buffer per
-        # file: half the cost of reading a small photo. A file that grew since fstat is read on to the limit.
-        data = handle.read(stat.st_size + 1) if stat.st_size <= max_bytes else b""
-        if len(data) > stat.st_size:
-            data += handle.read(max_bytes + 1 - len(data))
-        if stat.st_size > max_bytes or len(data) > max_bytes:  # the second: it grew since fstat
-            raise FileRefused(f"file too large to read: more than the {max_bytes / 2**20:,.0f} MiB "
-                              f"the scan reads ({max(stat.st_size, len(data)) / 2**20:,.0f} MiB)")
-        return data

@@ -25,7 +25,7 @@ from core.models.data import load_images, place_pixels
 from core.models.fit import fit, out_of_fold_pred_probs
 from core.models.loop import EpochCallback, PhaseClock
 from core.models.metrics import classification_report
-from core.models.samples import RunSamples, check_trainable, select_samples, without_failed
+from core.models.samples import RunSamples, check_trainable, select_samples, skipped_text, without_failed
 from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _prepare(config: TrainConfig, samples: pd.DataFrame, classes: Sequence[str],
                               cache_dir=cache_dir, workers=config.decode_workers, progress=decode_progress)
         pixels = decoded.pixels
         if decoded.failed:
-            log.warning("%d images could not be decoded and are left out", len(decoded.failed))
+            log.warning("training images: %s", skipped_text(decoded.failed))
             chosen, kept = without_failed(chosen, decoded.failed)
             pixels = pixels[torch.as_tensor(kept)]
     check_trainable(chosen)

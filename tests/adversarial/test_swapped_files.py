@@ -10,11 +10,15 @@ import threading
 import pytest
 
 from cli.main import main as cli_main
-from core.imaging import NotARegularFile, open_rgb, read_file_facts
+from core.files import NotARegularFile
+from core.imaging import open_rgb, read_file_facts, sha256_hex
 from core.models.data import load_images
 from jobs.scan import scan_dataset
 from tests.conftest import make_image
+from tests.training_data import one_torch_thread
 from ui.thumbnails import render_jpeg
+
+__all__ = ["one_torch_thread"]  # a fixture used by name
 
 
 def finishes_within(seconds: float, work) -> object:
@@ -57,8 +61,8 @@ def test_a_fifo_swapped_in_after_the_scan_fails_every_reader_at_once(shop, tmp_p
     image, problem = finishes_within(5, lambda: render_jpeg(str(fifo), max_side=64))
     assert image and "not a regular file" in problem
     decoded = finishes_within(30, lambda: load_images(shop, ["shoe/shoe0.png", "shoe/shoe1.png"],
-                                                      ["h0", "h1"], size=32, cache_dir=tmp_path / "cache",
-                                                      workers=1))
+                                                      [sha256_hex((shop / "shoe/shoe0.png").read_bytes()), "h1"], size=32,
+                                                      cache_dir=tmp_path / "cache", workers=1))
     assert list(decoded.failed) == [1] and "not a regular file" in decoded.failed[1]
 
 
@@ -102,3 +106,70 @@ def test_a_picture_replaced_under_a_decision_is_named_at_the_rescan(factory, sho
     assert summary["updated"] == 2
     assert summary["decision_notes"] == ["1 file with review decisions was replaced by a different picture since the "
                                    "last scan; its decisions still apply, so check it: bag/bag0.png"]
+
+
+def scanned_hashes(factory) -> dict[str, str]:
+    """path -> the content hash the scan recorded."""
+    from sqlalchemy import select
+
+    from db.models import Sample
+
+    with factory() as session:
+        return dict(session.execute(select(Sample.path, Sample.content_hash)).all())
+
+
+def test_a_picture_put_in_a_files_place_after_the_scan_is_not_trained_on_embedded_cached_or_shown(
+        factory, shop, tmp_path):
+    from core.files import CHANGED_SINCE_SCAN
+    from core.models.embeddings import UnreadableImageError, cache_key, embed_cached
+    from db.embeddings import DbEmbeddingStore
+
+    hashes = scanned_hashes(factory)
+    paths = ["shoe/shoe0.png", "shoe/shoe1.png"]
+    original = (shop / paths[1]).read_bytes()
+    make_image(shop / paths[1], size=(40, 30), color=(1, 2, 3))  # another picture under the same name
+    decode = lambda: load_images(shop, paths, [hashes[p] for p in paths], size=32, cache_dir=tmp_path / "cache",
+                                 workers=1)
+    assert decode().failed == {1: CHANGED_SINCE_SCAN}
+    store = DbEmbeddingStore(factory)
+    with pytest.raises(UnreadableImageError, match="changed since the scan.*shoe1.png"):
+        embed_cached([str(shop / p) for p in paths], [hashes[p] for p in paths], store=store, backbone="pixels",
+                     root=shop)
+    assert hashes[paths[1]] not in store.get_many([hashes[p] for p in paths], cache_key("pixels"))
+    image, problem = render_jpeg(str(shop / paths[1]), max_side=64, root=str(shop), content_hash=hashes[paths[1]])
+    assert image and problem == "a different picture: the file changed since the scan (rescan the dataset)"
+
+    (shop / paths[1]).write_bytes(original)  # put back: nothing of the other picture was cached under its hash
+    again = decode()
+    assert (again.failed, again.from_cache) == ({}, 1)
+    assert render_jpeg(str(shop / paths[1]), max_side=64, root=str(shop), content_hash=hashes[paths[1]])[1] is None
+
+
+def test_a_link_out_of_the_folder_put_in_a_files_place_after_the_scan_is_never_read(factory, shop, tmp_path):
+    from core.models.embeddings import UnreadableImageError, embed_images
+
+    outside = make_image(tmp_path / "elsewhere" / "private.png")
+    swapped = shop / "bag" / "bag1.png"
+    swapped.unlink()
+    swapped.symlink_to(outside)
+    decoded = load_images(shop, ["bag/bag1.png"], [sha256_hex(outside.read_bytes())], size=32,
+                          cache_dir=tmp_path / "cache", workers=1)
+    assert "outside the dataset folder" in decoded.failed[0]
+    with pytest.raises(UnreadableImageError, match="bag1.png"):
+        embed_images([str(swapped)], backbone="pixels", root=shop)
+    image, problem = render_jpeg(str(swapped), max_side=64, root=str(shop))
+    assert problem == "not read: link leads outside the dataset folder; not read"
+
+
+def test_a_training_run_leaves_out_a_picture_changed_since_the_scan_and_says_so(tmp_path, one_torch_thread):
+    from core.models.samples import skipped_text
+    from core.train.run import main
+    from tests.training_data import CLASSES, config_for, samples_table, write_training_images
+
+    root = write_training_images(tmp_path / "data")
+    table = samples_table(root)
+    make_image(root / "bag" / "bag-0.jpg", size=(40, 48), color=(9, 9, 9))  # edited after the scan
+    result = main(config_for(tmp_path), table, CLASSES, root)
+    bag0 = int(table.loc[table["path"] == "bag/bag-0.jpg", "id"].iloc[0])
+    assert result["samples"]["skipped"] == {str(bag0): "changed since the scan (rescan the dataset)"}
+    assert skipped_text(result["samples"]["skipped"]) == "1 left out: 1 changed since the scan (rescan the dataset)"

@@ -12,7 +12,7 @@ import pytest
 CORE = Path(__file__).resolve().parents[2] / "core"
 #: Rank of each stage: a module may import its own stage, a lower rank, or the shared modules (rank 0).
 STAGES = {"scan": 1, "models": 2, "audit": 3, "train": 4, "export": 5}
-SHARED = {"core", "core.imaging", "core.csvsafe", "core.executors", "core.progress"}
+SHARED = {"core", "core.files", "core.imaging", "core.csvsafe", "core.executors", "core.progress"}
 MAX_LINES = 500
 
 

@@ -50,7 +50,7 @@ class EmbeddingMember(Member):
             embedded = embed_cached(
                 [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]),
                 store=data.embeddings, backbone=self.backbone(data), image_size=self.image_size(data),
-                view=self.view, device=data.options.device, executor=data.options.executor,
+                view=self.view, device=data.options.device, executor=data.options.executor, root=data.root,
                 progress=lambda fraction, message: data.progress(EMBEDDING_SHARE * fraction, message),
             )
             self._vectors = embedded.vectors

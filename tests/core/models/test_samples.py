@@ -46,3 +46,11 @@ def test_copies_of_one_photo_land_on_one_side_of_the_split(tiny):
     after = select_samples(table, CLASSES, val_fraction=0.34, seed=0)
     side = {p: i in set(after.split()["val"]) for p, i in zip(after.paths, after.sample_ids)}
     assert side[val_path] == side[train_path]
+
+
+def test_the_left_out_images_are_counted_by_reason():
+    from core.models.samples import skipped_text
+
+    assert skipped_text({}) == "none left out"
+    reasons = {1: "changed since the scan (rescan the dataset)", 2: "OSError: truncated", 3: "ValueError: bad"}
+    assert skipped_text(reasons) == "3 left out: 1 changed since the scan (rescan the dataset), 2 could not be decoded"

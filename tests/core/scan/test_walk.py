@@ -7,8 +7,8 @@ import os
 import pytest
 
 from core.imaging import AVIF_SUPPORTED
-from core.scan.walk import (NOT_IN_CLASS_FOLDER, OUTSIDE_ROOT, UNSUPPORTED_FORMAT, FileRefused, discover,
-                            read_file_inside, skipped_warnings)
+from core.files import FileRefused, read_file_inside
+from core.scan.walk import NOT_IN_CLASS_FOLDER, OUTSIDE_ROOT, UNSUPPORTED_FORMAT, discover, skipped_warnings
 from tests.conftest import make_image
 
 
