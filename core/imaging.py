@@ -147,17 +147,23 @@ def to_rgb(image: Image.Image, *, full_scale: Optional[float] = None) -> Image.I
 def open_rgb(source, *, max_side: Optional[int] = None) -> Image.Image:
     """Open an image file or file object as EXIF-upright RGB, at most `max_side` pixels on its longest side.
     A path must be a regular file (open_regular)."""
-    if isinstance(source, (str, os.PathLike)):
-        with open_regular(source) as handle:
-            return open_rgb(handle, max_side=max_side)
-    with Image.open(source) as image:
-        if max_side is not None:
-            image.draft("RGB", (max_side, max_side))
-        upright = ImageOps.exif_transpose(image)
-        rgb = to_rgb(upright)
+    rgb = decode_rgb(source, draft_side=max_side)
     if max_side is not None:
         rgb.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
     return rgb
+
+
+def decode_rgb(source, *, draft_side: Optional[int] = None) -> Image.Image:
+    """An image file or file object decoded as EXIF-upright RGB; a JPEG at the smallest scale (1/2 .. 1/8)
+    still at least `draft_side` px both ways (None: full size). A path must be a regular file (open_regular)."""
+    if isinstance(source, (str, os.PathLike)):
+        with open_regular(source) as handle:
+            return decode_rgb(handle, draft_side=draft_side)
+    with Image.open(source) as image:
+        if draft_side is not None:
+            image.draft("RGB", (draft_side, draft_side))
+        upright = ImageOps.exif_transpose(image)
+        return to_rgb(upright)
 
 
 def phash_hex(image: Image.Image) -> str:

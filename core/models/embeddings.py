@@ -177,14 +177,16 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def loader_workers(device: Optional[torch.device] = None) -> int:
-    """DataLoader worker processes. On the CPU one core stays with the main process (it runs the network)
-    and at most 4 decode; for a GPU, which outruns any one decoder, every other core decodes (at most
-    CUDA_MAX_WORKERS)."""
-    most = CUDA_MAX_WORKERS if device is not None and device.type == "cuda" else 4
-    return max(0, min(most, (os.cpu_count() or 1) - 1))
+    """DataLoader worker processes. On the CPU one per core, at most 4: the network's threads share the cores
+    with them, and while the workers decode a large phone photo (20 ms at 12 MP) the network waits (on 2
+    cores a second worker made 12 MP photos 1.45x faster and the demo's small ones no slower, BENCHMARKS.md);
+    for a GPU, which outruns any one decoder, every other core decodes (at most CUDA_MAX_WORKERS)."""
+    if device is not None and device.type == "cuda":
+        return max(0, min(CUDA_MAX_WORKERS, (os.cpu_count() or 1) - 1))
+    return min(4, os.cpu_count() or 1)
 
 
-def _loader(dataset: Dataset, batch_size: int, *, device: Optional[torch.device] = None) -> DataLoader:
+def batch_loader(dataset: Dataset, batch_size: int, *, device: Optional[torch.device] = None) -> DataLoader:
     """Batches in order, decoded by worker processes when there is more than one batch; for a GPU into
     pinned memory (so copies to it can be asynchronous), several batches ahead."""
     workers = loader_workers(device) if len(dataset) > batch_size else 0
@@ -199,7 +201,7 @@ def _embed_pixels(files: ScannedFiles, *, batch_size: int, progress: ProgressCal
     vectors = np.zeros((len(files), get_backbone("pixels").dim), dtype=np.float32)
     failed: list[int] = []
     done = 0
-    for images, colours, ok in _loader(DifferenceImages(files.paths, root=files.root,
+    for images, colours, ok in batch_loader(DifferenceImages(files.paths, root=files.root,
                                                         content_hashes=files.content_hashes), batch_size):
         images = images.numpy()
         vectors[done:done + len(images)] = pixels_vectors(images, colours.numpy())
@@ -235,7 +237,7 @@ def _embed_network(
     failed: list[int] = []
     done = 0
     crops = ObjectCrops(files.paths, image_size, view, root=files.root, content_hashes=files.content_hashes)
-    for images, ok in _loader(crops, batch_size, device=device):
+    for images, ok in batch_loader(crops, batch_size, device=device):
         outputs = run(images)
         if device.type == "cpu":
             vectors[done:done + len(outputs)] = outputs.numpy()

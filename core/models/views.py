@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from core.files import read_scanned
-from core.imaging import open_rgb
+from core.imaging import decode_rgb, open_rgb
 
 log = logging.getLogger(__name__)
 #: Side of the grey "difference from background" image the weight-free `pixels` features are made of.
@@ -112,9 +112,36 @@ def load_object(path: str | os.PathLike, side: int, *, view: str = DEFAULT_VIEW,
                 content_hash: Optional[str] = None) -> tuple[Image.Image, np.ndarray]:
     """The `view` ("crop" or "whole") of the image file at `path`, side x side RGB, and its background colour.
     root, content_hash: as the scan saw the file (core.files.read_scanned: an OSError when it no longer is)."""
-    decode_side = side if view == "whole" else side * DECODE_FACTOR  # a crop is part of the image
     data = read_scanned(path, root=root, content_hash=content_hash)
-    return crop_to_object(open_rgb(io.BytesIO(data), max_side=decode_side), side, view=view)
+    return crop_to_object(open_rgb(io.BytesIO(data), max_side=decode_side(side, view)), side, view=view)
+
+
+def decode_side(side: int, view: str) -> int:
+    """The longest side, in pixels, an image is decoded at for the `view` at `side` px (a crop is part of it)."""
+    return side if view == "whole" else side * DECODE_FACTOR
+
+
+def load_views(path: str | os.PathLike, requests: Sequence[tuple[int, str]], *, root: Optional[str] = None,
+               content_hash: Optional[str] = None) -> list[Image.Image]:
+    """The (side, view) `requests` of one image file, each exactly as `load_object` makes it, from one read
+    and as few decodes as the file allows: requests whose JPEG draft scale comes out the same share one
+    decode (a PNG always does), so the pixels never differ from decoding once per view."""
+    data = read_scanned(path, root=root, content_hash=content_hash)
+    groups: dict[tuple, list[int]] = {}
+    for position, (side, view) in enumerate(requests):
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (decode_side(side, view), decode_side(side, view)))
+            groups.setdefault((image.mode, image.size), []).append(position)
+    crops: list[Optional[Image.Image]] = [None] * len(requests)
+    for positions in groups.values():
+        first_side, first_view = requests[positions[0]]
+        decoded = decode_rgb(io.BytesIO(data), draft_side=decode_side(first_side, first_view))
+        for position in positions:
+            side, view = requests[position]
+            reduced = decoded.copy()
+            reduced.thumbnail((decode_side(side, view), decode_side(side, view)), Image.Resampling.BILINEAR)
+            crops[position] = crop_to_object(reduced, side, view=view)[0]
+    return crops
 
 
 def difference_image(crop: Image.Image, background: np.ndarray, side: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from core.audit.evidence.base import MEMBER_MODULES, EvidenceInput, Member, Memb
 from core.audit.evidence.combine import Combination, combine
 from core.audit.evidence.count import IssueCount, count_label_issues
 from core.audit.evidence.folds import AuditFolds, audit_duplicate_groups, make_folds
+from core.audit.evidence.image import EMBEDDING_SHARE, embed_together, members_embedded_together
 from core.audit.oof import DEFAULT_FOLDS
 from core.progress import within
 
@@ -192,15 +193,21 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
     data = EvidenceInput(samples, labels, context.classes, context.root, options, context.embeddings)
     photo_evidence, details = _photo_source(context, samples, labels, options)
     members, unavailable = choose_members(data, options, photo_evidence)
+    together = members_embedded_together(members, data)
     steps = [(r, m) for r in range(options.rounds) for m in members]
-    weights = np.array([PROGRESS_WEIGHTS.get(m.name, 1.0) * (1 if r == 0 else 0.3) for r, m in steps])
-    bounds = np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum()
-    exclude = np.zeros(len(labels), bool)
+    bounds = _progress_bounds(steps, together)
+    if together:
+        began = time.perf_counter()
+        embed_together(together, dataclasses.replace(
+            data, progress=within(context.progress, 0.0, float(bounds[1]), "photos, every view at once: ")))
+        details["embedded_together"] = {"members": [m.name for m in together],
+                                        "seconds": round(time.perf_counter() - began, 2)}
     seconds: dict[str, float] = {}
+    exclude = np.zeros(len(labels), bool)
     for round_index in range(options.rounds):
         outputs = []
         for member in members:
-            position = steps.index((round_index, member))
+            position = steps.index((round_index, member)) + 1
             progress = within(context.progress, float(bounds[position]), float(bounds[position + 1]),
                               f"round {round_index + 1}, {member.name}: ")
             progress(0.0, "starting")
@@ -220,6 +227,21 @@ def gather_evidence(context: AuditContext, samples: pd.DataFrame, labels: np.nda
                                             combination.count_probs[assessed])[0]
     return Evidence(outputs, {m.name: m.label for m in members}, combination, folds, unavailable,
                     int(exclude.sum()), {"source": options.source, "rounds": options.rounds, **details})
+
+
+def _progress_bounds(steps: list[tuple[int, Member]], together: list[Member]) -> np.ndarray:
+    """Where each part of the check starts and ends on its progress bar, in [0, 1], shape (len(steps) + 2,):
+    first the one pass that embeds the `together` members' photos (empty without one), then each (round,
+    member) step, by PROGRESS_WEIGHTS (a later round refits only: 0.3 of it)."""
+    def share(round_index: int, member: Member) -> float:
+        weight = PROGRESS_WEIGHTS.get(member.name, 1.0)
+        if round_index:
+            return 0.3 * weight
+        return weight * (1 - EMBEDDING_SHARE) if member in together else weight
+
+    shares = [sum(PROGRESS_WEIGHTS.get(m.name, 1.0) * EMBEDDING_SHARE for m in together)]
+    shares += [share(round_index, member) for round_index, member in steps]
+    return np.concatenate([[0.0], np.cumsum(shares)]) / sum(shares)
 
 
 def _photo_source(context: AuditContext, samples: pd.DataFrame, labels: np.ndarray,

@@ -8,7 +8,7 @@ The combiner decides how much each counts on a dataset.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class EmbeddingMember(Member):
     def __init__(self) -> None:
         self._vectors: Optional[np.ndarray] = None
         self._details: dict = {}
+        self.embedded_together = 0  # vectors embed_together put in the cache for this member
 
     def backbone(self, data: EvidenceInput) -> str:
         return data.options.backbone
@@ -54,7 +55,8 @@ class EmbeddingMember(Member):
                 progress=lambda fraction, message: data.progress(EMBEDDING_SHARE * fraction, message),
             )
             self._vectors = embedded.vectors
-            self._details = {"key": embedded.key, "embedded": embedded.computed, "from_cache": embedded.reused}
+            self._details = {"key": embedded.key, "embedded": embedded.computed + self.embedded_together,
+                             "from_cache": embedded.reused - self.embedded_together}
         return self._vectors
 
     def release(self) -> None:
@@ -73,6 +75,34 @@ class EmbeddingMember(Member):
                                                              f"fitting, {message}"))
         return MemberOutput(self.name, oof.pred_probs, np.ones(len(features), bool),
                             details={**self._details, "classifier": classifier})
+
+
+def members_embedded_together(members: Sequence[Member], data: EvidenceInput) -> list[EmbeddingMember]:
+    """The network members whose views `embed_together` embeds in one pass: two or more, with a cache to put
+    the vectors in, embedded here on the CPU (on a GPU or a Ray cluster each member embeds its own view)."""
+    from core.executors import resolve_executor
+    from core.models.embeddings import get_backbone, pick_device  # loads torch
+
+    chosen = [member for member in members
+              if isinstance(member, EmbeddingMember) and get_backbone(member.backbone(data)).pretrained]
+    if len(chosen) < 2 or data.embeddings is None or resolve_executor(data.options.executor) != "local":
+        return []
+    return chosen if pick_device(data.options.device).type == "cpu" else []
+
+
+def embed_together(members: Sequence[EmbeddingMember], data: EvidenceInput) -> None:
+    """Put the views of `members` that the cache lacks into it in one pass, each photo read and decoded once
+    for all of them (core.models.multiview); each member then reads its vectors from the cache."""
+    import torch
+
+    from core.models.multiview import ViewRequest, embed_views_cached
+
+    requests = [ViewRequest(member.backbone(data), member.image_size(data), member.view) for member in members]
+    computed = embed_views_cached(
+        [str(data.root / path) for path in data.samples["path"]], list(data.samples["content_hash"]), requests,
+        store=data.embeddings, root=str(data.root), device=torch.device("cpu"), progress=data.progress)
+    for member, request in zip(members, requests):
+        member.embedded_together = computed[request.key]
 
 
 @register_member

@@ -80,6 +80,7 @@ def test_pretrained_embeddings_are_cached_by_content_hash(tmp_path, scanned_cont
     first = MislabelCheck().find_issues(context)
     second = MislabelCheck().find_issues(context)
     image_members = {"photo": "mobilenet_v2@160/whole1", "crop": "mobilenet_v2@32/crop1"}
+    assert first.summary["embedded_together"]["members"] == ["photo", "crop"]  # each photo decoded once for both
     for name, key in image_members.items():
         assert first.summary["members"][name]["key"] == key
         assert first.summary["members"][name]["embedded"] == len(context.samples)
