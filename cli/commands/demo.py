@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     parser.add_argument("--label-titles", action="store_true",
                         help="every title only repeats the folder's class (\"coat for sale\"), as sellers write "
                              "titles from the category they picked")
+    parser.add_argument("--misfiled-items", action="store_true",
+                        help="plant the mislabels as whole kinds of item misfiled together (most of one kind's "
+                             "listings in one wrong folder, as a seller's habit), not one listing at a time")
     parser.add_argument("--no-prices", action="store_true",
                         help="leave every price in listings.csv empty (same photos and labels)")
     parser.add_argument("--source", type=Path, default=None,
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         report = build_demo(
             args.out, style=args.style, classes=args.classes, source_dir=args.source, per_class=args.per_class,
             seed=args.seed, noise_rate=args.noise_rate, titles=not args.no_titles,
-            label_titles=args.label_titles, prices=not args.no_prices,
+            label_titles=args.label_titles, prices=not args.no_prices, misfiled_items=args.misfiled_items,
             overwrite=args.overwrite, progress=ProgressBar("demo"),
         )
     except DemoError as error:

@@ -30,6 +30,8 @@ PRICE_TYPO_MIN_FACTOR = 5.0
 DUPLICATE_KINDS = ("exact", "reencoded", "resized", "png")
 BROKEN_KINDS = ("empty", "truncated_jpeg", "html_as_jpg", "garbled_header", "truncated_png", "text_as_png")
 _MAX_FLIPPED_SHARE = 0.5  # of the items of confusable classes, so every folder keeps a correct majority
+#: With misfiled items: the share of each chosen kind of item's listings put in its one wrong folder.
+_MISFILED_ITEM_SHARE = 0.7
 _NESTED_SHARE = 0.1  # of listing photos, written one folder deeper
 _NESTED_FOLDER = "batch-2"
 # A handful of photos get names with spaces and non-ASCII letters: "<prefix> <listing_id>.jpg".
@@ -115,6 +117,29 @@ def _plant_label_noise(true_labels: np.ndarray, style: DemoStyle, *, rate: float
     return given
 
 
+def _plant_item_noise(photos: pd.DataFrame, style: DemoStyle, *, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Given labels, shape (N,), where sellers misfile kinds of item, not single listings: kinds (the `item`
+    column) of classes with confusable neighbours are taken in random order, and _MISFILED_ITEM_SHARE of each
+    kind's listings moved to one wrong class chosen for that kind, until round(rate * N) listings are moved
+    (at most half of the confusable classes' listings). The copies of a misfiled kind vouch for each other's
+    wrong label, as a seller's habit does."""
+    true_labels = photos["true_label"].to_numpy()
+    given = true_labels.copy()
+    confusable = np.array([label in style.neighbours for label in true_labels])
+    wanted = min(round(rate * len(photos)), int(confusable.sum() * _MAX_FLIPPED_SHARE))
+    kinds = photos[confusable].groupby("item").indices
+    moved = 0
+    for kind in rng.permutation(sorted(kinds)):
+        if moved >= wanted:
+            break
+        positions = np.flatnonzero(confusable)[kinds[kind]]
+        count = min(max(1, round(_MISFILED_ITEM_SHARE * len(positions))), wanted - moved)
+        chosen = rng.choice(positions, size=count, replace=False)
+        given[chosen] = pick_one(rng, style.neighbours[true_labels[positions[0]]])
+        moved += count
+    return given
+
+
 def _plant_price_typos(photos: pd.DataFrame, *, rate: float, rng: np.random.Generator) -> None:
     """Give round(rate * N) listings a typo'd price: x100 (lost decimal point), /100 or x10 (extra zero).
 
@@ -184,12 +209,16 @@ def _assign_paths(photos: pd.DataFrame, copies: pd.DataFrame, broken: pd.DataFra
 
 
 def _plan_demo(style: DemoStyle, source: Any, *, per_class: int, noise_rate: float, duplicate_rate: float,
-               price_typo_rate: float, broken_count: int, rng: np.random.Generator) -> DemoPlan:
+               price_typo_rate: float, broken_count: int, rng: np.random.Generator,
+               misfiled_items: bool = False) -> DemoPlan:
     """Every random choice of the demo, in a fixed order, so that a seed fixes the whole dataset."""
     drawn = style.plan_items(source, per_class=per_class, extra=broken_count, rng=rng)
     photos = drawn.iloc[: per_class * len(style.classes)].reset_index(drop=True)
     broken = drawn.iloc[len(photos):].reset_index(drop=True)
-    photos["given_label"] = _plant_label_noise(photos["true_label"].to_numpy(), style, rate=noise_rate, rng=rng)
+    if misfiled_items:
+        photos["given_label"] = _plant_item_noise(photos, style, rate=noise_rate, rng=rng)
+    else:
+        photos["given_label"] = _plant_label_noise(photos["true_label"].to_numpy(), style, rate=noise_rate, rng=rng)
     style.after_label_noise(photos, rng)
     _plant_price_typos(photos, rate=price_typo_rate, rng=rng)
     _choose_file_names(photos, rng)
@@ -280,6 +309,7 @@ def build_demo(
     titles: bool = True,
     label_titles: bool = False,
     prices: bool = True,
+    misfiled_items: bool = False,
     overwrite: bool = False,
     progress: Optional[Progress] = None,
 ) -> DemoReport:
@@ -296,7 +326,9 @@ def build_demo(
     folder), `price_typo_rate` x N price typos, and `broken_count` unreadable files; N = K x per_class.
     `titles=False` / `prices=False` leave those columns of listings.csv empty (same photos and labels);
     `label_titles=True` makes every title repeat the given folder's class, as sellers write titles from the
-    category they picked ("coat for sale").
+    category they picked ("coat for sale"). `misfiled_items=True` plants the mislabels as whole kinds of item
+    misfiled together (most of one kind's listings in one wrong folder), as a seller's habit does, instead of
+    one listing at a time (styles with kinds of item: photos, sketches).
     The same options and seed give the same files.
 
     The build happens in a hidden sibling folder renamed into place at the end, so `out_dir` never holds a
@@ -305,6 +337,8 @@ def build_demo(
     for an unknown style or an option out of range. `progress(fraction, message)` gets fraction in [0, 1].
     """
     demo_style = make_style(style, classes=classes, image_size=image_size)
+    if misfiled_items and "item" not in demo_style.extra_truth_columns:
+        raise DemoError(f"misfiled items need a style with kinds of item (photos, sketches), not {style!r}")
     per_class = demo_style.default_per_class if per_class is None else per_class
     noise_rate = demo_style.default_noise_rate if noise_rate is None else noise_rate
     _validate_options(per_class=per_class, noise_rate=noise_rate, duplicate_rate=duplicate_rate,
@@ -317,7 +351,8 @@ def build_demo(
     source = demo_style.load(Path(source_dir) if source_dir is not None else demo_style.default_source)
     demo_style.check_capacity(source, per_class=per_class, broken_count=broken_count)
     plan = _plan_demo(demo_style, source, per_class=per_class, noise_rate=noise_rate, duplicate_rate=duplicate_rate,
-                      price_typo_rate=price_typo_rate, broken_count=broken_count, rng=np.random.default_rng(seed))
+                      price_typo_rate=price_typo_rate, broken_count=broken_count, rng=np.random.default_rng(seed),
+                      misfiled_items=misfiled_items)
     demo_style.prepare(source, pd.concat([plan.photos, plan.broken], ignore_index=True))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))

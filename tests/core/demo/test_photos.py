@@ -178,7 +178,27 @@ def test_bad_options_and_missing_stamps_say_what_to_do(tmp_path):
         build_demo(tmp_path / "c", style="fashion", classes="fine")
     with pytest.raises(DemoSourceError, match="apt-get install tuxpaint-stamps-default"):
         build_demo(tmp_path / "d", source_dir=tmp_path / "empty")
+    with pytest.raises(DemoError, match="misfiled items need a style with kinds of item"):
+        build_demo(tmp_path / "e", style="fashion", misfiled_items=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_misfiled_items_put_most_of_a_kind_in_one_wrong_folder():
+    """As a seller's habit: the listings of a misfiled kind of item share one wrong folder, so they vouch
+    for each other's wrong label; the rest of the kind stays where it belongs."""
+    from core.demo.build import _MISFILED_ITEM_SHARE, _plant_item_noise, make_style
+
+    style = make_style("photos")
+    photos = pd.DataFrame([{"true_label": label, "item": f"{label}/kind{kind}"}
+                           for label in style.classes for kind in range(8) for _ in range(5)])
+    given = _plant_item_noise(photos, style, rate=0.1, rng=np.random.default_rng(0))
+    moved = photos.assign(given=given)[given != photos["true_label"].to_numpy()]
+    assert len(moved) == round(0.1 * len(photos))
+    per_kind = moved.groupby("item")["given"].agg(["nunique", "size"])
+    assert (per_kind["nunique"] == 1).all()  # one wrong folder per kind
+    sizes = sorted(per_kind["size"], reverse=True)  # every kind but the last one moved is 70% moved
+    assert sizes[:-1] == [round(_MISFILED_ITEM_SHARE * 5)] * (len(sizes) - 1) and sizes[-1] <= sizes[0]
+    assert all(given in BROAD_NEIGHBOURS[label] for label, given in zip(moved["true_label"], moved["given"]))
 
 
 def test_cli_builds_photos_by_default_and_fine_without_titles_or_prices(tmp_path, capsys):
