@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
@@ -126,6 +127,16 @@ def samples_frame(
         frame[column] = frame[column].astype(bool)
     frame["price"] = frame["price"].astype(float)
     return frame
+
+
+def folder_labels(session: Session, sample_ids: Sequence[int]) -> np.ndarray:
+    """The folder class of each of `sample_ids`, in their order: object array (N,)."""
+    found: dict[int, str] = {}
+    ids = [int(i) for i in sample_ids]
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start:start + 10_000]
+        found.update(session.execute(select(Sample.id, Sample.label).where(Sample.id.in_(chunk))).all())
+    return np.array([found[i] for i in ids], dtype=object)
 
 
 def known_files(session: Session, dataset_id: int) -> dict[str, tuple[int, int, int]]:

@@ -18,9 +18,9 @@ import streamlit as st
 from core.audit.checks.base import sure_text
 from core.audit.checks.price import price_suggestion
 from core.audit.evidence.precision import QueuePrecision, queue_precision
-from core.models.neighbours import nearest, unit_rows
+from core.models.neighbours import lookalike_similarity, nearest, unit_rows
 from db.embeddings import dataset_embeddings
-from db.queries import dataset_classes
+from db.queries import dataset_classes, folder_labels
 from db.review import (
     REVIEW_STATES, QueueFilter, bulk_accept_candidates, class_examples, class_prices, data_version,
     duplicate_members, mislabel_decisions, queue_count, queue_page, queue_rank, queue_summary, sample_view,
@@ -134,6 +134,27 @@ def load_neighbour_index(database: str, dataset_id: int, job_id: int, scan_versi
     with factory_for(database)() as session:
         _, ids, hashes, vectors = dataset_embeddings(session, dataset_id)
     return ids, hashes, unit_rows(vectors) if len(ids) else vectors
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=8, show_spinner=False)
+def load_lookalike_similarity(database: str, dataset_id: int, job_id: int, scan_version: str) -> float:
+    """The cosine similarity above which two photos under one folder class are look-alikes on this dataset
+    (core.models.neighbours.lookalike_similarity); inf without cached embeddings."""
+    ids, hashes, unit = load_neighbour_index(database, dataset_id, job_id, scan_version)
+    if not len(ids):
+        return float("inf")
+    with factory_for(database)() as session:
+        labels = folder_labels(session, ids)
+    return lookalike_similarity(unit, labels, hashes)
+
+
+def lookalikes_of(item: pd.Series, neighbours: pd.DataFrame, similarity: float) -> pd.DataFrame:
+    """The item's most similar photos that look like it (at least `similarity`) and still carry its label, not
+    deleted: a kind of item misfiled together, which a relabel can take along."""
+    if item["kind"] != "mislabel" or neighbours.empty or item["deleted"]:
+        return neighbours.iloc[0:0]
+    return neighbours[(neighbours["similarity"] >= similarity) & (neighbours["current_label"] == item["current_label"])
+                      & ~neighbours["deleted"].astype(bool)]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, max_entries=256, show_spinner=False)
@@ -279,10 +300,11 @@ def preselect_relabel_class(flag_id: int, suggestion: Optional[str], others: lis
 
 
 def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locate,
-                   members: Optional[pd.DataFrame]) -> None:
+                   members: Optional[pd.DataFrame], lookalikes: pd.DataFrame) -> None:
     """The decision buttons of the current item, each with its keyboard shortcut.
 
-    members: the duplicate group's members when the item is a group, else None.
+    members: the duplicate group's members when the item is a group, else None. lookalikes: photos that look
+    like the item under its label (lookalikes_of), which "Relabel with look-alikes" relabels with it.
     """
     can_decide = bool(context.reviewer)
     deleted = bool(item["deleted"])
@@ -321,6 +343,15 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
                   disabled=not can_decide or is_group or deleted or chosen is None,
                   help="Choose a class under Relabel to first: this item has no suggestion" if chosen is None
                   else f"Relabel to {plain(chosen)}")
+        if len(lookalikes):
+            st.button(f"Relabel with {len(lookalikes)} look-alike{'s' if len(lookalikes) > 1 else ''}",
+                      key="relabel_lookalikes", on_click=decide_on_sample,
+                      kwargs=dict(on_sample, action="relabel", along=list(zip(
+                          lookalikes["sample_id"].astype(int), lookalikes["last_correction_id"].astype(int)))),
+                      disabled=not can_decide or chosen is None,
+                      help="Relabel this listing and the similar photos beside it that still carry its label "
+                           "(marked look-alike) to the class chosen under Relabel to, as one decision that one "
+                           "Undo reverts")
         st.button("Previous", key="previous", shortcut=SHORTCUTS["previous"][0], on_click=move, args=(-1, total))
         st.button("Next", key="next", shortcut=SHORTCUTS["next"][0], on_click=move, args=(1, total))
     if not is_group:
@@ -336,11 +367,12 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
 
 
 def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, database: str, version: tuple,
-                    members: Optional[pd.DataFrame]) -> None:
+                    members: Optional[pd.DataFrame], lookalikes: Optional[pd.DataFrame] = None) -> None:
     scan_version, sample_id = version[2], int(item["sample_id"])
     if item["kind"] == "mislabel":
         render_mislabel(item, root=dataset.root, neighbours=load_neighbours(database, dataset.id, version, sample_id),
-                        examples=lambda label: load_examples(database, dataset.id, scan_version, label, sample_id))
+                        examples=lambda label: load_examples(database, dataset.id, scan_version, label, sample_id),
+                        lookalikes=lookalikes)
     elif item["kind"] == "price":
         render_price(item, prices=load_prices(database, dataset.id, scan_version, item["given_label"]))
     elif item["kind"] == "duplicate":
@@ -364,7 +396,11 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     # The decision buttons first, right under the heading: above the fold at 1440x900 whatever the evidence holds.
     if not context.reviewer:
         st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
-    render_actions(item, context, total=total, locate=locate, members=members)
+    neighbours = (load_neighbours(database, dataset.id, version, int(item["sample_id"]))
+                  if item["kind"] == "mislabel" else pd.DataFrame())
+    lookalikes = lookalikes_of(item, neighbours, load_lookalike_similarity(database, dataset.id, version[0],
+                                                                           version[2]) if len(neighbours) else 0.0)
+    render_actions(item, context, total=total, locate=locate, members=members, lookalikes=lookalikes)
     if item["kind"] == "duplicate":  # the members side by side take the whole width
         render_evidence(item, dataset, context, database, version, members)
     else:
@@ -379,7 +415,7 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
                 st.caption(f"folder class: {plain(item['label'])}")
             st.markdown("  \n".join(listing_lines(item)))
         with evidence_column:
-            render_evidence(item, dataset, context, database, version, members)
+            render_evidence(item, dataset, context, database, version, members, lookalikes)
 
 
 def jump_to_row(offset: int) -> None:

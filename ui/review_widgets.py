@@ -12,7 +12,7 @@ import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,11 +100,13 @@ def _describe(label: str, deleted: bool) -> str:
 def decide_on_sample(
     context: ReviewContext, *, sample_id: int, action: str, expected_last_id: int,
     flag_id: Optional[int] = None, new_label: Optional[str] = None, carry_job_id: Optional[int] = None,
+    along: Sequence[tuple[int, int]] = (),
 ) -> None:
     """Callback of the single-sample buttons. new_label None for relabel reads the class list widget;
     a price decision reads the price box. carry_job_id: the audit job whose duplicate groups a relabel,
     delete or keep carries to (the sample's open copies under the same label get the same decision, in
-    the same action, so one undo takes them all back)."""
+    the same action, so one undo takes them all back). along: (sample id, its last correction id seen) of
+    look-alikes that get the same decision in the same action."""
     if action == "relabel" and new_label is None:
         new_label = st.session_state.get(RELABEL_CLASS_KEY)
         if new_label is None:
@@ -115,6 +117,8 @@ def decide_on_sample(
     def record(session) -> tuple[str, str, str, int]:
         decisions = [Decision(sample_id, action, new_label=new_label, new_price=new_price,
                               expected_last_id=expected_last_id, flag_id=flag_id)]
+        decisions += [Decision(other, action, new_label=new_label, expected_last_id=last_id)
+                      for other, last_id in along]
         if carry_job_id:
             decisions = carry_to_copies(session, carry_job_id, decisions)
         first, *_ = decide_many(session, decisions, classes=list(context.classes), reviewer=context.reviewer)
@@ -133,7 +137,9 @@ def decide_on_sample(
     except (DecisionError, DatabaseAccessError) as error:
         notify("error", f"Not saved: {error}")
         return
-    notify("success", f"{action.capitalize()}: {path} — {before} → {after}{copies_note(carried, own=True)}")
+    with_lookalikes = f", with {len(along)} look-alike{'s' if len(along) > 1 else ''}" if along else ""
+    notify("success", f"{action.capitalize()}: {path} — {before} → {after}{with_lookalikes}"
+                      f"{copies_note(carried - len(along), own=True)}")
     _advance_after_decision(context)
 
 
@@ -379,21 +385,31 @@ def neighbour_labels_line(neighbours: pd.DataFrame) -> str:
     return (f"{first[1]} of {len(neighbours)} most similar photos are labelled **{plain(first[0])}**{others}")
 
 
-def render_neighbours(root: str, neighbours: pd.DataFrame) -> None:
-    """The most similar photos in the dataset (SAMPLE_VIEW_COLUMNS + similarity), most similar first."""
+def render_neighbours(root: str, neighbours: pd.DataFrame, lookalike_ids: frozenset = frozenset()) -> None:
+    """The most similar photos in the dataset (SAMPLE_VIEW_COLUMNS + similarity), most similar first; those in
+    `lookalike_ids` marked as look-alikes."""
     st.markdown(neighbour_labels_line(neighbours),
                 help="Nearest neighbours by cosine similarity of the audit's cached photo embeddings.")
     st.image([image_bytes(root, row, max_side=THUMBNAIL_SIDE) for _, row in neighbours.iterrows()],
-             caption=[f"{plain(row['current_label'])} · {row['similarity']:.2f}" for _, row in neighbours.iterrows()],
+             caption=[f"{plain(row['current_label'])} · {row['similarity']:.2f}"
+                      + (" · look-alike" if int(row["sample_id"]) in lookalike_ids else "")
+                      for _, row in neighbours.iterrows()],
              width=NEIGHBOUR_SIDE)
+    if lookalike_ids:
+        count = len(lookalike_ids)
+        them = f"{count} look-alikes of this photo still carry" if count > 1 else "1 look-alike of this photo still carries"
+        st.caption(f"{them} its label: more alike than 95% of listings are to any photo of another class here. "
+                   "Sellers misfile a kind of item together; Relabel with look-alikes moves them with it.")
 
 
-def render_mislabel(item, *, root: str, neighbours: pd.DataFrame, examples: Callable[[str], pd.DataFrame]) -> None:
+def render_mislabel(item, *, root: str, neighbours: pd.DataFrame, examples: Callable[[str], pd.DataFrame],
+                    lookalikes: Optional[pd.DataFrame] = None) -> None:
     """A mislabel flag's evidence; its most similar photos when the dataset's embeddings are cached, else
     examples of the given and suggested classes.
 
     neighbours: SAMPLE_VIEW_COLUMNS + similarity, most similar first (empty when there are none).
     examples(label) -> examples of class `label` (SAMPLE_VIEW_COLUMNS); only called when there are no neighbours.
+    lookalikes: the neighbours that look like the item under its label (marked on their captions).
     """
     probability = suggested_probability(item)
     shown = f" ({probability:.0%})" if probability is not None else ""
@@ -412,7 +428,8 @@ def render_mislabel(item, *, root: str, neighbours: pd.DataFrame, examples: Call
     for line in cross_evidence(item["evidence"], suggested=item["suggested_label"]):
         st.markdown(line)
     if not neighbours.empty:
-        render_neighbours(root, neighbours)
+        ids = frozenset() if lookalikes is None else frozenset(int(i) for i in lookalikes["sample_id"])
+        render_neighbours(root, neighbours, ids)
         return
     given_column, suggested_column = st.columns(2)
     with given_column:

@@ -378,13 +378,15 @@ def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
     assert log(factory)[-1][:2] == ("shoe/broken.jpg", "delete")
 
 
-def store_embeddings_by_folder(factory) -> None:
-    """Cache a photo embedding per readable sample: one direction per folder class, bag-0 close to the phones."""
+def store_embeddings_by_folder(factory, *, phones_filed_as_bags: tuple[str, ...] = ("bag/bag-0.png",)) -> None:
+    """Cache a photo embedding per readable sample: one direction per folder class, bag-0 (and any other of
+    `phones_filed_as_bags`) close to the phones."""
     directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
     with factory() as session:
         rows = session.query(Sample.path, Sample.content_hash).filter(Sample.readable).all()
     vectors = {content_hash: np.array(directions[path.split("/")[0]]) for path, content_hash in rows}
-    vectors[dict(rows)["bag/bag-0.png"]] = np.array([1.0, 0.3, 0.0])  # a phone filed as a bag
+    for path in phones_filed_as_bags:
+        vectors[dict(rows)[path]] = np.array([1.0, 0.3, 0.0])
     DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")
 
 
@@ -512,3 +514,23 @@ def test_a_decision_on_one_copy_carries_to_its_duplicate_group_and_one_undo_take
     assert "and its 1 copy in the duplicate group" in app.success[0].value
     app.button(key="undo").click().run()
     assert [action for _, action, *_ in log(factory)][-2:] == ["undo", "undo"]
+
+
+def test_a_relabel_takes_along_the_look_alikes_under_the_same_label_and_one_undo_brings_them_back(factory, data):
+    """bag-0 and bag-1 are phones filed as bags (a seller's habit): photos of one kind, more alike than any
+    listing is to a photo of another class, so Relabel with look-alikes relabels both in one action."""
+    store_embeddings_by_folder(factory, phones_filed_as_bags=("bag/bag-0.png", "bag/bag-1.png"))
+    app = open_review(kinds=("mislabel",))
+    assert heading(app).endswith("bag/bag-0.png")
+    captions = [image.proto.imgs[i].caption for image in app.get("image") for i in range(len(image.proto.imgs))]
+    assert "bag · 1.00 · look-alike" in captions
+    assert any("1 look-alike of this photo still carries its label" in c.value for c in app.caption)
+    app.selectbox(key="relabel_class").set_value("phone").run()
+    app.button(key="relabel_lookalikes").click().run()
+    assert not app.exception, app.exception
+    moved = [("bag/bag-0.png", "phone"), ("bag/bag-1.png", "phone"), ("bag/bag-2.png", "phone")]  # bag-2: bag-1's copy
+    assert sorted((path, label) for path, action, label, *_ in log(factory)) == moved
+    assert "bag → phone, with 1 look-alike" in app.success[0].value and "1 copy in the duplicate group" in app.success[0].value
+    app.button(key="undo").click().run()
+    assert sorted(path for path, action, *_ in log(factory) if action == "undo") == [path for path, _ in moved]
+    assert heading(app).endswith("bag/bag-0.png")
