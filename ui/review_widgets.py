@@ -397,10 +397,11 @@ def render_neighbours(root: str, neighbours: pd.DataFrame, lookalike_ids: frozen
              width=NEIGHBOUR_SIDE)
     if lookalike_ids:
         count = len(lookalike_ids)
-        them = f"{count} look-alikes of this photo still carry" if count > 1 else "1 look-alike of this photo still carries"
-        st.caption(f"{them} its label: more alike than 95% of listings are to any photo of another class here. "
-                   f"Sellers misfile a kind of item together; Relabel with look-alikes moves {'them' if count > 1 else 'it'} "
-                   "with this one.")
+        which, carry, moved = ((f"{count} look-alikes", "carry", "them") if count > 1
+                               else ("1 look-alike", "carries", "it"))
+        st.caption(f"{which} of this photo still {carry} its label: more alike than 95% of listings are to any "
+                   f"photo of another class here. Sellers misfile a kind of item together; Relabel with "
+                   f"look-alikes moves {moved} with this one.")
 
 
 def render_mislabel(item, *, root: str, neighbours: pd.DataFrame, examples: Callable[[str], pd.DataFrame],
