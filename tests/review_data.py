@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.embeddings import DbEmbeddingStore
 from db.models import Flag, Job, Sample, utcnow
 from jobs.scan import scan_dataset
 from tests.pages.tiny_dataset import build_tiny_dataset
@@ -109,3 +111,15 @@ def plant_expected_price_flag(factory: sessionmaker[Session], data: ReviewData) 
         flag = session.get(Flag, data.flag_ids["phone/phone-2.png"])
         flag.evidence_json = json.dumps(EXPECTED_PRICE_EVIDENCE)
         flag.reason = "price 12,990.00 is outside the expected 900.00-1,400.00"
+
+
+def store_embeddings_by_folder(factory, *, phones_filed_as_bags: tuple[str, ...] = ("bag/bag-0.png",)) -> None:
+    """Cache a photo embedding per readable sample: one direction per folder class, bag-0 (and any other of
+    `phones_filed_as_bags`) close to the phones."""
+    directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
+    with factory() as session:
+        rows = session.query(Sample.path, Sample.content_hash).filter(Sample.readable).all()
+    vectors = {content_hash: np.array(directions[path.split("/")[0]]) for path, content_hash in rows}
+    for path in phones_filed_as_bags:
+        vectors[dict(rows)[path]] = np.array([1.0, 0.3, 0.0])
+    DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")

@@ -17,7 +17,7 @@ from cli.main import main as cli_main
 from db.models import Correction, Sample
 from tests.conftest import make_image
 from tests.e2e.browser import browser_page, expect, running_app, wait_until_idle  # noqa: F401 (fixture)
-from tests.review_data import build_review_data, plant_expected_price_flag
+from tests.review_data import build_review_data, plant_expected_price_flag, store_embeddings_by_folder
 
 pytestmark = pytest.mark.e2e
 
@@ -243,3 +243,23 @@ def test_a_price_flag_shows_what_similar_listings_sell_at_and_f_saves_the_sugges
     with factory() as session:
         correction = session.scalars(select(Correction)).one()
         assert (correction.action, correction.new_price, correction.reviewer) == ("price", 1299.0, "eve")
+
+
+def test_relabel_with_look_alikes_moves_the_misfiled_kind_in_one_decision(app_server, browser_page, factory):
+    """bag-0 and bag-1 are phones filed as bags: bag-1 shows beside bag-0 marked look-alike, and the button
+    relabels both (and bag-1's duplicate copy bag-2) in one action."""
+    url, _ = app_server
+    store_embeddings_by_folder(factory, phones_filed_as_bags=("bag/bag-0.png", "bag/bag-1.png"))
+    page = browser_page
+    open_review_as(page, url, "eve")
+    press(page, "n")
+    heading(page, "2 of 6 · mislabel · bag/bag-0.png")
+    expect(page.get_by_text("bag · 1.00 · look-alike")).to_be_visible()
+    wait_until_idle(page)
+    page.get_by_role("button", name="Relabel with 1 look-alike").click()
+    expect(page.get_by_text("bag → phone, with 1 look-alike")).to_be_visible()
+    with factory() as session:
+        relabelled = session.execute(select(Sample.path, Correction.new_label).join(
+            Sample, Sample.id == Correction.sample_id).order_by(Sample.path)).all()
+    assert [tuple(row) for row in relabelled] == [("bag/bag-0.png", "phone"), ("bag/bag-1.png", "phone"),
+                                                  ("bag/bag-2.png", "phone")]

@@ -6,16 +6,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
 from sqlalchemy import Engine, event, select
 from streamlit.testing.v1 import AppTest
 
 from db.corrections import decide
-from db.embeddings import DbEmbeddingStore
 from db.models import Correction, Sample
 from tests.db.test_engine import write_lock_held
-from tests.review_data import CLASSES, build_review_data, plant_expected_price_flag
+from tests.review_data import CLASSES, build_review_data, plant_expected_price_flag, store_embeddings_by_folder
 from ui.warm_up import THREAD_NAME as WARM_UP_THREAD
 
 TIMEOUT_S = 30
@@ -376,18 +374,6 @@ def test_grid_can_keep_the_unticked_and_deletes_broken_files(factory, data):
     assert app.checkbox[0].label.startswith("delete: cannot decode")
     app.button(key="grid_accept").click().run()
     assert log(factory)[-1][:2] == ("shoe/broken.jpg", "delete")
-
-
-def store_embeddings_by_folder(factory, *, phones_filed_as_bags: tuple[str, ...] = ("bag/bag-0.png",)) -> None:
-    """Cache a photo embedding per readable sample: one direction per folder class, bag-0 (and any other of
-    `phones_filed_as_bags`) close to the phones."""
-    directions = {"bag": [0.0, 1.0, 0.0], "phone": [1.0, 0.0, 0.0], "shoe": [0.0, 0.0, 1.0]}
-    with factory() as session:
-        rows = session.query(Sample.path, Sample.content_hash).filter(Sample.readable).all()
-    vectors = {content_hash: np.array(directions[path.split("/")[0]]) for path, content_hash in rows}
-    for path in phones_filed_as_bags:
-        vectors[dict(rows)[path]] = np.array([1.0, 0.3, 0.0])
-    DbEmbeddingStore(factory).put_many(vectors, "mobilenet_v2@160/whole1")
 
 
 @contextmanager
