@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import WeightedRandomSampler
 
 from core.files import CHANGED_SINCE_SCAN, ContentChanged, read_scanned
-from core.imaging import to_rgb
+from core.imaging import decode_rgb
 from core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ def decode_for_training(path: str | os.PathLike, size: int, *, root: Optional[st
     (size, size, 3). root, content_hash: as the scan saw it (core.files.read_scanned; ContentChanged when
     the file is no longer the one the scan hashed)."""
     data = read_scanned(path, root=root, content_hash=content_hash)
-    with Image.open(io.BytesIO(data)) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still >= size
-        rgb = to_rgb(ImageOps.exif_transpose(image))
+    rgb = decode_rgb(io.BytesIO(data), draft_side=size)  # JPEG: decoded at the smallest scale still >= size
     square = ImageOps.fit(rgb, (size, size), method=Image.Resampling.BILINEAR)
     return np.asarray(square, dtype=np.uint8)
 
