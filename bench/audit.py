@@ -86,6 +86,9 @@ def score(outcome, truth: pd.DataFrame) -> dict:
         issues = results["mislabel"].issues
         labels = truth.set_index("path").loc[paths[issues.index], "is_mislabel"].to_numpy()
         scores["mislabel"]["auroc"] = float(roc_auc_score(labels, 1.0 - issues["mislabel_score"].to_numpy()))
+        past = set(paths[results["mislabel"].past_budget().index])
+        scores["mislabel"]["past_budget"] = len(past)
+        scores["mislabel"]["past_budget_errors"] = len(past & set(truth.loc[truth["is_mislabel"] == 1, "path"]))
     if "price" in results:
         scores["price"] = detection(flagged("price"), set(truth.loc[truth["is_price_typo"] == 1, "path"]))
     if "broken" in results:
@@ -139,6 +142,8 @@ def format_report(report: dict) -> str:
                          f"{values['precision']:.3f} | {values['recall']:.3f} | {values['f1']:.3f} | {other} |")
             continue
         other = f"AUROC {values['auroc']:.4f}" if "auroc" in values else ""
+        if values.get("past_budget"):
+            other += f"; past the budget {values['past_budget']}, {values['past_budget_errors']} of them errors"
         lines.append(f"| {kind} | {values['flagged']} | {values['true']} | {values['precision']:.3f} | "
                      f"{values['recall']:.3f} | {values['f1']:.3f} | {other} |")
     count = report.get("mislabel_count")

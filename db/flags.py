@@ -12,9 +12,10 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from core.audit.checks.base import PAST_BUDGET_PREFIX
 from db.models import Flag, Job, Sample
 from db.review import queue_summary
 
@@ -147,11 +148,12 @@ def class_flag_counts(session: Session, job_id: int) -> pd.DataFrame:
 
     Index: class name; columns: one per kind present, `flagged_samples` (distinct samples
     with any flag), `samples` (audited samples of the class, from the job's result) and
-    `flagged_share`; sorted noisiest (highest share, then most flagged) first.
+    `flagged_share`; sorted noisiest (highest share, then most flagged) first. A ranking past a
+    check's review budget (core.audit.checks.base.PAST_BUDGET_PREFIX) is not flags and not counted.
     """
+    flags = and_(Flag.job_id == job_id, ~Flag.kind.startswith(PAST_BUDGET_PREFIX, autoescape=True))
     rows = session.execute(
-        select(Flag.given_label, Flag.kind, func.count(Flag.id))
-        .where(Flag.job_id == job_id).group_by(Flag.given_label, Flag.kind)
+        select(Flag.given_label, Flag.kind, func.count(Flag.id)).where(flags).group_by(Flag.given_label, Flag.kind)
     ).all()
     per_kind = pd.DataFrame(rows, columns=["class", "kind", "flags"])
     if per_kind.empty:
@@ -160,8 +162,7 @@ def class_flag_counts(session: Session, job_id: int) -> pd.DataFrame:
         table = per_kind.pivot_table(index="class", columns="kind", values="flags", fill_value=0, aggfunc="sum")
         table.columns.name = None
     distinct = dict(session.execute(
-        select(Flag.given_label, func.count(func.distinct(Flag.sample_id)))
-        .where(Flag.job_id == job_id).group_by(Flag.given_label)
+        select(Flag.given_label, func.count(func.distinct(Flag.sample_id))).where(flags).group_by(Flag.given_label)
     ).all())
     sizes = (json.loads(session.get(Job, job_id).result_json or "{}")).get("class_sizes", {})
     classes = sorted(set(table.index) | set(sizes))

@@ -25,6 +25,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from core.audit.checks.base import MISLABEL_KINDS
 from db.corrections import LOG_COLUMNS, Decision, decide_many, in_effect, log_statement, sample_state
 from db.models import Correction, Dataset, Flag, Job, Sample
 from db.queries import latest_corrections_subquery, samples_frame
@@ -286,11 +287,12 @@ CONFIRMING_ACTIONS = ("relabel", "delete")
 REFUTING_ACTIONS = ("keep",)
 
 
-def mislabel_decisions(session: Session, job_id: int) -> pd.DataFrame:
-    """The job's mislabel flags, one row each: score; decided (a decision in effect made since the audit
-    job was created, or on a listing of a decided duplicate group's, as the queue counts it); confirmed
-    (that decision was a relabel or a delete) and refuted (a keep); decided_at (UTC) and correction_id,
-    its latest decision's. Flags decided otherwise (a price fix) are neither confirmed nor refuted."""
+def mislabel_decisions(session: Session, job_id: int, *, kind: str = "mislabel") -> pd.DataFrame:
+    """The job's mislabel flags (or those of `kind`, e.g. the ranking past the budget), one row each: score;
+    decided (a decision in effect made since the audit job was created, or on a listing of a decided duplicate
+    group's, as the queue counts it); confirmed (that decision was a relabel or a delete) and refuted (a keep);
+    decided_at (UTC) and correction_id, its latest decision's. Flags decided otherwise (a price fix) are neither
+    confirmed nor refuted."""
     job_created = select(Job.created_at).where(Job.id == job_id).scalar_subquery()
     latest = (
         select(Correction.sample_id, func.max(Correction.id).label("correction_id"))
@@ -303,7 +305,7 @@ def mislabel_decisions(session: Session, job_id: int) -> pd.DataFrame:
         .select_from(Flag)
         .outerjoin(latest, latest.c.sample_id == Flag.sample_id)
         .outerjoin(Correction, Correction.id == latest.c.correction_id)
-        .where(Flag.job_id == job_id, Flag.kind == "mislabel")
+        .where(Flag.job_id == job_id, Flag.kind == kind)
         .order_by(Flag.score, Flag.id)
     ).all()
     frame = pd.DataFrame(rows, columns=["flag_id", "score", "action", "decided_at", "correction_id", "decided"])
@@ -360,7 +362,7 @@ def open_copies(session: Session, job_id: int, sample_id: int) -> list[tuple[int
         return []
     label = sample_state(session, session.get(Sample, sample_id)).label
     mislabel_flags = dict(session.execute(
-        select(Flag.sample_id, Flag.id).where(Flag.job_id == job_id, Flag.kind == "mislabel",
+        select(Flag.sample_id, Flag.id).where(Flag.job_id == job_id, Flag.kind.in_(MISLABEL_KINDS),
                                               Flag.sample_id.in_(members))
     ).all())
     copies = []

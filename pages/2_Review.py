@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.audit.checks.base import sure_text
+from core.audit.checks.base import MISLABEL_KINDS, PAST_BUDGET_MISLABEL, sure_text
+from core.audit.evidence.count import wilson_interval
 from core.audit.checks.price import price_suggestion
 from core.audit.evidence.precision import QueuePrecision, queue_precision
 from core.models.neighbours import lookalike_similarity, nearest, unit_rows
@@ -151,7 +152,7 @@ def load_lookalike_similarity(database: str, dataset_id: int, job_id: int, scan_
 def lookalikes_of(item: pd.Series, neighbours: pd.DataFrame, similarity: float) -> pd.DataFrame:
     """The item's most similar photos that look like it (at least `similarity`) and still carry its label, not
     deleted: a kind of item misfiled together, which a relabel can take along."""
-    if item["kind"] != "mislabel" or neighbours.empty or item["deleted"]:
+    if item["kind"] not in MISLABEL_KINDS or neighbours.empty or item["deleted"]:
         return neighbours.iloc[0:0]
     return neighbours[(neighbours["similarity"] >= similarity) & (neighbours["current_label"] == item["current_label"])
                       & ~neighbours["deleted"].astype(bool)]
@@ -369,7 +370,7 @@ def render_actions(item: pd.Series, context: ReviewContext, *, total: int, locat
 def render_evidence(item: pd.Series, dataset: DatasetRef, context: ReviewContext, database: str, version: tuple,
                     members: Optional[pd.DataFrame], lookalikes: Optional[pd.DataFrame] = None) -> None:
     scan_version, sample_id = version[2], int(item["sample_id"])
-    if item["kind"] == "mislabel":
+    if item["kind"] in MISLABEL_KINDS:
         render_mislabel(item, root=dataset.root, neighbours=load_neighbours(database, dataset.id, version, sample_id),
                         examples=lambda label: load_examples(database, dataset.id, scan_version, label, sample_id),
                         lookalikes=lookalikes)
@@ -390,14 +391,15 @@ def render_item(item: pd.Series, position: int, total: int, dataset: DatasetRef,
     members = (load_members(database, version[0], version, int(item["flag_id"]))
                if item["kind"] == "duplicate" else None)
     st.subheader(f"{position + 1} of {total} · {item['kind']} · {plain(item['path'])}")
-    st.caption(f"sure {sure_text(item['score'])} · {state}",
+    past = " · ranked past the review budget" if item["kind"] == PAST_BUDGET_MISLABEL else ""
+    st.caption(f"sure {sure_text(item['score'])} · {state}{past}",
                help="How sure the audit is that this flag is a real problem (1 − its score), on one scale for "
                     "every kind.")
     # The decision buttons first, right under the heading: above the fold at 1440x900 whatever the evidence holds.
     if not context.reviewer:
         st.warning("Enter your name under Reviewer in the sidebar to make decisions; it is stored with each one.")
     neighbours = (load_neighbours(database, dataset.id, version, int(item["sample_id"]))
-                  if item["kind"] == "mislabel" else pd.DataFrame())
+                  if item["kind"] in MISLABEL_KINDS else pd.DataFrame())
     lookalikes = lookalikes_of(item, neighbours, load_lookalike_similarity(database, dataset.id, version[0],
                                                                            version[2]) if len(neighbours) else 0.0)
     render_actions(item, context, total=total, locate=locate, members=members, lookalikes=lookalikes)
@@ -558,19 +560,52 @@ def render_grid_view(dataset: DatasetRef, context: ReviewContext, database: str,
 
 
 def render_mislabel_trust(database: str, job_id: int, version: tuple) -> None:
-    """One line when the mislabel evidence is weak (the flags are a ranking with a budget), and one on the
-    queue's precision as the reviewer's decisions show it."""
+    """One line when the mislabel evidence is weak (the flags are a ranking with a budget), one on the
+    queue's precision as the reviewer's decisions show it, and one on how often decisions past the budget
+    confirm the ranking."""
     summary = load_mislabel_summary(database, job_id)
     if summary.get("weak_evidence"):
-        low, high = summary.get("estimated_interval") or (0, 0)
-        st.warning(f"Mislabels: the evidence here is weak, so the flags are a ranking: review the first "
-                   f"{summary.get('review_budget', 0):,} (label errors estimated at {low:,}-{high:,}) and watch "
-                   f"how often your decisions confirm them.", icon=":material/warning:")
+        st.warning(weak_evidence_line(summary), icon=":material/warning:")
     precision = load_queue_precision(database, job_id, version)
     if precision is not None:
         st.caption(plain("Mislabels: " + precision.sentence()), help=(
             "From your decisions on mislabel flags (relabel or delete confirms a flag, keep refutes it), "
             "weighed by each flag's score and anchored by the audit's count of label errors."))
+    past = load_past_budget_confirmations(database, job_id, version)
+    if past is not None:
+        st.caption(past_budget_line(*past), help=(
+            f"Your decisions on {PAST_BUDGET_MISLABEL} items (relabel or delete confirms, keep refutes), with a 95% "
+            "Wilson interval: while they keep confirming, the ranking is still worth reading."))
+
+
+def weak_evidence_line(summary: dict) -> str:
+    """The Review page's line when the mislabel evidence is weak: the budget, the count's interval and, when the
+    ranking goes on past the budget (cleanlab's own count), how far."""
+    low, high = summary.get("estimated_interval") or (0, 0)
+    past = int(summary.get("past_budget") or 0)
+    beyond = (f"; {past:,} more listings are ranked past it ({PAST_BUDGET_MISLABEL}) for as long as your "
+              "decisions keep confirming them" if past else "")
+    return (f"Mislabels: the evidence here is weak, so the flags are a ranking: review the first "
+            f"{summary.get('review_budget', 0):,} (label errors estimated at {low:,}-{high:,}) and watch how often "
+            f"your decisions confirm them{beyond}.")
+
+
+def past_budget_line(confirmed: int, answered: int, open_items: int) -> str:
+    """e.g. "Past the budget: 12 of your 20 decisions confirmed the flag (95%: 39%-78%); 140 open"."""
+    low, high = wilson_interval(confirmed, answered)
+    return (f"Past the budget: {confirmed} of your {answered} decisions confirmed the flag (95%: {low:.0%}-"
+            f"{high:.0%}); {open_items:,} open")
+
+
+@st.cache_data(ttl=CACHE_TTL_S, max_entries=64, show_spinner=False)
+def load_past_budget_confirmations(database: str, job_id: int, version: tuple) -> Optional[tuple[int, int, int]]:
+    """(confirmed, confirmed or refuted, still open) of the ranking past the budget; None before a decision on it."""
+    with factory_for(database)() as session:
+        flags = mislabel_decisions(session, job_id, kind=PAST_BUDGET_MISLABEL)
+    answered = int((flags["confirmed"] | flags["refuted"]).sum())
+    if not answered:
+        return None
+    return int(flags["confirmed"].sum()), answered, int((~flags["decided"]).sum())
 
 
 def main() -> None:
@@ -635,7 +670,7 @@ def warm_item(dataset: DatasetRef, database: str, version: tuple, item: pd.Serie
     """Read and decode what showing `item` takes into the caches: its image and, for a mislabel, its most
     similar photos and their thumbnails."""
     image_bytes(dataset.root, item, max_side=ITEM_IMAGE_SIDE)
-    if item["kind"] == "mislabel":
+    if item["kind"] in MISLABEL_KINDS:
         for _, row in load_neighbours(database, dataset.id, version, int(item["sample_id"])).iterrows():
             image_bytes(dataset.root, row, max_side=THUMBNAIL_SIDE)
 

@@ -33,8 +33,8 @@ FINETUNE_IMAGE_SIZES = (64, 96, 112, 128, 160, 224)
 #: Files that exist where an NVIDIA driver is installed.
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0")
 FEEDBACK_KEY = "audit_feedback"
-KIND_LABELS = {"mislabel": "Mislabels", "price": "Price outliers", "duplicate": "Duplicates",
-               "broken": "Broken files", "quality": "Poor images"}
+KIND_LABELS = {"mislabel": "Mislabels", "maybe_mislabel": "Mislabels past the review budget",
+               "price": "Price outliers", "duplicate": "Duplicates", "broken": "Broken files", "quality": "Poor images"}
 REVIEW_PAGE = "pages/2_Review.py"
 
 
@@ -290,7 +290,9 @@ def noise_heading(summary: dict) -> str:
     if interval:
         heading += f" ({interval[0]:,}-{interval[1]:,} listings, 95% interval)"
     if summary.get("weak_evidence"):
-        return heading + f"; the evidence is weak: review the first {summary.get('review_budget', 0):,} flags"
+        past = int(summary.get("past_budget") or 0)
+        return (heading + f"; the evidence is weak: review the first {summary.get('review_budget', 0):,} flags"
+                + (f", then {past:,} more ranked past them while your decisions keep confirming them" if past else ""))
     return heading + f"; {summary.get('flagged', 0):,} flagged"
 
 

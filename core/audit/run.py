@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from core.audit.checks.base import REGISTRY, AuditContext, CheckResult, get_check
+from core.audit.checks.base import PAST_BUDGET_PREFIX, REGISTRY, AuditContext, CheckResult, get_check
 from core.progress import within
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,8 @@ def add_cross_evidence(results: dict[str, CheckResult]) -> None:
     mislabel = results.get("mislabel")
     if mislabel is None:
         return
-    flagged = mislabel.issues.index[mislabel.issues["is_mislabel_issue"].to_numpy(dtype=bool)]
+    flagged = mislabel.issues.index[mislabel.issues["is_mislabel_issue"].to_numpy(dtype=bool)].append(
+        mislabel.past_budget().index)
     price = results.get("price")
     duplicate = results.get("duplicate")
     for sample_id in flagged:
@@ -170,18 +171,24 @@ def flags_table(run: AuditRun, samples: pd.DataFrame) -> pd.DataFrame:
     """
     parts = []
     for name, result in run.results.items():
-        flagged = result.flagged()
-        parts.append(pd.DataFrame({
-            "sample_id": flagged.index.to_numpy(dtype=np.int64),
-            "kind": name,
-            "score": np.clip(flagged[f"{name}_score"].to_numpy(dtype=float), 0.0, 1.0),
-            "given_label": samples.loc[flagged.index, "label"].to_numpy(),
-            "suggested_label": flagged["suggested_label"].to_numpy(),
-            "group": flagged["group"].to_numpy(),
-            "reason": flagged["reason"].fillna("").to_numpy(),
-            "evidence": flagged["evidence"].to_numpy(),
-        }))
+        parts += [_flag_rows(name, result, result.flagged(), samples),
+                  _flag_rows(PAST_BUDGET_PREFIX + name, result, result.past_budget(), samples)]
+    parts = [part for part in parts if len(part)]
     if not parts:
         return pd.DataFrame(columns=FLAG_COLUMNS)
     table = pd.concat(parts, ignore_index=True)
     return table.sort_values(["score", "kind", "sample_id"], kind="stable").reset_index(drop=True)
+
+
+def _flag_rows(kind: str, result: CheckResult, rows: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """FLAG_COLUMNS of `rows` (part of `result`'s table) as flags of `kind`."""
+    return pd.DataFrame({
+        "sample_id": rows.index.to_numpy(dtype=np.int64),
+        "kind": kind,
+        "score": np.clip(rows[f"{result.name}_score"].to_numpy(dtype=float), 0.0, 1.0),
+        "given_label": samples.loc[rows.index, "label"].to_numpy(),
+        "suggested_label": rows["suggested_label"].to_numpy(),
+        "group": rows["group"].to_numpy(),
+        "reason": rows["reason"].fillna("").to_numpy(),
+        "evidence": rows["evidence"].to_numpy(),
+    })

@@ -103,6 +103,18 @@ def test_counts_per_kind_and_noisiest_classes(factory, dataset):
     assert table.loc["b", "flagged_share"] == 0.5 and table.loc["a", "flagged_share"] == 0.5
 
 
+def test_a_ranking_past_the_budget_is_not_counted_as_flags_of_its_class(factory, dataset):
+    dataset_id, ids = dataset
+    job_id = audit(factory, dataset_id, [(ids["a/1.jpg"], "mislabel", 0.1, "b", None),
+                                         (ids["a/2.jpg"], "maybe_mislabel", 0.4, "b", None),
+                                         (ids["b/0.jpg"], "maybe_mislabel", 0.5, "a", None)])
+    with factory() as session:
+        assert flag_counts(session, job_id) == {"maybe_mislabel": 2, "mislabel": 1}  # the queue's kinds
+        table = class_flag_counts(session, job_id)
+    assert "maybe_mislabel" not in table.columns
+    assert table["flagged_samples"].to_dict() == {"a": 1, "b": 0}
+
+
 def test_class_counts_of_an_audit_without_flags(factory, dataset):
     dataset_id, _ = dataset
     job_id = audit(factory, dataset_id, [])

@@ -482,6 +482,39 @@ def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_pag
     assert "4 of your 6 decisions confirmed the flag" in line and "among the" in line and "open flags" in line
 
 
+def test_the_ranking_past_a_weak_budget_is_in_the_queue_and_my_decisions_on_it_are_counted(factory, data):
+    """A weak audit: two flags, then two listings ranked past the budget (kind maybe_mislabel)."""
+    import json
+
+    from db.models import Job
+    from tests.review_data import add_audit_job, add_flags
+
+    flags = {"bag/bag-1.png": ("mislabel", 0.02, "phone", None, "odd", {}),
+             "bag/bag-2.png": ("mislabel", 0.05, "phone", None, "odd", {}),
+             "phone/phone-0.png": ("maybe_mislabel", 0.2, "bag", None, "odd", {}),
+             "phone/phone-1.png": ("maybe_mislabel", 0.3, "shoe", None, "odd", {})}
+    summary = {"flags": 2, "seconds": 1.0, "assessed": 12, "estimated_issues": 2, "estimated_interval": [1, 5],
+               "weak_evidence": True, "review_budget": 2, "past_budget": 2}
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
+        session.get(Job, job_id).result_json = json.dumps({"checks": {"mislabel": summary}})
+        add_flags(session, job_id, data.sample_ids, flags)
+    app = open_review(kinds=("mislabel", "maybe_mislabel"))
+    [warning] = [w.value for w in app.warning if "Mislabels" in w.value]
+    assert "review the first 2" in warning and "2 more listings are ranked past it (maybe_mislabel)" in warning
+    for _ in range(2):
+        app.button(key="accept_suggestion").click().run()
+    assert heading(app).startswith("1 of 2 · maybe_mislabel · phone/phone-0.png")
+    assert any("ranked past the review budget" in c.value for c in app.caption)
+    assert app.selectbox(key="relabel_class").value == "bag"  # its suggestion, as for a flag
+    app.button(key="accept_suggestion").click().run()
+    assert not app.exception
+    [line] = [c.value for c in app.caption if c.value.startswith("Past the budget:")]
+    assert line.startswith("Past the budget: 1 of your 1 decisions confirmed the flag (95%: 21%-100%); 1 open")
+    assert [(path, action, label) for path, action, label, *_ in log(factory)][-1] == (
+        "phone/phone-0.png", "relabel", "bag")
+
+
 def test_a_decision_on_one_copy_carries_to_its_duplicate_group_and_one_undo_takes_both_back(factory, data):
     from tests.review_data import add_audit_job, add_flags
 

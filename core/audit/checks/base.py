@@ -48,6 +48,14 @@ class AuditContext:
         return self.samples["label"].map(lookup).to_numpy(dtype=np.int64)
 
 
+#: A check's ranking past its review budget is queued under its name with this prefix (e.g. "maybe_mislabel").
+PAST_BUDGET_PREFIX = "maybe_"
+#: The queue's kinds whose items a reviewer judges as possible label errors: the mislabel check's flags and its
+#: ranking past the review budget (core.audit.checks.mislabel).
+PAST_BUDGET_MISLABEL = PAST_BUDGET_PREFIX + "mislabel"
+MISLABEL_KINDS = ("mislabel", PAST_BUDGET_MISLABEL)
+
+
 @dataclass
 class CheckResult:
     """issues: indexed by sample id (every audited sample the check looked at), with columns
@@ -60,6 +68,14 @@ class CheckResult:
     def flagged(self) -> pd.DataFrame:
         """Only the rows that are issues, worst first."""
         table = self.issues[self.issues[f"is_{self.name}_issue"]]
+        return table.sort_values(f"{self.name}_score", kind="stable")
+
+    def past_budget(self) -> pd.DataFrame:
+        """The rows ranked past the check's review budget (column `past_budget`; none without it), worst first:
+        not issues, but queued as kind PAST_BUDGET_PREFIX + name for a reviewer who wants to go on."""
+        if "past_budget" not in self.issues.columns:
+            return self.issues.iloc[0:0]
+        table = self.issues[self.issues["past_budget"].astype(bool)]
         return table.sort_values(f"{self.name}_score", kind="stable")
 
 

@@ -23,7 +23,9 @@ it may count against a label but never for it (core.audit.evidence.combine.accus
 scores with RANKING_METHOD and flags as many as the evidence independent of the label can back:
 cleanlab's own estimate where the noise rate read among the surest listings agrees, else that
 calibrated count (core.audit.evidence.count); when the evidence is weak the flags are a ranking with a
-review budget and a warning says so (`flag_issues`; measured in docs/mislabel.md).
+review budget and a warning says so (`flag_issues`; measured in docs/mislabel.md), and the ranking goes on
+past the budget to cleanlab's own count: those listings are kind "maybe_mislabel" in the queue (column
+`past_budget`), not flags, so a reviewer whose decisions keep confirming the flags can go on.
 Options come from the check's keyword arguments, else from `context.params`, else the defaults of
 `MislabelOptions`. Every sample is judged under its current label (corrections respected); deleted
 samples are not in the context and unreadable ones cannot be embedded.
@@ -37,7 +39,7 @@ from cleanlab.count import compute_confident_joint
 from core.audit.checks.base import AuditContext, Check, CheckResult, register
 from core.audit.evidence.count import IssueCount
 from core.audit.evidence.gather import (RANKING_METHOD, OPTION_NAMES, resolve_options, Evidence, flag_issues,
-                                        gather_evidence)
+                                        gather_evidence, past_budget)
 
 #: cleanlab's issue filter, chosen by measurement on several datasets (docs/mislabel.md): flag as many as the
 #: evidence can back (core.audit.evidence.count), ranked by core.audit.evidence.gather.RANKING_METHOD.
@@ -75,17 +77,18 @@ class MislabelCheck(Check):
         assessed = evidence.folds.assessed & ~small[labels]
         warnings = [small_classes_warning(labels, small, classes, min_class_size)] if small[labels].any() else []
         warnings += [warning for warning in [evidence.folds.fewer_than_asked()] if warning]
-        issues = np.zeros(len(labels), bool)
+        issues, past = np.zeros(len(labels), bool), np.zeros(len(labels), bool)
         scores = np.ones(len(labels))
         count, noise_per_class = None, {}
         if assessed.sum() and len(np.unique(labels[assessed])) >= 2:
             issues[assessed], scores[assessed], count = flag_issues(
                 labels[assessed], pred_probs[assessed], count_probs[assessed])
+            past[assessed] = past_budget(scores[assessed], count)
             noise_per_class = estimated_noise_per_class(labels[assessed], count_probs[assessed], classes)
             if count.weak:
                 warnings.append(weak_evidence_warning(count))
         estimated = count.estimated if count is not None else 0
-        table = evidence_table(samples.index, labels, pred_probs, issues, scores, assessed, classes)
+        table = evidence_table(samples.index, labels, pred_probs, issues, scores, assessed, classes, past=past)
         table["evidence"] = [dict(row, members=votes) for row, votes in
                              zip(table["evidence"], member_votes(evidence, labels, classes))]
         flagged_per_class = pd.Series(labels[issues]).map(dict(enumerate(classes))).value_counts()
@@ -102,6 +105,7 @@ class MislabelCheck(Check):
             "count": count.as_dict() if count is not None else None,
             "weak_evidence": bool(count is not None and count.weak),
             "review_budget": estimated,
+            "past_budget": int(past.sum()),
             "score_quantiles": score_quantiles(scores[assessed]),
             "estimated_noise_per_class": noise_per_class,
             "fold_accuracy": _rounded(float((pred_probs[assessed].argmax(1) == labels[assessed]).mean())
@@ -170,9 +174,11 @@ def score_quantiles(scores: np.ndarray) -> list[float]:
 def weak_evidence_warning(count: IssueCount) -> str:
     """The one line a reviewer reads when the evidence cannot back a count: what to do, and why."""
     return (f"The evidence here is weak: review the first {count.estimated} flags as a ranking, not a count (label "
-            f"errors estimated at {count.low}-{count.high}): {'; '.join(count.reasons)}. More listings "
-            f"per class make it stronger (networks fine-tuned on such photos did not, where measured: "
-            f"docs/mislabel.md)")
+            f"errors estimated at {count.low}-{count.high}): {'; '.join(count.reasons)}. "
+            + (f"{count.ranked - count.estimated} more are ranked past them (maybe_mislabel in the queue), to "
+               "review while your decisions keep confirming them. " if count.ranked > count.estimated else "")
+            + "More listings per class make it stronger (networks fine-tuned on such photos did not, where measured: "
+            "docs/mislabel.md)")
 
 
 def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:
@@ -212,11 +218,15 @@ def member_votes(evidence: Evidence, labels: np.ndarray, classes: list[str]) -> 
 
 
 def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, issues: np.ndarray,
-                   scores: np.ndarray, assessed: np.ndarray, classes: list[str]) -> pd.DataFrame:
-    """The check's per-sample table: is_mislabel_issue, mislabel_score and the evidence columns.
+                   scores: np.ndarray, assessed: np.ndarray, classes: list[str], *,
+                   past: Optional[np.ndarray] = None) -> pd.DataFrame:
+    """The check's per-sample table: is_mislabel_issue (`issues`, bool (N,)), past_budget (`past`, bool (N,): the
+    ranking past the review budget; none when omitted), mislabel_score and the evidence columns.
 
-    The suggested label of a flagged sample is its most probable class other than the given one.
+    The suggested label of a flagged or past-budget sample is its most probable class other than the given one.
     """
+    past = np.zeros(len(labels), bool) if past is None else past
+    suggest = issues | past
     others = pred_probs.copy()
     others[np.arange(len(labels)), labels] = -1.0
     suggested = others.argmax(axis=1)
@@ -229,7 +239,7 @@ def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, 
             reason = (f"the evidence gives '{classes[given]}' {probs[given]:.0%} and "
                       f"'{classes[best]}' {probs[best]:.0%}")
         rows.append({
-            "suggested_label": classes[best] if issues[row] else None,
+            "suggested_label": classes[best] if suggest[row] else None,
             "reason": reason,
             "evidence": {
                 "given_label": classes[given], "given_probability": round(float(probs[given]), 4),
@@ -239,5 +249,6 @@ def evidence_table(index: pd.Index, labels: np.ndarray, pred_probs: np.ndarray, 
         })
     table = pd.DataFrame(rows, index=index)
     table.insert(0, "mislabel_score", np.clip(scores, 0.0, 1.0))
+    table.insert(0, "past_budget", past)
     table.insert(0, "is_mislabel_issue", issues)
     return table

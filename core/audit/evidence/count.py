@@ -15,12 +15,11 @@ of that share. Where cleanlab's count lies inside that interval the two agree, a
 every listing, not a sixth of them) is the estimate; outside it the calibrated count is. Noise that favours hard-to-read items is underestimated: the count is then a floor, and
 the reviewer's own decisions (core.audit.evidence.precision) say how far past it the queue stays worth reading.
 
-Where cleanlab's count lies inside that interval the two agree, and cleanlab's (read from every listing,
-not a sixth of them) is the estimate; outside it the calibrated count is.
-
 The evidence is weak when cleanlab's count runs past the calibrated interval (the members' own mistakes
 counted as label errors), when the interval is wide, or when the noise rate is implausible: then the flags
-are a ranking with a review budget, not a count to trust.
+are a ranking with a review budget, not a count to trust, and the ranking goes on past the budget to
+cleanlab's own count (`IssueCount.ranked`): where sellers misfile a kind of item together the calibrated
+count is only a floor (docs/mislabel.md), and the reviewer's decisions past it say whether to go on.
 """
 from __future__ import annotations
 
@@ -79,8 +78,17 @@ class IssueCount:
         """Listings whose evidence points elsewhere though (by the estimate) their label is right."""
         return max(self.disagreements - self.estimated, 0)
 
+    @property
+    def ranked(self) -> int:
+        """How many listings the ranking holds: the estimate; where the evidence is weak, on to cleanlab's own
+        count when that is larger (at most MAX_PLAUSIBLE_NOISE of the listings)."""
+        if not self.weak:
+            return self.estimated
+        return max(self.estimated, min(self.cleanlab, int(MAX_PLAUSIBLE_NOISE * self.rows)))
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "noise_rate": round(self.noise_rate, 4), "evidence_mistakes": self.evidence_mistakes}
+        return {**asdict(self), "ranked": self.ranked, "noise_rate": round(self.noise_rate, 4),
+                "evidence_mistakes": self.evidence_mistakes}
 
 
 def wilson_interval(successes: int, trials: int, *, z: float = Z_95) -> tuple[float, float]:

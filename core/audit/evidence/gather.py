@@ -130,6 +130,14 @@ def flag_issues(labels: np.ndarray, pred_probs: np.ndarray,
     return issues, scores, count
 
 
+def past_budget(scores: np.ndarray, count: IssueCount) -> np.ndarray:
+    """The listings ranked past the review budget, bool (N,): after the count.estimated lowest `scores` (N,),
+    the next ones up to count.ranked (none unless the evidence is weak)."""
+    past = np.zeros(len(scores), bool)
+    past[np.argsort(scores, kind="stable")[count.estimated:count.ranked]] = True
+    return past
+
+
 class FixedMember(Member):
     """Out-of-fold probabilities made elsewhere (a fine-tuning job, a training run), as a member."""
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.audit.run import CHECK_ORDER, add_cross_evidence, available_checks, flags_table, resolve_checks, run_audit
+from core.audit.run import (CHECK_ORDER, AuditRun, add_cross_evidence, available_checks, flags_table, resolve_checks,
+                            run_audit)
 from core.audit.checks.base import AuditContext, CheckResult
 from db.queries import dataset_classes
 from jobs.audit import audit_samples
@@ -90,6 +91,19 @@ def test_mislabel_flags_get_price_and_duplicate_evidence():
     assert second["price_check"]["supports_suggestion"] is False
     assert second["duplicate_group"] == {"group": 4, "labels": {"coat": 1, "t-shirt": 1}, "majority_label": None}
     assert third == {}
+
+
+def test_a_ranking_past_the_budget_is_queued_as_its_own_kind_after_the_flags():
+    index = pd.Index([1, 2, 3, 4], name="id")
+    mislabel = CheckResult("mislabel", pd.DataFrame({
+        "is_mislabel_issue": [True, False, False, False], "past_budget": [False, True, True, False],
+        "mislabel_score": [0.01, 0.3, 0.2, 0.9], "suggested_label": ["coat", "bag", "coat", None], "group": None,
+        "reason": "r", "evidence": [{}, {}, {}, {}]}, index=index), {})
+    samples = pd.DataFrame({"label": ["t-shirt", "coat", "t-shirt", "coat"]}, index=index)
+    flags = flags_table(AuditRun(results={"mislabel": mislabel}), samples)
+    assert flags[["sample_id", "kind", "suggested_label"]].values.tolist() == [
+        [1, "mislabel", "coat"], [3, "maybe_mislabel", "coat"], [2, "maybe_mislabel", "bag"]]
+    assert mislabel.flagged().index.tolist() == [1]  # not flags: the check's count is unchanged
 
 
 def test_an_audit_of_nothing_but_unreadable_files_still_finishes(tmp_path):

@@ -1,8 +1,12 @@
 """The count of label issues the evidence can back: calibrated on planted noise, honest when the evidence is weak."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from core.audit.evidence.count import CONFIDENT_SHARE, count_label_issues, confident_rows, wilson_interval
+from core.audit.evidence.count import (CONFIDENT_SHARE, MAX_PLAUSIBLE_NOISE, count_label_issues, confident_rows,
+                                       wilson_interval)
+from core.audit.evidence.gather import past_budget
 
 
 def planted(n: int, k: int, *, noise: float, clear: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,6 +41,19 @@ def test_weak_evidence_keeps_the_count_near_the_truth_where_cleanlab_runs_away_a
     assert 0.7 * noisy.sum() <= count.estimated <= 1.3 * noisy.sum()
     assert count.weak and "misreads many listings" in count.reasons[0]
     assert count.cleanlab > count.high
+
+
+def test_a_weak_count_ranks_on_to_cleanlabs_own_count_past_the_budget_and_a_strong_one_does_not():
+    weak = count_label_issues(*planted(900, 9, noise=0.1, clear=0.3, seed=3)[:2])
+    assert weak.weak and weak.ranked == weak.cleanlab > weak.estimated
+    strong = count_label_issues(*planted(4000, 9, noise=0.1, clear=0.9)[:2])
+    assert strong.ranked == strong.estimated
+    runaway = replace(weak, cleanlab=800)  # never past MAX_PLAUSIBLE_NOISE of the listings
+    assert runaway.ranked == int(MAX_PLAUSIBLE_NOISE * weak.rows)
+    scores = np.linspace(0, 1, weak.rows)[::-1]
+    past = past_budget(scores, weak)
+    assert past.sum() == weak.ranked - weak.estimated
+    assert scores[past].max() < np.sort(scores)[weak.ranked] and scores[past].min() >= np.sort(scores)[weak.estimated]
 
 
 def test_the_confident_set_is_the_surest_rows_and_never_smaller_than_fifty():
