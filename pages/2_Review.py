@@ -583,7 +583,8 @@ def weak_evidence_line(summary: dict) -> str:
     ranking goes on past the budget (cleanlab's own count), how far."""
     low, high = summary.get("estimated_interval") or (0, 0)
     past = int(summary.get("past_budget") or 0)
-    beyond = (f"; {past:,} more listings are ranked past it ({PAST_BUDGET_MISLABEL}) for as long as your "
+    listings = "listing is" if past == 1 else "listings are"
+    beyond = (f"; {past:,} more {listings} ranked past it ({PAST_BUDGET_MISLABEL}) for as long as your "
               "decisions keep confirming them" if past else "")
     return (f"Mislabels: the evidence here is weak, so the flags are a ranking: review the first "
             f"{summary.get('review_budget', 0):,} (label errors estimated at {low:,}-{high:,}) and watch how often "

@@ -78,6 +78,16 @@ def add_flags(session: Session, job_id: int, sample_ids: dict[str, int], flags: 
     return ids
 
 
+def add_weak_audit(factory: sessionmaker[Session], data: ReviewData, flags: dict, mislabel_summary: dict) -> int:
+    """A newer audit (half a minute ago) with `flags` (as add_flags) whose mislabel check summarised
+    `mislabel_summary` (core.audit.checks.mislabel: weak evidence, a budget, ...); returns its id."""
+    with factory.begin() as session:
+        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
+        session.get(Job, job_id).result_json = json.dumps({"checks": {"mislabel": mislabel_summary}})
+        add_flags(session, job_id, data.sample_ids, flags)
+    return job_id
+
+
 def build_review_data(root: Path, factory: sessionmaker[Session], *, audit_minutes_ago: float = 1.0) -> ReviewData:
     """Write and scan the tiny dataset under `root`, then add an audit job with PLANTED_FLAGS."""
     build_tiny_dataset(root)

@@ -10,7 +10,7 @@ import math
 
 from cli.common import CliError, add_db_option, open_db, print_csv, print_json, require_dataset
 from core.audit.run import CHECK_ORDER
-from core.audit.checks.base import sure_text
+from core.audit.checks.base import PAST_BUDGET_MISLABEL, sure_text
 from db.flags import flags_frame
 from db.queries import job_by_number
 from db.review import latest_audit_job
@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("flags", help="list the flags of an audit, worst first")
     parser.add_argument("dataset_dir", help="the dataset folder (scanned and audited before)")
     add_db_option(parser)
-    parser.add_argument("--kind", default=None, help="only flags of this kind (mislabel, price, duplicate, ...)")
+    parser.add_argument("--kind", default=None, help="only flags of this kind (mislabel, price, duplicate, ...; "
+                        "maybe_mislabel: the ranking past a weak mislabel budget)")
     parser.add_argument("--job", type=int, default=None,
                         help="the audit's number (default: the latest succeeded audit)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default: csv)")
@@ -55,8 +56,9 @@ def flag_rows(frame, *, audit: int, with_evidence: bool) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.kind is not None and args.kind not in CHECK_ORDER:
-        raise CliError(f"unknown kind {args.kind!r}; kinds are: {', '.join(CHECK_ORDER)}")
+    kinds = [*CHECK_ORDER, PAST_BUDGET_MISLABEL]
+    if args.kind is not None and args.kind not in kinds:
+        raise CliError(f"unknown kind {args.kind!r}; kinds are: {', '.join(kinds)}")
     factory = open_db(args)
     with factory() as session:
         dataset = require_dataset(session, args.dataset_dir)

@@ -17,7 +17,8 @@ from cli.main import main as cli_main
 from db.models import Correction, Sample
 from tests.conftest import make_image
 from tests.e2e.browser import browser_page, expect, running_app, wait_until_idle  # noqa: F401 (fixture)
-from tests.review_data import build_review_data, plant_expected_price_flag, store_embeddings_by_folder
+from tests.review_data import (add_weak_audit, build_review_data, plant_expected_price_flag,
+                               store_embeddings_by_folder)
 
 pytestmark = pytest.mark.e2e
 
@@ -263,3 +264,28 @@ def test_relabel_with_look_alikes_moves_the_misfiled_kind_in_one_decision(app_se
             Sample, Sample.id == Correction.sample_id).order_by(Sample.path)).all()
     assert [tuple(row) for row in relabelled] == [("bag/bag-0.png", "phone"), ("bag/bag-1.png", "phone"),
                                                   ("bag/bag-2.png", "phone")]
+
+
+def test_past_a_weak_budget_the_queue_goes_on_and_my_decisions_there_are_counted(app_server, browser_page, factory):
+    """A newer audit whose mislabel evidence was weak: one flag, then two listings ranked past the budget."""
+    url, data = app_server
+    flags = {"bag/bag-1.png": ("mislabel", 0.02, "phone", None, "odd", {}),
+             "phone/phone-0.png": ("maybe_mislabel", 0.2, "bag", None, "odd", {}),
+             "phone/phone-1.png": ("maybe_mislabel", 0.3, "shoe", None, "odd", {})}
+    summary = {"flags": 1, "seconds": 1.0, "assessed": 12, "estimated_issues": 1, "estimated_interval": [1, 4],
+               "weak_evidence": True, "review_budget": 1, "past_budget": 2}
+    add_weak_audit(factory, data, flags, summary)
+    page = browser_page
+    page.goto(f"{url}/Review")
+    heading(page, "1 of 3 · mislabel · bag/bag-1.png")
+    expect(page.get_by_text("2 more listings are ranked past it (maybe_mislabel)")).to_be_visible()
+    page.get_by_label("Reviewer", exact=True).fill("eve")
+    page.get_by_label("Reviewer", exact=True).press("Enter")
+    press(page, "a")
+    heading(page, "1 of 2 · maybe_mislabel · phone/phone-0.png")
+    expect(page.get_by_text("ranked past the review budget")).to_be_visible()
+    press(page, "a")
+    heading(page, "1 of 1 · maybe_mislabel · phone/phone-1.png")
+    expect(page.get_by_text("Past the budget: 1 of your 1 decisions confirmed the flag")).to_be_visible()
+    with factory() as session:
+        assert session.scalars(select(Correction.new_label).order_by(Correction.id)).all() == ["phone", "bag"]

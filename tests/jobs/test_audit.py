@@ -48,7 +48,7 @@ def test_an_audit_job_stores_its_flags_and_a_summary(factory, dataset_id):
     result = job_result(job)
     assert result["samples"] == 22 and result["classes"] == ["cheap", "dear"]
     assert result["class_sizes"] == {"cheap": 10, "dear": 12}
-    assert result["flags"] == 4 and result["flags_by_kind"] == {"broken": 1, "quality": 0, "duplicate": 2, "price": 1}
+    assert result["flags"] == 4 and result["ranked_past_budget"] == 0 and result["flags_by_kind"] == {"broken": 1, "quality": 0, "duplicate": 2, "price": 1}
     assert list(result["checks"]) == CHECKS and result["checks"]["duplicate"]["label_conflict_groups"] == 1
     with factory() as session:
         assert session.get(Job, job.id).progress == 1.0

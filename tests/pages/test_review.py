@@ -455,10 +455,7 @@ def test_a_price_flag_shows_its_expected_range_similar_listings_and_suggested_pr
 
 def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_page(factory, data):
     """A newer audit whose mislabel evidence was weak, with a flag on every readable listing; six decisions."""
-    import json
-
-    from db.models import Job
-    from tests.review_data import add_audit_job, add_flags
+    from tests.review_data import add_weak_audit
 
     paths = sorted(p for p in data.sample_ids if not p.startswith("shoe/broken"))
     flags = {path: ("mislabel", 0.01 * (i + 1), "phone" if path.startswith("bag") else "bag", None, "odd", {})
@@ -466,10 +463,7 @@ def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_pag
     summary = {"flags": len(flags), "seconds": 1.0, "assessed": len(paths), "estimated_issues": 6,
                "estimated_interval": [3, 9], "weak_evidence": True, "review_budget": 6,
                "score_quantiles": [round(0.01 * (i + 1), 6) for i in range(len(paths))]}
-    with factory.begin() as session:
-        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
-        session.get(Job, job_id).result_json = json.dumps({"checks": {"mislabel": summary}})
-        add_flags(session, job_id, data.sample_ids, flags)
+    add_weak_audit(factory, data, flags, summary)
     for path, action in zip(paths[:6], ["relabel", "relabel", "keep", "relabel", "delete", "keep"]):
         with factory.begin() as session:
             sample = session.get(Sample, data.sample_ids[path])
@@ -484,10 +478,7 @@ def test_weak_evidence_and_the_queues_precision_from_my_decisions_are_on_the_pag
 
 def test_the_ranking_past_a_weak_budget_is_in_the_queue_and_my_decisions_on_it_are_counted(factory, data):
     """A weak audit: two flags, then two listings ranked past the budget (kind maybe_mislabel)."""
-    import json
-
-    from db.models import Job
-    from tests.review_data import add_audit_job, add_flags
+    from tests.review_data import add_weak_audit
 
     flags = {"bag/bag-1.png": ("mislabel", 0.02, "phone", None, "odd", {}),
              "bag/bag-2.png": ("mislabel", 0.05, "phone", None, "odd", {}),
@@ -495,10 +486,7 @@ def test_the_ranking_past_a_weak_budget_is_in_the_queue_and_my_decisions_on_it_a
              "phone/phone-1.png": ("maybe_mislabel", 0.3, "shoe", None, "odd", {})}
     summary = {"flags": 2, "seconds": 1.0, "assessed": 12, "estimated_issues": 2, "estimated_interval": [1, 5],
                "weak_evidence": True, "review_budget": 2, "past_budget": 2}
-    with factory.begin() as session:
-        job_id = add_audit_job(session, data.dataset_id, minutes_ago=0.5)
-        session.get(Job, job_id).result_json = json.dumps({"checks": {"mislabel": summary}})
-        add_flags(session, job_id, data.sample_ids, flags)
+    add_weak_audit(factory, data, flags, summary)
     app = open_review(kinds=("mislabel", "maybe_mislabel"))
     [warning] = [w.value for w in app.warning if "Mislabels" in w.value]
     assert "review the first 2" in warning and "2 more listings are ranked past it (maybe_mislabel)" in warning
