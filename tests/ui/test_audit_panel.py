@@ -286,6 +286,10 @@ def test_weak_evidence_shows_a_review_budget_instead_of_a_count():
     heading = noise_heading({"estimated_noise_rate": 0.09, "estimated_interval": [51, 142], "flagged": 86,
                              "weak_evidence": True, "review_budget": 86})
     assert heading.endswith("the evidence is weak: review the first 86 flags") and "51-142" in heading
+    past = noise_heading({"estimated_noise_rate": 0.02, "estimated_interval": [18, 86], "weak_evidence": True,
+                          "review_budget": 40, "past_budget": 170})
+    assert past.endswith("review the first 40 flags, then 170 more ranked past them while your decisions keep "
+                         "confirming them")
 
 
 def test_a_failed_check_is_shown_beside_the_flags_the_others_kept(factory, shop, tmp_path):
