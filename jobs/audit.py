@@ -116,15 +116,17 @@ def audit_job(factory: sessionmaker[Session], job_id: int, progress: ProgressCal
     progress(1.0 - STORE_SHARE, f"storing {len(flags)} flags")
     with factory.begin() as session:
         stored = store_flags(session, job_id, flags)
-    log.info("audit job %s stored %d flags", job_id, stored)
+    flagged = int(flags["kind"].isin(list(run.results)).sum())  # the rest is ranked past a review budget
+    log.info("audit job %s stored %d flags and %d listings ranked past a review budget", job_id, flagged,
+             stored - flagged)
     summary = {
         "dataset_id": dataset_id,
         "samples": int(len(samples)),
         "classes": classes,
         "class_sizes": {name: int(count) for name, count in samples["label"].value_counts().sort_index().items()},
         "checks": run.summary(),
-        "flags": int(flags["kind"].isin(list(run.results)).sum()),
-        "ranked_past_budget": int(stored - flags["kind"].isin(list(run.results)).sum()),
+        "flags": flagged,
+        "ranked_past_budget": int(stored) - flagged,
         "flags_by_kind": {name: int((flags["kind"] == name).sum()) for name in run.results},
         "failed_checks": dict(run.errors),
         "seconds": round(sum(run.seconds.values()), 3),

@@ -12,8 +12,10 @@ label is not the evidence's class. There the members' own mistakes are rare, whi
 not depend on the picture (a seller picking the wrong category) is as frequent as anywhere, so the share
 estimates the dataset's noise rate; times the listings, the count. Its interval is the Wilson interval
 of that share. Where cleanlab's count lies inside that interval the two agree, and cleanlab's (read from
-every listing, not a sixth of them) is the estimate; outside it the calibrated count is. Noise that favours hard-to-read items is underestimated: the count is then a floor, and
-the reviewer's own decisions (core.audit.evidence.precision) say how far past it the queue stays worth reading.
+every listing, not a sixth of them) is the estimate; outside it the calibrated count is. Noise that
+favours hard-to-read items, or kinds of item misfiled together, is underestimated: the count is then a
+floor, and the reviewer's own decisions (core.audit.evidence.precision, and on the ranking past the
+budget) say how far past it the queue stays worth reading.
 
 The evidence is weak when cleanlab's count runs past the calibrated interval (the members' own mistakes
 counted as label errors), when the interval is wide, or when the noise rate is implausible: then the flags
