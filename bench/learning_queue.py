@@ -1,12 +1,13 @@
 """Does a queue that learns from the reviewer find more label errors than the static one? A simulated reviewer.
 
 For each demo dataset (with truth.csv): the mislabel check's evidence as shipped (bench/mislabel.py's context,
-with its embedding cache), then a careful reviewer works the listings in batches of --batch, deciding each by
-truth.csv, for --reviews decisions, in two orders:
-- static: the check's ranking, least self-confident first (the app's queue, extended past the flags);
-- kNN: after every batch, each open listing moves up by its photo's cosine similarity to the confirmed errors
-  that carry its label, and down by its similarity to the refuted ones (above --similar), so a kind of item
-  that sellers misfile together surfaces once the reviewer has confirmed one of it.
+with its embedding cache) and the app's mislabel queue: the flags, then the ranking past a weak budget
+(core.audit.evidence.count.IssueCount.ranked). A careful reviewer works it in batches of --batch, deciding each
+item by truth.csv, for --reviews decisions or until the queue ends, in two orders:
+- static: the check's ranking, least self-confident first;
+- taught: after every batch, the open items re-ranked by their photos' likeness to the confirmed and refuted
+  flags of their label (taught_order), at the dataset's own similarity scale (LEARNING_QUANTILE of
+  core.models.neighbours.lookalike_similarity). Measured, not in the app (docs/mislabel.md).
 Prints the errors found after every batch in both orders.
 
     .venv/bin/listing-audit demo --out /tmp/items200 --per-class 200 --seed 3 --misfiled-items
@@ -29,56 +30,80 @@ from mislabel import load_context  # noqa: E402
 from core.audit.checks.mislabel import audited_samples  # noqa: E402
 from core.audit.evidence.gather import flag_issues, gather_evidence, resolve_options  # noqa: E402
 from core.models.embeddings import embed_cached  # noqa: E402
+from core.models.neighbours import lookalike_similarity, unit_rows  # noqa: E402
+
+#: How far a listing's photo must be like a decided one to move in the queue: this quantile of the dataset's
+#: similarities of a listing to its most similar photo under another label (lookalike_similarity), so the
+#: scale follows the photos' kind (0.72 on listing photos, 0.88 on Fashion items).
+LEARNING_QUANTILE = 0.5
+#: A listing like a confirmed error moves up by at most this share of the queue; like a refuted flag, down.
+LIFT, DROP = 0.5, 0.25
+#: Decisions between two re-rankings.
+LEARN_EVERY = 10
 
 
-def nearest_with_label(vectors: np.ndarray, labels: np.ndarray, decided: np.ndarray) -> np.ndarray:
-    """Per row of unit `vectors` (N, D), the highest cosine similarity to a `decided` row with the same label,
-    float (N,); -1 where none."""
-    if not len(decided):
-        return np.full(len(vectors), -1.0)
-    similarity = vectors @ vectors[decided].T
-    return np.where(labels[:, None] == labels[decided][None, :], similarity, -1.0).max(axis=1)
+def taught_order(unit: np.ndarray, labels: np.ndarray, confirmed: tuple[np.ndarray, np.ndarray],
+                 refuted: tuple[np.ndarray, np.ndarray], *, similar: float) -> np.ndarray:
+    """The open queue re-ranked by the reviewer's decisions: a permutation of its M items (int (M,)).
+
+    unit (M, D): the items' unit photo vectors, in the queue's own order (worst first); labels (M,): the
+    labels they were judged under. confirmed, refuted: (unit vectors (C, D), the labels they were judged
+    under (C,)) of the listings whose flags the reviewer confirmed or refuted. An item moves up by LIFT of the
+    queue times how far its photo is more alike than `similar` to a confirmed error under the same label (a
+    kind of item misfiled together), and down by DROP for a refuted one."""
+    rank = np.arange(len(unit)) / max(len(unit), 1)
+    return np.argsort(rank - LIFT * likeness(unit, labels, *confirmed, similar)
+                      + DROP * likeness(unit, labels, *refuted, similar), kind="stable")
 
 
-def review(order: np.ndarray, truth: np.ndarray, labels: np.ndarray, vectors: np.ndarray | None, *,
+def likeness(unit: np.ndarray, labels: np.ndarray, decided: np.ndarray, decided_labels: np.ndarray,
+             similar: float) -> np.ndarray:
+    """Per row of `unit` (M, D): how far above `similar` its highest cosine to a `decided` row (C, D) under
+    the same label is, scaled to [0, 1]; 0 where none is."""
+    if not len(decided) or not len(unit):
+        return np.zeros(len(unit))
+    same = np.asarray(labels)[:, None] == np.asarray(decided_labels)[None, :]
+    best = np.where(same, unit @ decided.T, -1.0).max(axis=1)
+    return np.clip(best - similar, 0.0, None) / max(1.0 - similar, 1e-6)
+
+
+def review(queue: np.ndarray, truth: np.ndarray, labels: np.ndarray, unit: np.ndarray | None, *,
            reviews: int, batch: int, similar: float) -> list[int]:
-    """Errors found after each batch of a reviewer who decides `reviews` listings by `truth` (N,) bool.
-    order: the static ranking, row indices; vectors: unit photo embeddings (N, D) to re-rank by after each
-    batch (None: the static order throughout)."""
-    rank = np.empty(len(order))
-    rank[order] = np.arange(len(order)) / len(order)
-    reviewed = np.zeros(len(order), bool)
-    current, found = order, []
-    while reviewed.sum() < min(reviews, len(order)):
-        reviewed[[i for i in current if not reviewed[i]][:batch]] = True
-        found.append(int((reviewed & truth).sum()))
-        if vectors is not None:
-            confirmed = nearest_with_label(vectors, labels, np.flatnonzero(reviewed & truth))
-            refuted = nearest_with_label(vectors, labels, np.flatnonzero(reviewed & ~truth))
-            lift = np.clip(confirmed - similar, 0, None) / (1 - similar)
-            drop = np.clip(refuted - similar, 0, None) / (1 - similar)
-            current = np.argsort(rank - 0.5 * lift + 0.25 * drop, kind="stable")
+    """Errors found after each batch of a reviewer who decides the `queue` (row indices, worst first) by
+    `truth` (N,) bool, for `reviews` decisions or the whole queue; unit: unit photo vectors (N, D) to re-rank
+    the open items by after each batch (None: the static order throughout)."""
+    open_items, found, confirmed, refuted = list(queue), [], [], []
+    while open_items and len(confirmed) + len(refuted) < reviews:
+        for row in open_items[:batch]:
+            (confirmed if truth[row] else refuted).append(row)
+        open_items = open_items[batch:]
+        found.append(len(confirmed))
+        if unit is not None and open_items:
+            rows = np.asarray(open_items)
+            order = taught_order(unit[rows], labels[rows], (unit[confirmed], labels[confirmed]),
+                                 (unit[refuted], labels[refuted]), similar=similar)
+            open_items = list(rows[order])
     return found
 
 
-def study(root: Path, db: Path, *, reviews: int, batch: int, similar: float) -> list[str]:
+def study(root: Path, db: Path, *, reviews: int, batch: int) -> list[str]:
     context, truth_of = load_context(root, db, {})
     samples, labels = audited_samples(context)
     truth = truth_of.loc[samples["path"]].to_numpy(dtype=bool)
     evidence = gather_evidence(context, samples, labels, resolve_options(context.params, {}))
-    issues, scores, count = flag_issues(labels, evidence.combination.pred_probs, evidence.combination.count_probs)
-    order = np.argsort(scores, kind="stable")
-    vectors = embed_cached([str(root / path) for path in samples["path"]], list(samples["content_hash"]),
-                           store=context.embeddings, image_size=160, view="whole").vectors
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    static = review(order, truth, labels, None, reviews=reviews, batch=batch, similar=similar)
-    learned = review(order, truth, labels, vectors, reviews=reviews, batch=batch, similar=similar)
-    hits = int((issues & truth).sum())
-    return [f"{root.name}: {len(labels)} judged, {int(truth.sum())} mislabelled; flagged {count.estimated} "
-            f"({count.low}-{count.high}), cleanlab counts {count.cleanlab}; {hits} of the flags are errors",
+    _, scores, count = flag_issues(labels, evidence.combination.pred_probs, evidence.combination.count_probs)
+    queue = np.argsort(scores, kind="stable")[:count.ranked]
+    unit = unit_rows(embed_cached([str(root / path) for path in samples["path"]], list(samples["content_hash"]),
+                                  store=context.embeddings, image_size=160, view="whole").vectors)
+    similar = lookalike_similarity(unit, labels, samples["content_hash"].to_numpy(), quantile=LEARNING_QUANTILE)
+    static = review(queue, truth, labels, None, reviews=reviews, batch=batch, similar=similar)
+    taught = review(queue, truth, labels, unit, reviews=reviews, batch=batch, similar=similar)
+    return [f"{root.name}: {len(labels)} judged, {int(truth.sum())} mislabelled; {count.estimated} flagged "
+            f"({count.low}-{count.high}), {count.ranked - count.estimated} more past the budget, "
+            f"{int(truth[queue].sum())} errors in the queue; similarity scale {similar:.3f}",
             "  reviewed: " + " ".join(f"{batch * (k + 1):>4}" for k in range(len(static))),
             "  static:   " + " ".join(f"{found:>4}" for found in static),
-            "  kNN:      " + " ".join(f"{found:>4}" for found in learned)]
+            "  taught:   " + " ".join(f"{found:>4}" for found in taught)]
 
 
 def main() -> None:
@@ -87,14 +112,11 @@ def main() -> None:
     parser.add_argument("--db", type=Path, default=Path("/tmp/bench-mislabel.db"),
                         help="benchmark database (scans and the embedding cache; never the app's)")
     parser.add_argument("--reviews", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=20, help="decisions between two re-rankings")
-    parser.add_argument("--similar", type=float, default=0.75,
-                        help="cosine similarity above which a decided photo moves a listing (0..1)")
+    parser.add_argument("--batch", type=int, default=LEARN_EVERY, help="decisions between two re-rankings")
     args = parser.parse_args()
     print(f"# {platform.node()} · {platform.processor() or platform.machine()}")
     for root in args.datasets:
-        print("\n".join(study(root, args.db, reviews=args.reviews, batch=args.batch, similar=args.similar)),
-              flush=True)
+        print("\n".join(study(root, args.db, reviews=args.reviews, batch=args.batch)), flush=True)
 
 
 if __name__ == "__main__":
