@@ -84,7 +84,8 @@ class MislabelCheck(Check):
             issues[assessed], scores[assessed], count = flag_issues(
                 labels[assessed], pred_probs[assessed], count_probs[assessed])
             past[assessed] = past_budget(scores[assessed], count)
-            noise_per_class = estimated_noise_per_class(labels[assessed], count_probs[assessed], classes)
+            noise_per_class = estimated_noise_per_class(labels[assessed], count_probs[assessed], classes,
+                                                        total=count.estimated)
             if count.weak:
                 warnings.append(weak_evidence_warning(count))
         estimated = count.estimated if count is not None else 0
@@ -181,12 +182,19 @@ def weak_evidence_warning(count: IssueCount) -> str:
             "docs/mislabel.md)")
 
 
-def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str]) -> dict[str, float]:
-    """cleanlab's estimate of the share of each class's samples whose label is wrong (from the calibrated
-    confident joint: off-diagonal mass of the class's row), by class name."""
+def estimated_noise_per_class(labels: np.ndarray, pred_probs: np.ndarray, classes: list[str], *,
+                              total: Optional[float] = None) -> dict[str, float]:
+    """The share of each class's samples whose label is wrong, by class name: cleanlab's (the calibrated
+    confident joint's off-diagonal mass of the class's row), scaled so that the shares add up to `total`
+    listings over all classes when given (the audit's count: where the evidence is weak it is below cleanlab's,
+    and the classes must not add up to more than the count the page shows beside them)."""
     joint = compute_confident_joint(labels, pred_probs, calibrate=True)
     totals = joint.sum(axis=1)
     rates = 1.0 - np.diag(joint) / np.maximum(totals, 1e-12)
+    sizes = np.bincount(labels, minlength=len(classes))
+    wrong = float((rates * sizes).sum())
+    if total is not None and wrong > 0:
+        rates = np.clip(rates * total / wrong, 0.0, 1.0)
     return {name: round(float(rate), 4) if totals[k] > 0 else 0.0 for k, (name, rate) in enumerate(zip(classes, rates))}
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.audit.checks.mislabel import MislabelCheck
+from core.audit.checks.mislabel import MislabelCheck, estimated_noise_per_class
 from core.audit.evidence.gather import resolve_options
 from core.models.embeddings import MissingWeightsError
 from db.embeddings import DbEmbeddingStore
 from tests.conftest import make_image
+from tests.core.audit.evidence.test_count import planted
 
 COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
 PER_CLASS = 12
@@ -238,3 +239,16 @@ def test_classes_too_small_to_judge_are_not_flagged_and_say_so(tmp_path, scanned
     assert warning.startswith("12 of 15 classes have fewer than 5 readable listings (tiny-00, ") and "24 listings" in warning
     tiny = context.samples.index[context.samples["path"].str.startswith("tiny-")]
     assert result.issues.loc[tiny, "reason"].str.startswith("not judged: too few readable listings").all()
+
+
+def test_the_noise_per_class_adds_up_to_the_audits_count_not_more():
+    """Where the evidence is weak the count is below cleanlab's, and the classes beside it must not add up to more."""
+    labels, probs, _ = planted(900, 3, noise=0.1, clear=0.3, seed=3)
+    classes = ["a", "b", "c"]
+    cleanlabs = estimated_noise_per_class(labels, probs, classes)
+    scaled = estimated_noise_per_class(labels, probs, classes, total=60)
+    sizes = np.bincount(labels, minlength=3)
+    assert sum(cleanlabs[name] * size for name, size in zip(classes, sizes)) > 120
+    assert abs(sum(scaled[name] * size for name, size in zip(classes, sizes)) - 60) < 1
+    ratios = [scaled[name] / cleanlabs[name] for name in classes]
+    assert max(ratios) - min(ratios) < 1e-3  # the classes keep their order and proportions
