@@ -571,7 +571,7 @@ def render_mislabel_trust(database: str, job_id: int, version: tuple) -> None:
         st.caption(plain("Mislabels: " + precision.sentence()), help=(
             "From your decisions on mislabel flags (relabel or delete confirms a flag, keep refutes it), "
             "weighed by each flag's score and anchored by the audit's count of label errors."))
-    past = load_past_budget_confirmations(database, job_id, version)
+    past = load_past_budget_confirmations(database, job_id, version) if summary.get("past_budget") else None
     if past is not None:
         st.caption(past_budget_line(*past), help=(
             f"Your decisions on {PAST_BUDGET_MISLABEL} items (relabel or delete confirms, keep refutes), with a 95% "

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.audit.checks.base import PAST_BUDGET_MISLABEL
 from core.audit.run import available_checks
 from db.flags import class_flag_counts, diff_flags, kind_summary, previous_audit_job
 from db.models import Job
@@ -33,7 +34,7 @@ FINETUNE_IMAGE_SIZES = (64, 96, 112, 128, 160, 224)
 #: Files that exist where an NVIDIA driver is installed.
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0")
 FEEDBACK_KEY = "audit_feedback"
-KIND_LABELS = {"mislabel": "Mislabels", "maybe_mislabel": "Mislabels past the review budget",
+KIND_LABELS = {"mislabel": "Mislabels", PAST_BUDGET_MISLABEL: "Mislabels past the review budget",
                "price": "Price outliers", "duplicate": "Duplicates", "broken": "Broken files", "quality": "Poor images"}
 REVIEW_PAGE = "pages/2_Review.py"
 

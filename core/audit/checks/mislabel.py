@@ -36,7 +36,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 from cleanlab.count import compute_confident_joint
-from core.audit.checks.base import AuditContext, Check, CheckResult, register
+from core.audit.checks.base import PAST_BUDGET_MISLABEL, AuditContext, Check, CheckResult, register
 from core.audit.evidence.count import IssueCount
 from core.audit.evidence.gather import (RANKING_METHOD, OPTION_NAMES, resolve_options, Evidence, flag_issues,
                                         gather_evidence, past_budget)
@@ -176,7 +176,7 @@ def weak_evidence_warning(count: IssueCount) -> str:
     """The one line a reviewer reads when the evidence cannot back a count: what to do, and why."""
     return (f"The evidence here is weak: review the first {count.estimated} flags as a ranking, not a count (label "
             f"errors estimated at {count.low}-{count.high}): {'; '.join(count.reasons)}. "
-            + (f"{count.ranked - count.estimated} more are ranked past them (maybe_mislabel in the queue), to "
+            + (f"{count.ranked - count.estimated} more are ranked past them ({PAST_BUDGET_MISLABEL} in the queue), to "
                "review while your decisions keep confirming them. " if count.ranked > count.estimated else "")
             + "More listings per class make it stronger (networks fine-tuned on such photos did not, where measured: "
             "docs/mislabel.md)")
